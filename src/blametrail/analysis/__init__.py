@@ -1,0 +1,1 @@
+"""Pure analysis: evidence in (frozen dataclasses), findings and drafts out. No clock, database or network."""

@@ -1,0 +1,126 @@
+"""The evidence pack: everything a drafting engine may look at, as frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+def iso(value: datetime | None) -> str | None:
+    """Format a UTC datetime as ISO-8601 with a trailing Z."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class UpdateEvidence:
+    """A human update posted to the incident timeline (the strongest signal)."""
+
+    id: str  # evidence id, e.g. "upd_12"
+    at: datetime
+    author: str | None
+    body: str
+
+
+@dataclass(frozen=True)
+class StatusEvidence:
+    """A status change of the incident (opened, severity changed, resolved…)."""
+
+    id: str  # e.g. "st_3"
+    at: datetime
+    status: str  # "open" | "resolved" | other lifecycle words
+    actor: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class CommitEvidence:
+    """One commit shipped by a deploy."""
+
+    id: str  # e.g. "commit_9"
+    sha: str
+    author: str | None
+    message: str
+    files: tuple[str, ...]
+    committed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeployEvidence:
+    """A deploy of one of the incident's services before or during the window."""
+
+    id: str  # e.g. "deploy_4"
+    service: str
+    environment: str
+    version: str
+    deployed_at: datetime
+    commits: tuple[CommitEvidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class IncidentFacts:
+    """The incident's own fields."""
+
+    id: int
+    title: str
+    description: str
+    severity: str | None  # "SEV-1".."SEV-4" or None
+    services: tuple[str, ...]
+    started_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None  # a person's name/email, or "monitor:<name>"
+    created_by: str | None
+
+
+@dataclass(frozen=True)
+class EvidencePack:
+    """All evidence for one incident window, in chronological order within each kind."""
+
+    incident: IncidentFacts
+    window_start: datetime
+    window_end: datetime
+    updates: tuple[UpdateEvidence, ...] = ()
+    status_changes: tuple[StatusEvidence, ...] = ()
+    deploys: tuple[DeployEvidence, ...] = ()
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def evidence_ids(self) -> set[str]:
+        """Return every evidence id in the pack."""
+        ids = {u.id for u in self.updates} | {s.id for s in self.status_changes}
+        for d in self.deploys:
+            ids.add(d.id)
+            ids.update(c.id for c in d.commits)
+        return ids
+
+    def to_json(self) -> dict:
+        """Return a JSON-ready copy, stored with the generation run."""
+        inc = self.incident
+        return {
+            "incident": {
+                "id": inc.id, "title": inc.title, "description": inc.description,
+                "severity": inc.severity, "services": list(inc.services),
+                "started_at": iso(inc.started_at), "resolved_at": iso(inc.resolved_at),
+                "resolved_by": inc.resolved_by, "created_by": inc.created_by,
+            },
+            "window": {"start": iso(self.window_start), "end": iso(self.window_end)},
+            "updates": [
+                {"id": u.id, "at": iso(u.at), "author": u.author, "body": u.body} for u in self.updates
+            ],
+            "status_changes": [
+                {"id": s.id, "at": iso(s.at), "status": s.status, "actor": s.actor, "detail": s.detail}
+                for s in self.status_changes
+            ],
+            "deploys": [
+                {
+                    "id": d.id, "service": d.service, "environment": d.environment,
+                    "version": d.version, "deployed_at": iso(d.deployed_at),
+                    "commits": [
+                        {"id": c.id, "sha": c.sha, "author": c.author, "message": c.message,
+                         "files": list(c.files), "committed_at": iso(c.committed_at)}
+                        for c in d.commits
+                    ],
+                }
+                for d in self.deploys
+            ],
+        }

@@ -1,0 +1,104 @@
+"""The ASGI application: create_app(settings) wires the runtime, routes, middleware and error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from asgi_csrf import asgi_csrf
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.sessions import SessionMiddleware
+
+from blametrail import __version__
+from blametrail.runtime import Runtime, build_runtime
+from blametrail.settings import Settings
+
+log = logging.getLogger(__name__)
+PACKAGE = Path(__file__).parent
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
+     b"base-uri 'self'; form-action 'self'"),
+]
+CSRF_FREE_PREFIXES = ("/api/", "/healthz", "/static/", "/docs", "/openapi.json")
+
+
+def _security_headers(app):
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+            await send(message)
+
+        return await app(scope, receive, send_with_headers)
+
+    return wrapped
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, background: bool = True):
+    """Build the web application; `background` runs the embedded queue consumer and sweeper in this process."""
+    settings = settings or Settings()
+    rt = runtime or build_runtime(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if background:
+            rt.start_background(workers=settings.embedded_workers)
+        try:
+            yield
+        finally:
+            if background:
+                rt.stop_background()
+
+    app = FastAPI(title="BlameTrail", version=__version__, lifespan=lifespan,
+                  description="Incidents, their evidence, and AI-drafted blameless postmortems.")
+    app.state.runtime = rt
+    app.state.settings = settings
+    app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
+
+    from blametrail.web import errors
+    from blametrail.web.api import incidents, org, postmortems
+    from blametrail.web.pages import routes as pages
+
+    errors.install(app)
+    app.include_router(incidents.router)
+    app.include_router(postmortems.router)
+    app.include_router(org.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
+
+    @app.get("/healthz", tags=["health"])
+    def healthz():
+        return {"status": "ok"}
+
+    app.add_middleware(SessionMiddleware, secret_key=settings.effective_secret_key, session_cookie="blametrail_session",
+                       max_age=settings.session_max_age_seconds, same_site="lax", https_only=settings.cookie_secure)
+    csrf = asgi_csrf(
+        app, signing_secret=settings.effective_secret_key, cookie_secure=settings.cookie_secure,
+        always_protect={"/login", "/setup"},
+        skip_if_scope=lambda scope: scope["path"].startswith(CSRF_FREE_PREFIXES),
+    )
+    return _Wrapped(app, _security_headers(csrf))
+
+
+class _Wrapped:
+    """The ASGI callable with CSRF and headers outside, keeping the FastAPI app reachable as `.app`."""
+
+    def __init__(self, app: FastAPI, asgi) -> None:
+        self.app = app
+        self._asgi = asgi
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send):
+        await self._asgi(scope, receive, send)

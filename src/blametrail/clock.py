@@ -1,0 +1,57 @@
+"""The clock seam: real UTC time in production, a settable twin in tests."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Read the real UTC time."""
+
+    def now(self) -> datetime:
+        """Return the current UTC time (aware, microseconds dropped)."""
+        return datetime.now(UTC).replace(microsecond=0)
+
+
+class FrozenClock:
+    """A clock that only moves when told (tests)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        """Return the frozen time."""
+        with self._lock:
+            return self._now
+
+    def set(self, value: datetime) -> None:
+        """Move the clock to a given time."""
+        with self._lock:
+            self._now = value
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward by a timedelta's keyword arguments."""
+        with self._lock:
+            self._now = self._now + timedelta(**delta)
+            return self._now
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return an aware UTC datetime (naive values from the database are UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """Format a datetime as UTC ISO-8601 with a trailing Z (None stays None)."""
+    if value is None:
+        return None
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,77 @@
+"""Demo data: a realistic organization with a resolved incident, its evidence and its postmortem."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from blametrail import db
+from blametrail.deploys import service as deploys
+from blametrail.deploys.schemas import CommitIn, DeployCreate
+from blametrail.incidents import service as incidents
+from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
+from blametrail.orgs import service as orgs
+from blametrail.orgs.models import Organization
+from blametrail.postmortems import drafting
+from blametrail.postmortems import service as postmortems
+
+DEMO_SLUG = "demo"
+DEMO_PASSWORD = "demo-password"
+PEOPLE = [("owner@demo.blametrail.dev", "owner", "Dana Owner"), ("admin@demo.blametrail.dev", "admin", "Ari Admin"),
+          ("member@demo.blametrail.dev", "member", "Sam Member"), ("viewer@demo.blametrail.dev", "viewer", "Vic Viewer")]
+
+
+def _login_help() -> str:
+    lines = [f"Demo organization '{DEMO_SLUG}' is ready. Log in with any of (password: {DEMO_PASSWORD}):"]
+    lines += [f"  {email:32} {role}" for email, role, _ in PEOPLE]
+    return "\n".join(lines)
+
+
+def seed_demo(rt) -> str:
+    """Create the demo organization once (idempotent) and draft its postmortem; return how to log in."""
+    now = rt.clock.now().replace(second=0)
+    with db.transaction(rt.factory) as session:
+        if session.scalar(select(Organization.id).where(Organization.slug == DEMO_SLUG)):
+            return _login_help()
+        org = orgs.create_org(session=session, slug=DEMO_SLUG, name="Demo Shop", plan="pro", now=now)
+        members = [orgs.create_user(session=session, email=e, org=org, role=r, password=DEMO_PASSWORD, now=now, name=n)
+                   for e, r, n in PEOPLE]
+        owner, member = orgs.actor_for(members[0]), orgs.actor_for(members[2])
+        start = now - timedelta(hours=3)
+        deploys.create(session=session, actor=member, now=now, data=DeployCreate(
+            service="search", environment="production", version="v5.2.0", deployed_at=start - timedelta(hours=1, minutes=20),
+            commits=[CommitIn(sha="9f1c2ab7d4e5", author="Lee Search", message="Tune search result cache size",
+                              files=["search/cache.py"], committed_at=start - timedelta(hours=2))]))
+        deploys.create(session=session, actor=member, now=now, data=DeployCreate(
+            service="checkout", environment="production", version="v2.14.0", deployed_at=start - timedelta(minutes=6),
+            commits=[
+                CommitIn(sha="4e7a91c0b2d3", author="Jordan Payments", committed_at=start - timedelta(hours=1),
+                         message="Switch payment client to pooled connections (max 5 per pod)",
+                         files=["checkout/payments/client.py", "checkout/settings.py"]),
+                CommitIn(sha="b81d3f2e6a90", author="Riley Frontend", committed_at=start - timedelta(hours=2),
+                         message="Fix typo on the order confirmation page", files=["checkout/templates/confirm.html"]),
+            ]))
+        inc = incidents.create(session=session, actor=member, now=now, data=IncidentCreate(
+            title="Checkout failing with 502s for card payments", severity="SEV-2", services=["checkout", "payments"],
+            started_at=start, description="Card payments fail at the last checkout step; PayPal unaffected."))
+        for minutes, actor, body in [
+            (4, member, "Seeing ~40% of card payments fail with 502 from checkout. Investigating."),
+            (11, member, "Payment client logs show 'connection pool exhausted' since the checkout v2.14.0 deploy."),
+            (18, owner, "Rolling back checkout to v2.13.2."),
+            (27, owner, "Rollback complete; error rate back to baseline. Root cause: the pooled payment client "
+                        "allowed only 5 connections per pod, too few for peak traffic."),
+        ]:
+            incidents.add_update(session=session, actor=actor, incident=inc, now=now,
+                                 data=UpdateCreate(body=body, at=start + timedelta(minutes=minutes)))
+        deploys.create(session=session, actor=owner, now=now, data=DeployCreate(
+            service="checkout", environment="production", version="v2.13.2", deployed_at=start + timedelta(minutes=21),
+            commits=[]))
+        incidents.resolve(session=session, incident=inc, now=now, resolved_at=start + timedelta(minutes=34),
+                          by_label=owner.label, by_user_id=owner.user_id,
+                          on_resolved=lambda i: postmortems.auto_trigger(session=session, incident=i, now=now))
+        pm_id = postmortems.find(session=session, org_id=org.id, incident_id=inc.id).id
+        session.info["deferred"] = []  # why: drafted right here so the demo is complete before the server starts
+    drafting.run_generation(factory=rt.factory, pm_id=pm_id, engine=rt.drafting_engine(), clock=rt.clock.now,
+                            lookback_minutes=rt.settings.lookback_minutes)
+    return _login_help()

@@ -1,0 +1,57 @@
+"""Deploy API schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("timestamp needs a timezone (use Z for UTC)")
+    return value
+
+
+class CommitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sha: str = Field(..., min_length=4, max_length=64, pattern=r"^[0-9a-fA-F]+$")
+    author: str | None = Field(None, max_length=320)
+    message: str = Field("", max_length=20_000)
+    files: list[str] = Field(default_factory=list, max_length=5_000)
+    committed_at: datetime | None = None
+
+    _check_at = field_validator("committed_at")(_aware)
+
+
+class DeployCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    service: str = Field(..., min_length=1, max_length=120)
+    environment: str = Field("production", min_length=1, max_length=64)
+    version: str = Field(..., min_length=1, max_length=200)
+    deployed_at: datetime | None = None
+    commits: list[CommitIn] = Field(default_factory=list, max_length=1_000)
+
+    _check_at = field_validator("deployed_at")(_aware)
+
+
+class CommitRead(BaseModel):
+    evidence_id: str
+    sha: str
+    author: str | None
+    message: str
+    files: list[str]
+    committed_at: datetime | None
+
+
+class DeployRead(BaseModel):
+    id: int
+    evidence_id: str
+    service: str
+    environment: str
+    version: str
+    deployed_at: datetime
+    created_at: datetime
+    commits: list[CommitRead]

@@ -1,0 +1,167 @@
+"""Incidents: create, list, read, post updates, resolve, and the merged timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from blametrail.deploys.models import Deploy
+from blametrail.errors import InvalidState, NotFound, ValidationFailed
+from blametrail.incidents.models import Incident, IncidentService, TimelineEntry
+from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
+from blametrail.orgs.service import Actor
+
+MAX_PAGE = 200
+
+
+def duration_minutes(incident: Incident) -> int | None:
+    """Return resolved_at − started_at in whole minutes (half up), or None while open."""
+    if incident.resolved_at is None:
+        return None
+    seconds = (incident.resolved_at - incident.started_at).total_seconds()
+    return max(0, int(seconds / 60 + 0.5))
+
+
+def get_or_404(*, session: Session, org_id: int, incident_id: int) -> Incident:
+    """Return the organization's incident or raise NotFound (other organizations' ids included)."""
+    incident = session.scalar(select(Incident).where(Incident.id == incident_id, Incident.org_id == org_id))
+    if incident is None:
+        raise NotFound(f"Incident {incident_id} not found.")
+    return incident
+
+
+def create(*, session: Session, actor: Actor, data: IncidentCreate, now: datetime) -> Incident:
+    """Open an incident and record the opening on its timeline."""
+    started = data.started_at or now
+    if started > now + timedelta(minutes=5):
+        raise ValidationFailed("started_at is in the future.", [{"loc": ["started_at"], "msg": "in the future"}])
+    incident = Incident(
+        org_id=actor.org_id, title=data.title, description=data.description, severity=data.severity,
+        status="open", started_at=started, created_by_user_id=actor.user_id, created_at=now, updated_at=now,
+        services=[IncidentService(service=s) for s in data.services],
+    )
+    session.add(incident)
+    session.flush()
+    detail = f"Incident opened by {actor.label}" + (f" ({data.severity})" if data.severity else "")
+    session.add(TimelineEntry(org_id=actor.org_id, incident_id=incident.id, kind="status", status="open", at=started,
+                              body=detail, author_user_id=actor.user_id, author=actor.label, created_at=now))
+    session.flush()
+    return incident
+
+
+def list_incidents(
+    *, session: Session, org_id: int, status: str | None = None, service: str | None = None,
+    severity: str | None = None, q: str | None = None, limit: int = 50, cursor: str | None = None,
+) -> tuple[list[Incident], str | None]:
+    """Return a page of incidents, newest first, and the cursor of the next page."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(Incident).where(Incident.org_id == org_id)
+    if status:
+        if status not in ("open", "resolved"):
+            raise ValidationFailed("status must be open or resolved.", [{"loc": ["status"], "msg": "open|resolved"}])
+        query = query.where(Incident.status == status)
+    if service:
+        query = query.where(Incident.id.in_(select(IncidentService.incident_id).where(IncidentService.service == service)))
+    if severity:
+        query = query.where(Incident.severity == severity)
+    if q:
+        query = query.where(Incident.title.ilike(f"%{q.strip()}%"))
+    if cursor:
+        try:
+            before = int(cursor)
+        except ValueError as exc:
+            raise ValidationFailed("Invalid cursor.", [{"loc": ["cursor"], "msg": "not a cursor"}]) from exc
+        query = query.where(Incident.id < before)
+    rows = list(session.scalars(query.order_by(Incident.id.desc()).limit(limit + 1)))
+    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def add_update(*, session: Session, actor: Actor, incident: Incident, data: UpdateCreate, now: datetime) -> TimelineEntry:
+    """Post a human update; `at` may back-fill history but never lies in the future."""
+    at = data.at or now
+    if at > now:
+        raise ValidationFailed("An update cannot be dated in the future.", [{"loc": ["at"], "msg": "in the future"}])
+    entry = TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind="update", at=at, body=data.body,
+                          author_user_id=actor.user_id, author=actor.label, created_at=now)
+    session.add(entry)
+    incident.updated_at = now
+    session.flush()
+    return entry
+
+
+def resolve(
+    *, session: Session, incident: Incident, now: datetime, resolved_at: datetime | None, by_label: str,
+    by_user_id: int | None, on_resolved: Callable[[Incident], None] | None = None,
+) -> Incident:
+    """Resolve an open incident exactly once (atomic), record it, and run the resolve hook (auto-trigger)."""
+    at = resolved_at or now
+    if at > now:
+        raise ValidationFailed("resolved_at is in the future.", [{"loc": ["resolved_at"], "msg": "in the future"}])
+    if at < incident.started_at:
+        raise ValidationFailed("resolved_at is before the incident started.",
+                               [{"loc": ["resolved_at"], "msg": "before started_at"}])
+    result = session.execute(
+        update(Incident)
+        .where(Incident.id == incident.id, Incident.status == "open")
+        .values(status="resolved", resolved_at=at, resolved_by=by_label, resolved_by_user_id=by_user_id, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.refresh(incident)
+        raise InvalidState(f"Incident {incident.id} is already resolved (by {incident.resolved_by}).")
+    session.refresh(incident)
+    session.add(TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind="status", status="resolved", at=at,
+                              body=f"Resolved by {by_label}", author_user_id=by_user_id, author=by_label, created_at=now))
+    session.flush()
+    if on_resolved is not None:
+        on_resolved(incident)
+    return incident
+
+
+def window(incident: Incident, *, lookback_minutes: int, now: datetime) -> tuple[datetime, datetime]:
+    """Return the evidence window [started_at − lookback, resolved_at or now]."""
+    return incident.started_at - timedelta(minutes=lookback_minutes), incident.resolved_at or now
+
+
+def entries(*, session: Session, incident: Incident) -> list[TimelineEntry]:
+    """Return the incident's own timeline entries in time order."""
+    return list(session.scalars(
+        select(TimelineEntry).where(TimelineEntry.incident_id == incident.id).order_by(TimelineEntry.at, TimelineEntry.id)
+    ))
+
+
+def deploys_in_window(*, session: Session, incident: Incident, start: datetime, end: datetime) -> list[Deploy]:
+    """Return deploys of the incident's services inside the window, oldest first."""
+    services = incident.service_names
+    if not services:
+        return []
+    return list(session.scalars(
+        select(Deploy).where(Deploy.org_id == incident.org_id, Deploy.service.in_(services),
+                             Deploy.deployed_at >= start, Deploy.deployed_at <= end)
+        .order_by(Deploy.deployed_at, Deploy.id)
+    ))
+
+
+def timeline(*, session: Session, incident: Incident, lookback_minutes: int, now: datetime) -> list[dict]:
+    """Return the merged timeline: status changes, updates and deploys of the incident's services."""
+    start, end = window(incident, lookback_minutes=lookback_minutes, now=now)
+    items: list[dict] = []
+    for e in entries(session=session, incident=incident):
+        prefix = "upd" if e.kind == "update" else "st"
+        items.append({"evidence_id": f"{prefix}_{e.id}", "at": e.at, "source": e.kind, "description": e.body,
+                      "author": e.author, "data": {"status": e.status} if e.status else {}})
+    for d in deploys_in_window(session=session, incident=incident, start=start, end=end):
+        items.append({
+            "evidence_id": f"deploy_{d.id}", "at": d.deployed_at, "source": "deploy",
+            "description": f"Deploy of {d.service} {d.version} to {d.environment} ({len(d.commits)} commits)",
+            "author": None,
+            "data": {"service": d.service, "version": d.version, "environment": d.environment,
+                     "commits": [{"evidence_id": f"commit_{c.id}", "sha": c.sha, "author": c.author,
+                                  "message": c.message, "files": c.files} for c in d.commits]},
+        })
+    items.sort(key=lambda i: i["at"])  # stable: same-time entries keep their recorded order
+    return items

@@ -1,0 +1,26 @@
+"""Queue tasks: registered on a huey instance against a runtime; they take ids and are idempotent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from huey.api import Huey
+
+from blametrail.postmortems import drafting
+from blametrail.postmortems.service import GENERATE_TASK
+
+if TYPE_CHECKING:
+    from blametrail.runtime import Runtime
+
+
+def register(huey: Huey, runtime: Runtime) -> dict:
+    """Define the tasks on this huey instance and return them by name."""
+
+    @huey.task(name=GENERATE_TASK)
+    def generate_postmortem(pm_id: int) -> str:
+        return drafting.run_generation(
+            factory=runtime.factory, pm_id=pm_id, engine=runtime.drafting_engine(), clock=runtime.clock.now,
+            lookback_minutes=runtime.settings.lookback_minutes,
+        )
+
+    return {GENERATE_TASK: generate_postmortem}

@@ -1,0 +1,35 @@
+"""Alembic environment: runs on the engine handed over by blametrail.db.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import text
+
+from blametrail.models import Base
+
+MIGRATION_LOCK = 724_311_902  # PostgreSQL advisory lock id: several servers starting at once migrate once
+
+
+def run_migrations_online() -> None:
+    engine = context.config.attributes["engine"]
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            connection.commit()
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=Base.metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                connection.commit()
+
+
+run_migrations_online()

@@ -1,0 +1,105 @@
+"""Drafting: the one place I/O meets analysis — gather evidence, run the engine, store the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from blametrail import db
+from blametrail.ai.base import BuiltinEngine, DraftingEngine
+from blametrail.analysis.evidence import (
+    CommitEvidence, DeployEvidence, EvidencePack, IncidentFacts, StatusEvidence, UpdateEvidence,
+)
+from blametrail.errors import UpstreamError
+from blametrail.incidents import service as incidents
+from blametrail.incidents.models import Incident
+from blametrail.orgs.models import User
+from blametrail.postmortems import service
+from blametrail.postmortems.models import Postmortem
+from blametrail.postmortems.sections import Sections, dump
+
+log = logging.getLogger(__name__)
+
+
+def build_pack(*, session: Session, incident: Incident, lookback_minutes: int, now: datetime) -> EvidencePack:
+    """Collect the incident's evidence for its window into a frozen pack."""
+    start, end = incidents.window(incident, lookback_minutes=lookback_minutes, now=now)
+    creator = session.get(User, incident.created_by_user_id) if incident.created_by_user_id else None
+    updates, statuses = [], []
+    for e in incidents.entries(session=session, incident=incident):
+        if e.kind == "update":
+            updates.append(UpdateEvidence(id=f"upd_{e.id}", at=e.at, author=e.author, body=e.body))
+        else:
+            statuses.append(StatusEvidence(id=f"st_{e.id}", at=e.at, status=e.status or "", actor=e.author, detail=e.body))
+    deploys = tuple(
+        DeployEvidence(
+            id=f"deploy_{d.id}", service=d.service, environment=d.environment, version=d.version, deployed_at=d.deployed_at,
+            commits=tuple(CommitEvidence(id=f"commit_{c.id}", sha=c.sha, author=c.author, message=c.message,
+                                         files=tuple(c.files or ()), committed_at=c.committed_at) for c in d.commits),
+        )
+        for d in incidents.deploys_in_window(session=session, incident=incident, start=start, end=end)
+    )
+    facts = IncidentFacts(
+        id=incident.id, title=incident.title, description=incident.description or "", severity=incident.severity,
+        services=tuple(incident.service_names), started_at=incident.started_at, resolved_at=incident.resolved_at,
+        resolved_by=incident.resolved_by, created_by=creator.display_name if creator else None,
+    )
+    return EvidencePack(incident=facts, window_start=start, window_end=end, updates=tuple(updates),
+                        status_changes=tuple(statuses), deploys=deploys)
+
+
+def _worker_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+
+
+def draft_with_fallback(engine: DraftingEngine, pack: EvidencePack) -> tuple[dict, str, str | None]:
+    """Run the engine; if a provider fails, use the built-in engine and say why. Return (sections, engine, error)."""
+    try:
+        return dump(Sections.model_validate(engine.draft(pack))), engine.label, None
+    except UpstreamError as exc:
+        if isinstance(engine, BuiltinEngine):
+            raise
+        reason = f"{engine.label} failed: {exc}. This is the built-in engine's draft instead."
+        return dump(Sections.model_validate(BuiltinEngine().draft(pack))), "builtin", reason
+
+
+def run_generation(
+    *, factory: sessionmaker[Session], pm_id: int, engine: DraftingEngine, clock: Callable[[], datetime],
+    lookback_minutes: int,
+) -> str:
+    """Claim a queued postmortem, draft it and store the result; return what happened (for logs and tests)."""
+    with db.transaction(factory) as session:
+        claimed = service.claim(session=session, pm_id=pm_id, engine=engine.label, worker=_worker_label(), now=clock())
+        if claimed is None:
+            return "skipped"
+        pm, run = claimed
+        attempt, run_id, incident_id = pm.attempt, run.id, pm.incident_id
+    evidence: dict | None = None
+    try:
+        with db.transaction(factory) as session:
+            incident = session.get(Incident, incident_id)
+            pack = build_pack(session=session, incident=incident, lookback_minutes=lookback_minutes, now=clock())
+        evidence = pack.to_json()
+        sections, label, error = draft_with_fallback(engine, pack)
+    except Exception as exc:  # why: any failure must end in `failed` with its reason, never stuck in generating
+        log.exception("generation of postmortem %s failed", pm_id)
+        reason = str(exc) if isinstance(exc, UpstreamError) else f"Drafting failed: {type(exc).__name__}: {exc}"
+        with db.transaction(factory) as session:
+            service.fail(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, error=reason, evidence=evidence,
+                         now=clock())
+        return "failed"
+    with db.transaction(factory) as session:
+        done = service.finish(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, draft=sections, engine=label,
+                              error=error, evidence=evidence, now=clock())
+    return "drafted" if done else "superseded"
+
+
+def is_in_flight(pm: Postmortem) -> bool:
+    """Tell whether a generation is queued or running."""
+    return pm.status in ("queued", "generating")

@@ -1,0 +1,128 @@
+"""Markdown export of a postmortem: every section in one document, with user text made inert."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+_INLINE = re.compile(r"([\\`*_\[\]|])")  # | too: a stray pipe row could turn a paragraph into a table
+_ORDERED = re.compile(r"^(\d+)([.)])")
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+_NONE = "_None recorded._"
+
+
+def escape_text(value: object) -> str:
+    """Escape one line of user text so it renders literally: no HTML, links, images or emphasis."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _INLINE.sub(r"\\\1", text)
+    # A leading marker would start a heading, list, rule or fence; escaping it keeps the line a paragraph.
+    if text[:1] in ("#", "+", "-", "=", "~"):
+        return "\\" + text
+    return _ORDERED.sub(r"\1\\\2", text)
+
+
+def _inline(value: object) -> str:
+    return escape_text(" ".join(str(value if value is not None else "").split()))
+
+
+def _cell(value: object) -> str:
+    # _inline already escaped pipes and joined lines, so the cell cannot split or end its row.
+    return _inline(value) or "—"
+
+
+def _paragraphs(value: object) -> str:
+    blocks = re.split(r"\n\s*\n", str(value or "").strip())
+    lines = ["\n".join(escape_text(line.strip()) for line in block.splitlines() if line.strip()) for block in blocks]
+    return "\n\n".join(line for line in lines if line) or _NONE
+
+
+def _when(value: object) -> str:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return _inline(value)
+    if not isinstance(value, datetime):
+        return _inline(value)
+    moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if moment.second else "%Y-%m-%d %H:%M UTC")
+
+
+def _bullets(items: list | None) -> str:
+    lines = [f"- {_inline(item)}" for item in (items or []) if str(item).strip()]
+    return "\n".join(lines) or _NONE
+
+
+def _evidence(ids: list | None) -> str:
+    cited = [str(i) for i in (ids or [])]
+    return ", ".join(f"`{i}`" if _PLAIN_ID.match(i) else _cell(i) for i in cited) or "—"
+
+
+def _table(header: tuple[str, ...], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _impact(impact: dict) -> str:
+    minutes = impact.get("duration_minutes")
+    duration = "Unknown (no resolution time)" if minutes is None else f"{_inline(minutes)} minutes"
+    services = ", ".join(_inline(s) for s in impact.get("affected_services") or []) or "None recorded"
+    return (f"{_paragraphs(impact.get('description'))}\n\n"
+            f"- **Duration:** {duration}\n- **Affected services:** {services}")
+
+
+def _timeline(entries: list) -> str:
+    rows = [
+        [_cell(_when(e.get("at"))), _cell(e.get("source")), _cell(e.get("description")), _evidence(e.get("evidence"))]
+        for e in entries
+    ]
+    return _table(("Time", "Source", "Description", "Evidence"), rows) if rows else "_No timeline entries._"
+
+
+def _actions(items: list) -> str:
+    rows = [
+        [_cell(i.get("title")), _cell(str(i.get("priority") or "medium").capitalize()),
+         _cell(i.get("suggested_owner") or "Unassigned")]
+        for i in items
+    ]
+    return _table(("Action", "Priority", "Suggested owner"), rows) if rows else "_No action items._"
+
+
+def _confidence(confidence: dict) -> str:
+    level = _inline(str(confidence.get("level") or "low").capitalize())
+    reason = _inline(confidence.get("reason") or "")
+    return f"**{level}**" + (f" — {reason}" if reason else "")
+
+
+def to_markdown(
+    *, title: str, incident_id: int, status: str, sections: dict, engine: str | None,
+    published_at: str | None, generated_at: str | None,
+) -> str:
+    """Render a postmortem and all its sections as a self-contained Markdown document."""
+    s = sections or {}
+    meta = [
+        f"- **Incident:** #{_inline(incident_id)}",
+        f"- **Status:** {_inline(str(status).capitalize())}",
+        f"- **Severity:** {_inline(s.get('severity') or 'Not set')}",
+    ]
+    if engine:
+        meta.append(f"- **Drafted by:** {_inline(engine)} engine")
+    if generated_at:
+        meta.append(f"- **Generated:** {_when(generated_at)}")
+    meta.append(f"- **Published:** {_when(published_at)}" if published_at else "- **Published:** Not yet")
+    body = [
+        ("Summary", _paragraphs(s.get("summary"))),
+        ("Severity", _inline(s.get("severity") or "Not set")),
+        ("Customer impact", _impact(s.get("customer_impact") or {})),
+        ("Timeline", _timeline(s.get("timeline") or [])),
+        ("Root cause", _paragraphs(s.get("root_cause"))),
+        ("Contributing factors", _bullets(s.get("contributing_factors"))),
+        ("What went well", _bullets(s.get("what_went_well"))),
+        ("What went poorly", _bullets(s.get("what_went_poorly"))),
+        ("Action items", _actions(s.get("action_items") or [])),
+        ("Confidence", _confidence(s.get("confidence") or {})),
+    ]
+    parts = [f"# Postmortem: {_inline(title) or 'Untitled incident'}", "\n".join(meta)]
+    parts += [f"## {heading}\n\n{content}" for heading, content in body]
+    return "\n\n".join(parts) + "\n"

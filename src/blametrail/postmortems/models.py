@@ -1,0 +1,78 @@
+"""Postmortems, their revisions (nothing is ever lost) and generation runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from blametrail.db import Base
+
+
+class Postmortem(Base):
+    __tablename__ = "postmortem"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(default=1)
+    engine: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    sections: Mapped[dict | None]
+    original_sections: Mapped[dict | None]  # the last AI draft, untouched by people
+    edited_keys: Mapped[list] = mapped_column(default=list)  # sections a person has changed since the last draft
+    overwrite_edited: Mapped[bool] = mapped_column(default=False)  # asked for by the pending regeneration
+    attempt: Mapped[int] = mapped_column(default=0)  # bumps at every claim; fences out dead workers
+    generation_requested_at: Mapped[datetime]  # start of the last generation (rate limit anchor)
+    queued_at: Mapped[datetime | None]  # when it was last put on the queue (the sweep re-enqueues old ones)
+    claimed_at: Mapped[datetime | None]  # when a worker started the current generation
+    created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    generated_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None]
+    published_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    published_by: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[datetime]
+
+
+class Revision(Base):
+    """An immutable snapshot of a postmortem's sections: kind ai, edit or publish."""
+
+    __tablename__ = "postmortem_revision"
+    __table_args__ = (UniqueConstraint("postmortem_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    postmortem_id: Mapped[int] = mapped_column(ForeignKey("postmortem.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    sections: Mapped[dict]
+    engine: Mapped[str | None] = mapped_column(String(200))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    author: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+
+
+class GenerationRun(Base):
+    """One attempt to draft a postmortem: engine, times, outcome and the evidence it used."""
+
+    __tablename__ = "generation_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    postmortem_id: Mapped[int] = mapped_column(ForeignKey("postmortem.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int]
+    engine: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | abandoned
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[dict | None]
+    worker: Mapped[str | None] = mapped_column(String(200))
+
+
+Index("ix_postmortem_status", Postmortem.status)

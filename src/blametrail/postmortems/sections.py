@@ -1,0 +1,91 @@
+"""The postmortem's sections: one Pydantic schema for drafts, edits and exports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SECTION_KEYS = (
+    "summary", "severity", "customer_impact", "timeline", "root_cause", "contributing_factors",
+    "what_went_well", "what_went_poorly", "action_items", "confidence",
+)
+SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
+TIMELINE_SOURCES = ("monitor", "deploy", "alert", "metric", "log", "update", "status")
+
+_TEXT = 20_000  # generous cap per free-text field; protects storage and pages
+_ITEMS = 500
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CustomerImpact(_Strict):
+    description: str = Field("", max_length=_TEXT)
+    duration_minutes: int | None = Field(None, ge=0, le=10_000_000)
+    affected_services: list[str] = Field(default_factory=list, max_length=_ITEMS)
+
+
+class TimelineItem(_Strict):
+    at: datetime
+    source: Literal["monitor", "deploy", "alert", "metric", "log", "update", "status"]
+    description: str = Field(..., min_length=1, max_length=_TEXT)
+    evidence: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp needs a timezone (use Z for UTC)")
+        return value
+
+
+class ActionItem(_Strict):
+    title: str = Field(..., min_length=1, max_length=1_000)
+    priority: Literal["high", "medium", "low"] = "medium"
+    suggested_owner: str | None = Field(None, max_length=200)
+
+
+class Confidence(_Strict):
+    level: Literal["high", "medium", "low"]
+    reason: str = Field("", max_length=_TEXT)
+
+
+class Sections(_Strict):
+    """A complete set of postmortem sections."""
+
+    summary: str = Field("", max_length=_TEXT)
+    severity: Literal["SEV-1", "SEV-2", "SEV-3", "SEV-4"] = "SEV-3"
+    customer_impact: CustomerImpact = Field(default_factory=CustomerImpact)
+    timeline: list[TimelineItem] = Field(default_factory=list, max_length=5_000)
+    root_cause: str = Field("", max_length=_TEXT)
+    contributing_factors: list[str] = Field(default_factory=list, max_length=_ITEMS)
+    what_went_well: list[str] = Field(default_factory=list, max_length=_ITEMS)
+    what_went_poorly: list[str] = Field(default_factory=list, max_length=_ITEMS)
+    action_items: list[ActionItem] = Field(default_factory=list, max_length=_ITEMS)
+    confidence: Confidence = Field(default_factory=lambda: Confidence(level="low", reason=""))
+
+
+class SectionsPatch(_Strict):
+    """A partial update: only the sections given are replaced, each one whole."""
+
+    summary: str | None = Field(None, max_length=_TEXT)
+    severity: Literal["SEV-1", "SEV-2", "SEV-3", "SEV-4"] | None = None
+    customer_impact: CustomerImpact | None = None
+    timeline: list[TimelineItem] | None = Field(None, max_length=5_000)
+    root_cause: str | None = Field(None, max_length=_TEXT)
+    contributing_factors: list[str] | None = Field(None, max_length=_ITEMS)
+    what_went_well: list[str] | None = Field(None, max_length=_ITEMS)
+    what_went_poorly: list[str] | None = Field(None, max_length=_ITEMS)
+    action_items: list[ActionItem] | None = Field(None, max_length=_ITEMS)
+    confidence: Confidence | None = None
+
+
+def dump(sections: Sections) -> dict:
+    """Return JSON-ready sections (timestamps as ISO strings with Z)."""
+    data = sections.model_dump(mode="json")
+    for item in data["timeline"]:
+        item["at"] = item["at"].replace("+00:00", "Z")
+    return data

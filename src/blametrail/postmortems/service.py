@@ -1,0 +1,299 @@
+"""Postmortems: create and queue, regenerate, edit, publish, revisions; claim and finish generations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from blametrail import db
+from blametrail.clock import iso
+from blametrail.errors import AIDisabled, DomainError, InvalidState, NotFound, RateLimited, ValidationFailed, VersionConflict
+from blametrail.incidents import service as incidents
+from blametrail.incidents.models import Incident
+from blametrail.orgs import service as orgs
+from blametrail.orgs.permissions import Action, require
+from blametrail.orgs.service import Actor
+from blametrail.postmortems import lifecycle
+from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
+from blametrail.postmortems.sections import Sections, SectionsPatch, dump
+
+GENERATE_TASK = "generate_postmortem"
+
+
+def to_read(pm: Postmortem) -> dict:
+    """Return the API shape of a postmortem."""
+    return {
+        "id": pm.id, "incident_id": pm.incident_id, "status": pm.status, "version": pm.version,
+        "engine": pm.engine, "error": pm.error, "sections": pm.sections, "edited_sections": list(pm.edited_keys or []),
+        "created_at": iso(pm.created_at), "generated_at": iso(pm.generated_at), "published_at": iso(pm.published_at),
+        "published_by": pm.published_by, "updated_at": iso(pm.updated_at),
+    }
+
+
+def find(*, session: Session, org_id: int, incident_id: int) -> Postmortem | None:
+    """Return the incident's postmortem, or None."""
+    return session.scalar(select(Postmortem).where(Postmortem.incident_id == incident_id, Postmortem.org_id == org_id))
+
+
+def get_or_404(*, session: Session, org_id: int, incident_id: int) -> Postmortem:
+    """Return the incident's postmortem or raise NotFound."""
+    incidents.get_or_404(session=session, org_id=org_id, incident_id=incident_id)
+    pm = find(session=session, org_id=org_id, incident_id=incident_id)
+    if pm is None:
+        raise NotFound(f"Incident {incident_id} has no postmortem yet.")
+    return pm
+
+
+def _next_revision_number(session: Session, pm_id: int) -> int:
+    return (session.scalar(select(func.max(Revision.number)).where(Revision.postmortem_id == pm_id)) or 0) + 1
+
+
+def _add_revision(session: Session, pm: Postmortem, *, kind: str, author: str | None, author_user_id: int | None,
+                  now: datetime) -> Revision:
+    rev = Revision(org_id=pm.org_id, postmortem_id=pm.id, number=_next_revision_number(session, pm.id), kind=kind,
+                   status=pm.status, sections=pm.sections or {}, engine=pm.engine, author=author,
+                   author_user_id=author_user_id, created_at=now)
+    session.add(rev)
+    session.flush()
+    return rev
+
+
+def check_can_create(*, session: Session, incident: Incident, now: datetime) -> None:
+    """Raise the reason a new postmortem cannot be created for this incident, if any (read-only)."""
+    org = orgs.get_org(session=session, org_id=incident.org_id)
+    if not org.ai_enabled:
+        raise AIDisabled("AI features are turned off for this organization (Organization → Settings).")
+    if incident.status != "resolved":
+        raise InvalidState("Resolve the incident first: postmortems are drafted for resolved incidents.")
+    if find(session=session, org_id=incident.org_id, incident_id=incident.id) is not None:
+        raise InvalidState("This incident already has a postmortem; regenerate it instead.")
+    orgs.check_quota(org=org, used=orgs.usage(session=session, org=org, now=now)["used"], now=now)
+
+
+def _create(*, session: Session, incident: Incident, user_id: int | None, now: datetime) -> Postmortem:
+    check_can_create(session=session, incident=incident, now=now)
+    org = orgs.get_org(session=session, org_id=incident.org_id)
+    orgs.consume_quota(session=session, org=org, now=now)
+    pm = Postmortem(org_id=incident.org_id, incident_id=incident.id, status="queued", version=1, sections=None,
+                    original_sections=None, edited_keys=[], generation_requested_at=now, queued_at=now,
+                    created_by_user_id=user_id, created_at=now, updated_at=now)
+    session.add(pm)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # why: a parallel request created it first (PostgreSQL)
+        raise InvalidState("This incident already has a postmortem; regenerate it instead.") from exc
+    db.defer(session, GENERATE_TASK, pm.id)
+    return pm
+
+
+def request_generation(*, session: Session, actor: Actor, incident_id: int, now: datetime) -> Postmortem:
+    """Create the incident's postmortem and queue its first generation (counts against the quota)."""
+    require(actor.role, Action.POSTMORTEM_WRITE)
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    return _create(session=session, incident=incident, user_id=actor.user_id, now=now)
+
+
+def auto_trigger(*, session: Session, incident: Incident, now: datetime) -> Postmortem | None:
+    """Queue a postmortem for a freshly resolved incident, or record why none was queued."""
+    try:
+        with session.begin_nested():
+            pm = _create(session=session, incident=incident, user_id=None, now=now)
+    except DomainError as exc:
+        incident.postmortem_skip_reason = exc.detail
+        session.flush()
+        return None
+    incident.postmortem_skip_reason = None
+    return pm
+
+
+def regenerate(
+    *, session: Session, actor: Actor, incident_id: int, overwrite_edited: bool, now: datetime, interval_seconds: int,
+) -> Postmortem:
+    """Queue another generation: before publishing, at most once per interval, never counted against quota."""
+    require(actor.role, Action.POSTMORTEM_WRITE)
+    pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    org = orgs.get_org(session=session, org_id=actor.org_id)
+    if not org.ai_enabled:
+        raise AIDisabled("AI features are turned off for this organization (Organization → Settings).")
+    if pm.status == "published":
+        raise InvalidState("Published postmortems cannot be regenerated; edit them instead.")
+    threshold = now - timedelta(seconds=interval_seconds)
+    result = session.execute(
+        update(Postmortem)
+        .where(Postmortem.id == pm.id, Postmortem.status.in_(lifecycle.REGENERATABLE),
+               Postmortem.generation_requested_at <= threshold)
+        .values(status="queued", generation_requested_at=now, queued_at=now, claimed_at=None, error=None,
+                overwrite_edited=bool(overwrite_edited), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(pm)
+    if result.rowcount != 1:
+        wait = pm.generation_requested_at + timedelta(seconds=interval_seconds) - now
+        if wait.total_seconds() > 0:
+            seconds = max(1, int(wait.total_seconds() + 0.999))
+            raise RateLimited(f"Regeneration is limited to once per {interval_seconds} seconds; try again in {seconds} s.",
+                              retry_after=seconds)
+        raise InvalidState(f"The postmortem is {pm.status}; wait for the current generation to finish.")
+    db.defer(session, GENERATE_TASK, pm.id)
+    return pm
+
+
+def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patch: SectionsPatch, now: datetime) -> Postmortem:
+    """Save a person's changes to some sections, if based on the current version."""
+    require(actor.role, Action.POSTMORTEM_WRITE)
+    pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    changes = patch.model_dump(exclude_unset=True, mode="json")
+    if not changes:
+        raise ValidationFailed("Give at least one section to change.", [{"loc": ["sections"], "msg": "empty"}])
+    if pm.sections is None:
+        raise InvalidState("There is no draft to edit yet; wait for the generation to finish.")
+    try:
+        merged = dump(Sections.model_validate({**pm.sections, **changes}))
+    except ValidationError as exc:
+        raise ValidationFailed("The sections are invalid.", [
+            {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from exc
+    result = session.execute(
+        update(Postmortem)
+        .where(Postmortem.id == pm.id, Postmortem.version == version)
+        .values(sections=merged, version=version + 1, status=lifecycle.status_after_edit(pm.status),
+                edited_keys=sorted(set(pm.edited_keys or []) | set(changes)), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(pm)
+    if result.rowcount != 1:
+        raise VersionConflict(
+            f"Someone else saved this postmortem (current version {pm.version}, yours {version}); review their changes.",
+            current_version=pm.version)
+    _add_revision(session, pm, kind="edit", author=actor.label, author_user_id=actor.user_id, now=now)
+    return pm
+
+
+def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) -> Postmortem:
+    """Publish the postmortem (owner/admin), freezing its current sections as a revision."""
+    require(actor.role, Action.PUBLISH)
+    pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    result = session.execute(
+        update(Postmortem)
+        .where(Postmortem.id == pm.id, Postmortem.status.in_(lifecycle.PUBLISHABLE))
+        .values(status="published", published_at=now, published_by=actor.label, published_by_user_id=actor.user_id,
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(pm)
+    if result.rowcount != 1:
+        if pm.status == "published":
+            raise InvalidState("The postmortem is already published.")
+        raise InvalidState(f"A {pm.status} postmortem cannot be published; it needs a draft first.")
+    _add_revision(session, pm, kind="publish", author=actor.label, author_user_id=actor.user_id, now=now)
+    return pm
+
+
+def list_revisions(*, session: Session, pm: Postmortem) -> list[Revision]:
+    """Return every revision, oldest first."""
+    return list(session.scalars(select(Revision).where(Revision.postmortem_id == pm.id).order_by(Revision.number)))
+
+
+def get_revision(*, session: Session, pm: Postmortem, number: int) -> Revision:
+    """Return one revision or raise NotFound."""
+    rev = session.scalar(select(Revision).where(Revision.postmortem_id == pm.id, Revision.number == number))
+    if rev is None:
+        raise NotFound(f"Revision {number} not found.")
+    return rev
+
+
+def runs(*, session: Session, pm: Postmortem) -> list[GenerationRun]:
+    """Return the generation runs, newest first."""
+    return list(session.scalars(select(GenerationRun).where(GenerationRun.postmortem_id == pm.id)
+                                .order_by(GenerationRun.id.desc())))
+
+
+# --- used by the queue worker -------------------------------------------------------------------
+
+def claim(*, session: Session, pm_id: int, engine: str, worker: str, now: datetime) -> tuple[Postmortem, GenerationRun] | None:
+    """Move a queued postmortem to generating (once: duplicates get None) and open its run record."""
+    result = session.execute(
+        update(Postmortem).where(Postmortem.id == pm_id, Postmortem.status == "queued")
+        .values(status="generating", attempt=Postmortem.attempt + 1, claimed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    pm = session.get(Postmortem, pm_id, populate_existing=True)
+    run = GenerationRun(org_id=pm.org_id, postmortem_id=pm.id, attempt=pm.attempt, engine=engine, status="running",
+                        started_at=now, worker=worker)
+    session.add(run)
+    session.flush()
+    return pm, run
+
+
+def _current_attempt(session: Session, pm_id: int, attempt: int) -> Postmortem | None:
+    pm = session.get(Postmortem, pm_id, populate_existing=True, with_for_update=True)
+    if pm is None or pm.status != "generating" or pm.attempt != attempt:
+        return None
+    return pm
+
+
+def _close_run(session: Session, run_id: int, *, status: str, error: str | None, evidence: dict | None, now: datetime) -> None:
+    run = session.get(GenerationRun, run_id)
+    if run is None:
+        return
+    run.status, run.error, run.finished_at = status, error, now
+    run.duration_ms = int((now - run.started_at).total_seconds() * 1000)
+    if evidence is not None:
+        run.evidence = evidence
+
+
+def finish(
+    *, session: Session, pm_id: int, attempt: int, run_id: int, draft: dict, engine: str, error: str | None,
+    evidence: dict, now: datetime,
+) -> bool:
+    """Store a finished draft (keeping edited sections unless overwriting); False if this attempt was superseded."""
+    pm = _current_attempt(session, pm_id, attempt)
+    if pm is None:
+        _close_run(session, run_id, status="abandoned", error="superseded by a newer attempt", evidence=evidence, now=now)
+        return False
+    merged, kept = lifecycle.merge_draft(draft, pm.sections, list(pm.edited_keys or []), pm.overwrite_edited)
+    pm.sections, pm.original_sections, pm.edited_keys = merged, draft, kept
+    pm.status = lifecycle.status_after_draft(kept)
+    pm.version += 1
+    pm.engine, pm.error, pm.generated_at, pm.updated_at = engine, error, now, now
+    pm.overwrite_edited, pm.claimed_at = False, None
+    session.flush()
+    _add_revision(session, pm, kind="ai", author=engine, author_user_id=None, now=now)
+    _close_run(session, run_id, status="succeeded", error=error, evidence=evidence, now=now)
+    return True
+
+
+def fail(*, session: Session, pm_id: int, attempt: int, run_id: int, error: str, evidence: dict | None, now: datetime) -> bool:
+    """Mark the generation failed with a reason a person can act on."""
+    pm = _current_attempt(session, pm_id, attempt)
+    _close_run(session, run_id, status="failed" if pm else "abandoned", error=error, evidence=evidence, now=now)
+    if pm is None:
+        return False
+    pm.status, pm.error, pm.updated_at, pm.claimed_at = "failed", error, now, None
+    session.flush()
+    return True
+
+
+def sweep(*, session: Session, now: datetime, stale_generating_seconds: int, stale_queued_seconds: int) -> list[int]:
+    """Re-queue generations whose worker died and queued rows nobody picked up; return ids to enqueue."""
+    dead_before = now - timedelta(seconds=stale_generating_seconds)
+    dead = list(session.scalars(select(Postmortem.id).where(Postmortem.status == "generating",
+                                                            Postmortem.claimed_at < dead_before)))
+    if dead:
+        session.execute(update(GenerationRun).where(GenerationRun.postmortem_id.in_(dead), GenerationRun.status == "running")
+                        .values(status="abandoned", error="worker stopped before finishing", finished_at=now))
+        session.execute(update(Postmortem).where(Postmortem.id.in_(dead), Postmortem.status == "generating",
+                                                 Postmortem.claimed_at < dead_before)
+                        .values(status="queued", claimed_at=None, queued_at=now))
+    old_before = now - timedelta(seconds=stale_queued_seconds)
+    stuck = list(session.scalars(select(Postmortem.id).where(Postmortem.status == "queued", Postmortem.queued_at < old_before)))
+    if stuck:
+        session.execute(update(Postmortem).where(Postmortem.id.in_(stuck)).values(queued_at=now))
+    session.flush()
+    return sorted(set(dead) | set(stuck))

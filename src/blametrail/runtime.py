@@ -1,0 +1,101 @@
+"""The runtime: settings turned into a database, a queue, tasks and background threads, built once per process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from blametrail import db
+from blametrail.ai.base import DraftingEngine, engine_for
+from blametrail.clock import Clock, SystemClock
+from blametrail.jobs import queue as jobqueue
+from blametrail.jobs import tasks as jobtasks
+from blametrail.postmortems import service as postmortems
+from blametrail.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    factory: sessionmaker[Session]
+    huey: object
+    tasks: dict
+    engine_override: DraftingEngine | None = None
+    _consumer: object = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _sweeper: threading.Thread | None = None
+
+    def drafting_engine(self) -> DraftingEngine:
+        """Return the drafting engine in use."""
+        return self.engine_override or engine_for(self.settings)
+
+    def enqueue(self, task: str, args: tuple) -> None:
+        """Put a job on the queue."""
+        self.tasks[task](*args)
+
+    def sweep_once(self) -> list[int]:
+        """Re-queue stuck postmortems once; return the ids enqueued."""
+        with db.transaction(self.factory) as session:
+            ids = postmortems.sweep(session=session, now=self.clock.now(),
+                                    stale_generating_seconds=self.settings.stale_generation_seconds,
+                                    stale_queued_seconds=self.settings.stale_queued_seconds)
+        for pm_id in ids:
+            self.enqueue(postmortems.GENERATE_TASK, (pm_id,))
+        if ids:
+            log.warning("re-queued stuck postmortems: %s", ids)
+        return ids
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.settings.sweep_interval_seconds):
+            try:
+                self.sweep_once()
+            except Exception:  # why: a database or queue blip must not kill the sweeper
+                log.exception("sweep failed; will retry")
+
+    def start_background(self, *, workers: int, sweep: bool = True) -> None:
+        """Start queue consumer threads and the stuck-work sweeper in this process."""
+        if workers > 0:
+            self._consumer = jobqueue.start_consumer(self.huey, workers)
+        if sweep:
+            self._stop.clear()
+            self._sweeper = threading.Thread(target=self._sweep_loop, name="blametrail-sweeper", daemon=True)
+            self._sweeper.start()
+
+    def stop_background(self) -> None:
+        """Stop the consumer (letting running jobs finish) and the sweeper."""
+        self._stop.set()
+        if self._consumer is not None:
+            self._consumer.stop(graceful=True)
+            self._consumer = None
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
+            self._sweeper = None
+
+    def close(self) -> None:
+        """Stop background work and release connections."""
+        self.stop_background()
+        self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings, *, clock: Clock | None = None, migrate: bool = True, immediate: bool = False,
+    queue_url: str | None = None, engine_override: DraftingEngine | None = None,
+) -> Runtime:
+    """Build the process's runtime from settings (migrating the schema unless told not to)."""
+    engine = db.make_engine(settings)
+    if migrate:
+        db.migrate(engine)
+    huey = jobqueue.make_huey(queue_url or settings.resolved_queue_url, immediate=immediate)
+    rt = Runtime(settings=settings, clock=clock or SystemClock(), engine=engine, factory=None, huey=huey, tasks={},
+                 engine_override=engine_override)
+    rt.factory = db.make_sessionmaker(engine, dispatcher=rt.enqueue)
+    rt.tasks = jobtasks.register(huey, rt)
+    return rt

@@ -1,0 +1,63 @@
+"""Settings: the one reader of the environment (prefix BLAMETRAIL_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "blametrail-dev-secret-do-not-use-in-production"
+
+
+class Settings(BaseSettings):
+    """Every BlameTrail setting; documented in docs/settings.md (a test keeps the two in step)."""
+
+    model_config = SettingsConfigDict(env_prefix="BLAMETRAIL_", extra="ignore")
+
+    data_dir: Path = Field(Path("./.blametrail"), description="Where the embedded defaults live (SQLite database, queue file).")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/blametrail.db. Production: postgresql+psycopg://user:pass@host/db.")
+    queue_url: str | None = Field(None, description="Task queue; default embedded SQLite file <data_dir>/queue.db. redis://host:6379/0 to scale out across hosts.")
+    secret_key: str | None = Field(None, description="Signs sessions and encrypts stored credentials. Required unless dev mode is on.")
+    dev_mode: bool = Field(True, description="Development mode: allows the built-in development secret key. Set false in production.")
+    ai_engine: Literal["builtin", "openai", "anthropic"] = Field("builtin", description="Drafting engine: builtin (offline, deterministic), openai or anthropic.")
+    ai_model: str | None = Field(None, description="Model name for the openai/anthropic engines.")
+    openai_base_url: str | None = Field(None, description="Base URL of an OpenAI-compatible endpoint.")
+    openai_api_key: str | None = Field(None, description="API key for the OpenAI-compatible endpoint.")
+    anthropic_base_url: str | None = Field(None, description="Base URL for the Anthropic API.")
+    anthropic_api_key: str | None = Field(None, description="API key for Anthropic.")
+    embedded_workers: int = Field(2, ge=0, le=64, description="Queue consumer threads that `serve` runs in-process (0 = none; run `blametrail worker`).")
+    worker_threads: int = Field(2, ge=1, le=64, description="Consumer threads per `blametrail worker` process.")
+    regenerate_interval_seconds: int = Field(60, ge=0, description="Minimum seconds between two generations of one postmortem.")
+    lookback_minutes: int = Field(120, ge=0, le=10_080, description="How far before the incident start deploys are considered as suspects.")
+    stale_generation_seconds: int = Field(300, ge=10, description="A generation running longer than this is considered dead and re-queued.")
+    stale_queued_seconds: int = Field(60, ge=5, description="A postmortem queued longer than this without a worker picking it up is enqueued again.")
+    sweep_interval_seconds: float = Field(15.0, gt=0, description="How often serve/worker look for stuck postmortems.")
+    session_max_age_seconds: int = Field(14 * 24 * 3600, ge=60, description="Lifetime of a login session.")
+    cookie_secure: bool = Field(False, description="Mark session and CSRF cookies Secure (set true behind HTTPS).")
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field("FULL", description="SQLite synchronous pragma; FULL survives power loss without losing the last commits.")
+    log_level: str = Field("INFO", description="Python log level.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'blametrail.db').resolve()}"
+
+    @property
+    def resolved_queue_url(self) -> str:
+        """Return the queue URL, defaulting to an embedded SQLite file in the data directory."""
+        if self.queue_url:
+            return self.queue_url
+        return f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def effective_secret_key(self) -> str:
+        """Return the secret key, refusing the development default outside dev mode."""
+        if self.secret_key:
+            return self.secret_key
+        if self.dev_mode:
+            return DEV_SECRET
+        raise ValueError("BLAMETRAIL_SECRET_KEY is required when BLAMETRAIL_DEV_MODE is false")

@@ -1,0 +1,103 @@
+"""Incident and deploy endpoints of the JSON API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from blametrail.deploys import service as deploys
+from blametrail.deploys.schemas import DeployCreate, DeployRead
+from blametrail.incidents import service as incidents
+from blametrail.incidents.models import Incident
+from blametrail.incidents.schemas import (
+    IncidentCreate, IncidentPage, IncidentRead, ResolveRequest, TimelineItemRead, UpdateCreate, UpdateRead,
+)
+from blametrail.orgs.permissions import Action, require
+from blametrail.postmortems import service as postmortems
+from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
+
+
+def incident_read(session, incident: Incident) -> dict:
+    """Return the API shape of an incident."""
+    pm = postmortems.find(session=session, org_id=incident.org_id, incident_id=incident.id)
+    return {
+        "id": incident.id, "title": incident.title, "description": incident.description, "severity": incident.severity,
+        "status": incident.status, "services": incident.service_names, "started_at": incident.started_at,
+        "resolved_at": incident.resolved_at, "resolved_by": incident.resolved_by, "created_at": incident.created_at,
+        "updated_at": incident.updated_at, "duration_minutes": incidents.duration_minutes(incident),
+        "postmortem_status": pm.status if pm else None, "postmortem_skip_reason": incident.postmortem_skip_reason,
+    }
+
+
+def resolve_and_trigger(*, session, actor, incident: Incident, resolved_at, now) -> Incident:
+    """Resolve as this person and auto-trigger the postmortem."""
+    return incidents.resolve(
+        session=session, incident=incident, now=now, resolved_at=resolved_at, by_label=actor.label,
+        by_user_id=actor.user_id,
+        on_resolved=lambda inc: postmortems.auto_trigger(session=session, incident=inc, now=now),
+    )
+
+
+@router.post("/incidents", status_code=201, response_model=IncidentRead)
+def create_incident(data: IncidentCreate, actor: ApiActor, session: SessionDep, now: NowDep):
+    require(actor.role, Action.WRITE_INCIDENTS)
+    return incident_read(session, incidents.create(session=session, actor=actor, data=data, now=now))
+
+
+@router.get("/incidents", response_model=IncidentPage)
+def list_incidents(
+    actor: ApiActor, session: SessionDep, status: str | None = None, service: str | None = None,
+    severity: str | None = None, q: str | None = None, limit: int = Query(50, ge=1, le=200), cursor: str | None = None,
+):
+    rows, next_cursor = incidents.list_incidents(session=session, org_id=actor.org_id, status=status, service=service,
+                                                 severity=severity, q=q, limit=limit, cursor=cursor)
+    return {"items": [incident_read(session, i) for i in rows], "next_cursor": next_cursor}
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentRead)
+def get_incident(incident_id: int, actor: ApiActor, session: SessionDep):
+    return incident_read(session, incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id))
+
+
+@router.post("/incidents/{incident_id}/updates", status_code=201, response_model=UpdateRead)
+def post_update(incident_id: int, data: UpdateCreate, actor: ApiActor, session: SessionDep, now: NowDep):
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.WRITE_INCIDENTS)
+    e = incidents.add_update(session=session, actor=actor, incident=incident, data=data, now=now)
+    return {"id": e.id, "evidence_id": f"upd_{e.id}", "incident_id": incident.id, "at": e.at, "body": e.body,
+            "author": e.author, "created_at": e.created_at}
+
+
+@router.post("/incidents/{incident_id}/resolve", response_model=IncidentRead)
+def resolve_incident(incident_id: int, actor: ApiActor, session: SessionDep, now: NowDep,
+                     data: ResolveRequest | None = None):
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.WRITE_INCIDENTS)
+    resolved = resolve_and_trigger(session=session, actor=actor, incident=incident,
+                                   resolved_at=data.resolved_at if data else None, now=now)
+    return incident_read(session, resolved)
+
+
+@router.get("/incidents/{incident_id}/timeline", response_model=list[TimelineItemRead])
+def get_timeline(incident_id: int, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    return incidents.timeline(session=session, incident=incident, lookback_minutes=rt.settings.lookback_minutes, now=now)
+
+
+@router.post("/deploys", status_code=201, response_model=DeployRead, tags=["deploys"])
+def create_deploy(data: DeployCreate, actor: ApiActor, session: SessionDep, now: NowDep):
+    require(actor.role, Action.WRITE_INCIDENTS)
+    return deploys.to_read(deploys.create(session=session, actor=actor, data=data, now=now))
+
+
+@router.get("/deploys", response_model=list[DeployRead], tags=["deploys"])
+def list_deploys(actor: ApiActor, session: SessionDep, service: str | None = None,
+                 limit: int = Query(50, ge=1, le=200)):
+    return [deploys.to_read(d) for d in deploys.list_deploys(session=session, org_id=actor.org_id, service=service,
+                                                             limit=limit)]
+
+
+@router.get("/deploys/{deploy_id}", response_model=DeployRead, tags=["deploys"])
+def get_deploy(deploy_id: int, actor: ApiActor, session: SessionDep):
+    return deploys.to_read(deploys.get_or_404(session=session, org_id=actor.org_id, deploy_id=deploy_id))

@@ -1,0 +1,73 @@
+"""Request dependencies: runtime, one transaction per request (commit at the edge), the acting user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from blametrail import db
+from blametrail.errors import Unauthenticated
+from blametrail.orgs import service as orgs
+from blametrail.orgs.service import Actor
+from blametrail.runtime import Runtime
+
+SESSION_KEY = "sid"
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """Yield a session; commit (then enqueue deferred jobs) if the handler succeeded, else roll back."""
+    session = request.app.state.runtime.factory()
+    try:
+        yield session
+        db.commit(session)
+    except BaseException:
+        db.rollback(session)
+        raise
+    finally:
+        session.close()
+
+
+def get_now(request: Request) -> datetime:
+    return request.app.state.runtime.clock.now()
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def api_actor(request: Request, session: SessionDep, now: NowDep) -> Actor:
+    """Authenticate the bearer token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise Unauthenticated("Send an API token as 'Authorization: Bearer <token>'.")
+    return orgs.authenticate_token(session=session, raw=raw.strip(), now=now)
+
+
+def page_actor_or_none(request: Request, session: SessionDep, now: NowDep) -> Actor | None:
+    """Return the logged-in user of a page request, or None."""
+    raw = request.session.get(SESSION_KEY)
+    if not raw:
+        return None
+    return orgs.session_actor(session=session, raw=raw, now=now)
+
+
+def page_actor(actor: Annotated[Actor | None, Depends(page_actor_or_none)]) -> Actor:
+    """Require a logged-in user (pages redirect to /login otherwise)."""
+    if actor is None:
+        raise Unauthenticated("Log in to continue.")
+    return actor
+
+
+ApiActor = Annotated[Actor, Depends(api_actor)]
+PageActor = Annotated[Actor, Depends(page_actor)]
+MaybePageActor = Annotated[Actor | None, Depends(page_actor_or_none)]

@@ -1,0 +1,76 @@
+"""The one mapping from errors to HTTP: problem+json for the API, an HTML page for browsers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from blametrail.errors import DomainError
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+_HTTP_SLUGS = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+               413: "too-large", 415: "unsupported-media-type"}
+
+
+def problem(status: int, slug: str, title: str, detail: str, headers: dict | None = None, **extra) -> JSONResponse:
+    """Return an RFC 9457 problem response."""
+    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/healthz")) and "text/html" in request.headers.get("accept", "")
+
+
+def _html(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    templates = request.app.state.templates
+    return templates.TemplateResponse(request, "error.html", {"title": title, "detail": detail, "status": status},
+                                      status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on the app."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError):
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        if exc.status == 401 and _wants_html(request):
+            from fastapi.responses import RedirectResponse
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if _wants_html(request):
+            response = _html(request, exc.status, exc.title, exc.detail)
+            if headers:
+                response.headers.update(headers)
+            return response
+        extra = {k: v for k, v in exc.extra.items()}
+        return problem(exc.status, exc.slug, exc.title, exc.detail, headers=headers, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors[:5])
+        detail = f"Invalid input: {fields}." if fields else "Invalid input."
+        if _wants_html(request):
+            return _html(request, 422, "Invalid input", detail)
+        return problem(422, "validation", "Invalid input", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+        detail = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        if _wants_html(request):
+            return _html(request, exc.status_code, detail, detail)
+        return problem(exc.status_code, slug, detail, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        detail = "An unexpected error occurred; it has been logged."
+        if _wants_html(request):
+            return _html(request, 500, "Server error", detail)
+        return problem(500, "server-error", "Server error", detail)

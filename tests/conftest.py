@@ -1,0 +1,149 @@
+"""Shared fixtures: a real database per test (SQLite, or PostgreSQL when configured), a frozen clock, the app."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from blametrail import db
+from blametrail.clock import FrozenClock
+from blametrail.models import Base
+from blametrail.settings import Settings
+
+PG_URL = os.environ.get("BLAMETRAIL_TEST_DATABASE_URL") or None
+REDIS_URL = os.environ.get("BLAMETRAIL_TEST_REDIS_URL") or None
+START = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+_LOOPBACK = ("127.", "::1", "localhost", "0.0.0.0")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_outside_network():
+    """Fail any connection that leaves this machine: tests talk to local servers only."""
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not str(host).startswith(_LOOPBACK):
+            raise RuntimeError(f"test tried to reach {address!r}; only local servers are allowed")
+        return real_connect(self, address)
+
+    socket.socket.connect = guarded
+    yield
+    socket.socket.connect = real_connect
+
+
+def _check_reachable_pg(url: str) -> None:
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        pytest.exit(f"BLAMETRAIL_TEST_DATABASE_URL is set but unreachable: {exc}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def _schema(tmp_path_factory):
+    """Migrate once per run: a template SQLite file, or the PostgreSQL test database."""
+    if PG_URL:
+        _check_reachable_pg(PG_URL)
+        engine = db.make_engine(Settings(database_url=PG_URL))
+        with engine.begin() as conn:  # why: a clean schema per run, whatever an earlier run left behind
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        db.migrate(engine)
+        engine.dispose()
+        return {"kind": "postgresql", "url": PG_URL}
+    template = tmp_path_factory.mktemp("template") / "blametrail.db"
+    engine = db.make_engine(Settings(database_url=f"sqlite:///{template}"))
+    db.migrate(engine)
+    engine.dispose()
+    return {"kind": "sqlite", "template": template}
+
+
+def _truncate_pg(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(_schema, tmp_path) -> str:
+    """A freshly emptied, migrated database for this test."""
+    if _schema["kind"] == "postgresql":
+        _truncate_pg(_schema["url"])
+        return _schema["url"]
+    path = tmp_path / "data" / "blametrail.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(_schema["template"], path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, dev_mode=True, embedded_workers=0,
+                    _env_file=None)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def rt(settings, clock):
+    """A runtime whose queue runs jobs immediately in-process (huey's own in-memory twin)."""
+    from blametrail.runtime import build_runtime
+
+    runtime = build_runtime(settings, clock=clock, migrate=False, immediate=True, queue_url="memory://")
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def app(settings, rt):
+    from blametrail.app import create_app
+
+    return create_app(settings, runtime=rt, background=False)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def factory(rt):
+    """Build organizations, members and tokens directly through the services."""
+    from tests.factories import Factory
+
+    return Factory(rt)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The Redis URL for queue tests; a configured but unreachable Redis fails the run."""
+    if not REDIS_URL:
+        return None
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except Exception as exc:
+        pytest.exit(f"BLAMETRAIL_TEST_REDIS_URL is set but unreachable: {exc}", returncode=3)
+    return REDIS_URL
+
+
+def pytest_report_header(config):
+    return [f"blametrail database: {'PostgreSQL ' + PG_URL if PG_URL else 'SQLite (per-test file)'}; "
+            f"redis: {REDIS_URL or 'not configured (embedded SQLite queue)'}"]

@@ -1,0 +1,21 @@
+"""A queue worker whose engine takes a minute: started by tests, then killed with SIGKILL mid-run."""
+
+import threading
+import time
+
+from blametrail.ai.base import BuiltinEngine
+from blametrail.runtime import build_runtime
+from blametrail.settings import Settings
+
+
+class SlowEngine(BuiltinEngine):
+    def draft(self, pack):
+        time.sleep(60)
+        return super().draft(pack)
+
+
+if __name__ == "__main__":
+    rt = build_runtime(Settings(), migrate=False, engine_override=SlowEngine())
+    rt.start_background(workers=1, sweep=False)
+    print("slow worker ready", flush=True)
+    threading.Event().wait()
