@@ -26,6 +26,9 @@ SECURITY_HEADERS = [
      b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
      b"base-uri 'self'; form-action 'self'"),
 ]
+DOCS_CSP = (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+            b"frame-ancestors 'none'; base-uri 'self'")  # why: Swagger UI sets inline styles
+SWAGGER = "/static/vendor/swagger-ui-5.35.0"
 CSRF_FREE_PREFIXES = ("/api/", "/healthz", "/static/", "/docs", "/openapi.json")
 
 
@@ -34,11 +37,13 @@ def _security_headers(app):
         if scope["type"] != "http":
             return await app(scope, receive, send)
 
+        docs = scope["path"] == "/docs"
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                extra = [(k, DOCS_CSP if docs and k == b"content-security-policy" else v) for k, v in SECURITY_HEADERS]
+                message["headers"] = list(message.get("headers", [])) + [(k, v) for k, v in extra if k not in names]
             await send(message)
 
         return await app(scope, receive, send_with_headers)
@@ -61,7 +66,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if background:
                 rt.stop_background()
 
-    app = FastAPI(title="BlameTrail", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="BlameTrail", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Incidents, their evidence, and AI-drafted blameless postmortems.")
     app.state.runtime = rt
     app.state.settings = settings
@@ -77,6 +82,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(org.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        from fastapi.responses import HTMLResponse
+
+        return HTMLResponse(
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>BlameTrail API</title>'
+            f'<link rel="stylesheet" href="{SWAGGER}/swagger-ui.css"></head><body><div id="swagger-ui"></div>'
+            f'<script src="{SWAGGER}/swagger-ui-bundle.js"></script><script src="/static/docs-init.js"></script>'
+            "</body></html>")
 
     @app.get("/healthz", tags=["health"])
     def healthz():

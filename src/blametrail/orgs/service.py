@@ -119,6 +119,14 @@ def get_membership(*, session: Session, org_id: int, email: str) -> Membership:
     return m
 
 
+def get_membership_by_user(*, session: Session, org_id: int, user_id: int) -> Membership:
+    """Return a user's membership in an organization or raise NotFound."""
+    m = session.scalar(select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id))
+    if m is None:
+        raise NotFound("Not a member of this organization.")
+    return m
+
+
 def list_members(*, session: Session, org_id: int) -> list[Membership]:
     """Return the organization's memberships, oldest first."""
     return list(session.scalars(select(Membership).where(Membership.org_id == org_id).order_by(Membership.id)))

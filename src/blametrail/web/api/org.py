@@ -57,6 +57,14 @@ def list_tokens(actor: ApiActor, session: SessionDep):
              "last_used_at": iso(t.last_used_at), "revoked_at": iso(t.revoked_at)} for t in orgs.list_tokens(session=session, org_id=actor.org_id, user_id=user_id)]
 
 
+@router.post("/tokens", status_code=201)
+def create_token(actor: ApiActor, session: SessionDep, now: NowDep, data: TokenCreate | None = None):
+    """Create a token for the calling user; the raw value is shown only in this response."""
+    m = orgs.get_membership_by_user(session=session, org_id=actor.org_id, user_id=actor.user_id)
+    t, raw = orgs.create_token(session=session, membership=m, name=(data.name if data else "") or "api", now=now)
+    return {"id": t.id, "name": t.name, "prefix": t.prefix, "token": raw, "created_at": iso(t.created_at)}
+
+
 @router.delete("/tokens/{token_id}")
 def revoke_token(token_id: int, actor: ApiActor, session: SessionDep, now: NowDep):
     own = [t.id for t in orgs.list_tokens(session=session, org_id=actor.org_id, user_id=actor.user_id)]
