@@ -29,7 +29,7 @@ SECURITY_HEADERS = [
 DOCS_CSP = (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
             b"frame-ancestors 'none'; base-uri 'self'")  # why: Swagger UI sets inline styles
 SWAGGER = "/static/vendor/swagger-ui-5.35.0"
-CSRF_FREE_PREFIXES = ("/api/", "/healthz", "/static/", "/docs", "/openapi.json")
+CSRF_FREE_PREFIXES = ("/api/", "/webhooks/", "/healthz", "/static/", "/docs", "/openapi.json")
 
 
 def _security_headers(app):
@@ -72,15 +72,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
-    from blametrail.web import errors
-    from blametrail.web.api import incidents, org, postmortems
+    from blametrail.web import errors, receivers_alerts, receivers_deploys
+    from blametrail.web.api import incidents, monitors, org, postmortems, webhooks
     from blametrail.web.pages import routes as pages
 
     errors.install(app)
-    app.include_router(incidents.router)
-    app.include_router(postmortems.router)
-    app.include_router(org.router)
-    app.include_router(pages.router)
+    for module in (incidents, postmortems, org, monitors, webhooks, receivers_alerts, receivers_deploys, pages):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.get("/docs", include_in_schema=False)

@@ -1,12 +1,15 @@
 """Import every model so metadata is complete (migrations, tests)."""
 
+from blametrail.alerts.models import Alert, Webhook, WebhookDelivery
 from blametrail.db import Base
 from blametrail.deploys.models import Commit, Deploy
+from blametrail.monitors.models import CheckResult, Monitor
 from blametrail.incidents.models import Incident, IncidentService, TimelineEntry
 from blametrail.orgs.models import ApiToken, LoginSession, Membership, MonthlyUsage, Organization, SetupToken, User
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 
 __all__ = [
+    "Alert", "CheckResult", "Monitor", "Webhook", "WebhookDelivery",
     "ApiToken", "Base", "Commit", "Deploy", "GenerationRun", "Incident", "IncidentService", "LoginSession",
     "Membership", "MonthlyUsage", "Organization", "Postmortem", "Revision", "SetupToken", "TimelineEntry", "User",
 ]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from blametrail import db
 from blametrail.ai.base import DraftingEngine, engine_for
 from blametrail.clock import Clock, SystemClock
+from blametrail.crypto import SecretBox
 from blametrail.jobs import queue as jobqueue
 from blametrail.jobs import tasks as jobtasks
 from blametrail.postmortems import service as postmortems
@@ -32,6 +33,11 @@ class Runtime:
     _consumer: object = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """Return the encryptor for secrets at rest."""
+        return SecretBox(self.settings.effective_secret_key)
 
     def drafting_engine(self) -> DraftingEngine:
         """Return the drafting engine in use."""

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, description="Mark session and CSRF cookies Secure (set true behind HTTPS).")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field("FULL", description="SQLite synchronous pragma; FULL survives power loss without losing the last commits.")
     log_level: str = Field("INFO", description="Python log level.")
+    public_url: str = Field("http://127.0.0.1:8000", description="The URL people and senders reach BlameTrail at; used in webhook URLs shown to admins.")
+    monitor_scheduler: bool = Field(True, description="Run the monitor scheduler inside `serve` (turn off when dedicated `blametrail scheduler` processes run it).")
+    monitor_concurrency: int = Field(50, ge=1, le=1000, description="Monitor checks that may run at the same time per scheduler process.")
+    monitor_tick_seconds: float = Field(1.0, gt=0, le=60, description="How often the scheduler looks for due monitor checks.")
+    check_retention: int = Field(1000, ge=10, description="Check results kept per monitor (older ones are deleted).")
+    webhook_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body accepted (bigger ones get 413 and store nothing).")
 
     @property
     def resolved_database_url(self) -> str:

@@ -59,6 +59,37 @@ class DeployEvidence:
 
 
 @dataclass(frozen=True)
+class MonitorEvidence:
+    """A monitor state change: down (threshold reached) or up (recovered), with the outage's numbers."""
+
+    id: str  # e.g. "mon_7"
+    at: datetime
+    monitor: str
+    state: str  # "down" | "up"
+    url: str | None = None
+    first_failure_at: datetime | None = None
+    recovered_at: datetime | None = None
+    failed_checks: int = 0
+    total_checks: int = 0
+    error_kinds: tuple[tuple[str, int], ...] = ()
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertEvidence:
+    """An alert transition (firing or resolved) from Alertmanager, Grafana or a generic source."""
+
+    id: str  # e.g. "alert_9"
+    at: datetime
+    name: str
+    status: str  # "firing" | "resolved"
+    service: str | None = None
+    severity: str | None = None
+    summary: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class IncidentFacts:
     """The incident's own fields."""
 
@@ -83,11 +114,14 @@ class EvidencePack:
     updates: tuple[UpdateEvidence, ...] = ()
     status_changes: tuple[StatusEvidence, ...] = ()
     deploys: tuple[DeployEvidence, ...] = ()
+    monitor_events: tuple[MonitorEvidence, ...] = ()
+    alerts: tuple[AlertEvidence, ...] = ()
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def evidence_ids(self) -> set[str]:
         """Return every evidence id in the pack."""
         ids = {u.id for u in self.updates} | {s.id for s in self.status_changes}
+        ids |= {m.id for m in self.monitor_events} | {a.id for a in self.alerts}
         for d in self.deploys:
             ids.add(d.id)
             ids.update(c.id for c in d.commits)
@@ -122,5 +156,17 @@ class EvidencePack:
                     ],
                 }
                 for d in self.deploys
+            ],
+            "monitor_events": [
+                {"id": m.id, "at": iso(m.at), "monitor": m.monitor, "state": m.state, "url": m.url,
+                 "first_failure_at": iso(m.first_failure_at), "recovered_at": iso(m.recovered_at),
+                 "failed_checks": m.failed_checks, "total_checks": m.total_checks,
+                 "error_kinds": dict(m.error_kinds), "last_error": m.last_error}
+                for m in self.monitor_events
+            ],
+            "alerts": [
+                {"id": a.id, "at": iso(a.at), "name": a.name, "status": a.status, "service": a.service,
+                 "severity": a.severity, "summary": a.summary, "labels": dict(a.labels)}
+                for a in self.alerts
             ],
         }

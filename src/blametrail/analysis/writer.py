@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 
 from blametrail.analysis import response as resp
+from blametrail.analysis import signals
 from blametrail.analysis.evidence import EvidencePack, iso
 from blametrail.analysis.response import ResponseFacts, clip, minutes_between, plural, stamp, utc
 from blametrail.analysis.suspects import (
@@ -108,9 +109,11 @@ def _impact(pack: EvidencePack, duration: int | None, services: list[str]) -> st
         f"“{clip(sentence)}” (evidence: {u.id})"
         for u in resp.sorted_updates(pack) for sentence in resp.sentences(u.body) if _CUSTOMER.search(sentence)
     ]
+    measured = signals.impact_sentences(pack)
+    parts.extend(measured)
     if quotes:
         parts.append("Updates on the impact: " + "; ".join(dict.fromkeys(quotes[:3])) + ".")
-    else:
+    elif not measured:
         parts.append("No update described the effect on customers, so its extent is not established.")
     return " ".join(parts)
 
@@ -142,6 +145,8 @@ def _timeline(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[dict]:
         add(update.at, 2, "update", f"Update{author}: {clip(update.body) or '(no text)'}", [update.id])
     for at, text, evidence in deploy_events(pack, suspects):
         add(at, 0, "deploy", text, evidence)
+    for at, source, text, evidence in signals.timeline_rows(pack):
+        add(at, 1, source, text, evidence)
     rows.sort(key=lambda row: (row[0], row[1]))
     return [row[2] for row in rows]
 

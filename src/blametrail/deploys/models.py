@@ -20,6 +20,9 @@ class Deploy(Base):
     version: Mapped[str] = mapped_column(String(200))
     deployed_at: Mapped[datetime]
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | cli | github | webhook
+    external_id: Mapped[str | None] = mapped_column(String(200))  # the sender's id: a replay records nothing new
+    url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime]
 
     commits: Mapped[list[Commit]] = relationship(
@@ -40,3 +43,4 @@ class Commit(Base):
 
 
 Index("ix_deploy_org_service_at", Deploy.org_id, Deploy.service, Deploy.deployed_at)
+Index("uq_deploy_external", Deploy.org_id, Deploy.source, Deploy.external_id, unique=True)

@@ -27,6 +27,8 @@ class Incident(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(320))  # display label: a person or "monitor:<name>"
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     postmortem_skip_reason: Mapped[str | None] = mapped_column(Text)  # why auto-trigger queued nothing
+    source: Mapped[str] = mapped_column(String(16), default="manual")  # manual | monitor | alert
+    source_ref: Mapped[str | None] = mapped_column(String(200))  # e.g. "monitor:3", "webhook:7"
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -47,7 +49,7 @@ class IncidentService(Base):
 
 
 class TimelineEntry(Base):
-    """One row of an incident's own timeline: kind "update" (a person's words) or "status"."""
+    """One row of an incident's own timeline: kind update (a person's words), status, monitor or alert."""
 
     __tablename__ = "timeline_entry"
 
@@ -60,7 +62,16 @@ class TimelineEntry(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     author: Mapped[str | None] = mapped_column(String(320))
+    data: Mapped[dict | None]  # structured evidence (monitor error kinds and counts, alert labels…)
     created_at: Mapped[datetime]
+
+
+EVIDENCE_PREFIX = {"update": "upd", "status": "st", "monitor": "mon", "alert": "alert"}
+
+
+def evidence_id(entry: TimelineEntry) -> str:
+    """Return the evidence id that cites this timeline entry."""
+    return f"{EVIDENCE_PREFIX.get(entry.kind, entry.kind)}_{entry.id}"
 
 
 Index("ix_timeline_entry_incident_at", TimelineEntry.incident_id, TimelineEntry.at)

@@ -89,7 +89,7 @@ class UpdateRead(BaseModel):
 class TimelineItemRead(BaseModel):
     evidence_id: str
     at: datetime
-    source: Literal["update", "status", "deploy"]
+    source: Literal["update", "status", "deploy", "monitor", "alert"]
     description: str
     author: str | None = None
     data: dict = Field(default_factory=dict)

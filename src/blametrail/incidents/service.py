@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from blametrail.deploys.models import Deploy
 from blametrail.errors import InvalidState, NotFound, ValidationFailed
-from blametrail.incidents.models import Incident, IncidentService, TimelineEntry
+from blametrail.incidents.models import Incident, IncidentService, TimelineEntry, evidence_id
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.orgs.service import Actor
 
@@ -50,6 +50,47 @@ def create(*, session: Session, actor: Actor, data: IncidentCreate, now: datetim
                               body=detail, author_user_id=actor.user_id, author=actor.label, created_at=now))
     session.flush()
     return incident
+
+
+def open_system(
+    *, session: Session, org_id: int, title: str, severity: str | None, services: list[str], started_at: datetime,
+    source: str, source_ref: str, opened_by: str, now: datetime, description: str = "", data: dict | None = None,
+) -> Incident:
+    """Open an incident on behalf of a system (a monitor or an alert source) and record the opening."""
+    incident = Incident(
+        org_id=org_id, title=title[:300], description=description, severity=severity, status="open",
+        started_at=started_at, created_by_user_id=None, created_at=now, updated_at=now, source=source,
+        source_ref=source_ref, services=[IncidentService(service=s) for s in sorted({s for s in services if s})],
+    )
+    session.add(incident)
+    session.flush()
+    session.add(TimelineEntry(org_id=org_id, incident_id=incident.id, kind="status", status="open", at=started_at,
+                              body=f"Incident opened by {opened_by}" + (f" ({severity})" if severity else ""),
+                              author=opened_by, data=data, created_at=now))
+    session.flush()
+    return incident
+
+
+def add_entry(
+    *, session: Session, incident: Incident, kind: str, at: datetime, body: str, now: datetime,
+    author: str | None = None, data: dict | None = None,
+) -> TimelineEntry:
+    """Add a system timeline entry (kind "monitor" or "alert") with its structured evidence."""
+    entry = TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind=kind, at=at, body=body[:20_000],
+                          author=author, data=data, created_at=now)
+    session.add(entry)
+    incident.updated_at = now
+    session.flush()
+    return entry
+
+
+def find_open_for_service(*, session: Session, org_id: int, service: str) -> Incident | None:
+    """Return the newest open incident affecting a service, if any."""
+    return session.scalar(
+        select(Incident).where(Incident.org_id == org_id, Incident.status == "open",
+                               Incident.id.in_(select(IncidentService.incident_id).where(IncidentService.service == service)))
+        .order_by(Incident.id.desc()).limit(1)
+    )
 
 
 def list_incidents(
@@ -147,13 +188,15 @@ def deploys_in_window(*, session: Session, incident: Incident, start: datetime, 
 
 
 def timeline(*, session: Session, incident: Incident, lookback_minutes: int, now: datetime) -> list[dict]:
-    """Return the merged timeline: status changes, updates and deploys of the incident's services."""
+    """Return the merged timeline: status changes, updates, monitor and alert events, deploys of its services."""
     start, end = window(incident, lookback_minutes=lookback_minutes, now=now)
     items: list[dict] = []
     for e in entries(session=session, incident=incident):
-        prefix = "upd" if e.kind == "update" else "st"
-        items.append({"evidence_id": f"{prefix}_{e.id}", "at": e.at, "source": e.kind, "description": e.body,
-                      "author": e.author, "data": {"status": e.status} if e.status else {}})
+        data = dict(e.data or {})
+        if e.status:
+            data.setdefault("status", e.status)
+        items.append({"evidence_id": evidence_id(e), "at": e.at, "source": e.kind, "description": e.body,
+                      "author": e.author, "data": data})
     for d in deploys_in_window(session=session, incident=incident, start=start, end=end):
         items.append({
             "evidence_id": f"deploy_{d.id}", "at": d.deployed_at, "source": "deploy",

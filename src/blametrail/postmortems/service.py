@@ -111,6 +111,16 @@ def auto_trigger(*, session: Session, incident: Incident, now: datetime) -> Post
     return pm
 
 
+def resolve_incident(
+    *, session: Session, incident: Incident, now: datetime, resolved_at: datetime | None, by_label: str,
+    by_user_id: int | None,
+) -> Incident:
+    """Resolve an incident (a person or a monitor/alert source) and auto-trigger its postmortem."""
+    return incidents.resolve(session=session, incident=incident, now=now, resolved_at=resolved_at, by_label=by_label,
+                             by_user_id=by_user_id,
+                             on_resolved=lambda inc: auto_trigger(session=session, incident=inc, now=now))
+
+
 def regenerate(
     *, session: Session, actor: Actor, incident_id: int, overwrite_edited: bool, now: datetime, interval_seconds: int,
 ) -> Postmortem:

@@ -32,11 +32,8 @@ def incident_read(session, incident: Incident) -> dict:
 
 def resolve_and_trigger(*, session, actor, incident: Incident, resolved_at, now) -> Incident:
     """Resolve as this person and auto-trigger the postmortem."""
-    return incidents.resolve(
-        session=session, incident=incident, now=now, resolved_at=resolved_at, by_label=actor.label,
-        by_user_id=actor.user_id,
-        on_resolved=lambda inc: postmortems.auto_trigger(session=session, incident=inc, now=now),
-    )
+    return postmortems.resolve_incident(session=session, incident=incident, now=now, resolved_at=resolved_at,
+                                        by_label=actor.label, by_user_id=actor.user_id)
 
 
 @router.post("/incidents", status_code=201, response_model=IncidentRead)
