@@ -52,14 +52,14 @@ def _security_headers(app):
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None, background: bool = True):
-    """Build the web application; `background` runs the embedded queue consumer and sweeper in this process."""
+    """Build the web application; `background` runs the embedded queue consumer, sweeper and monitor scheduler here."""
     settings = settings or Settings()
     rt = runtime or build_runtime(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         if background:
-            rt.start_background(workers=settings.embedded_workers)
+            rt.start_background(workers=settings.embedded_workers, scheduler=settings.monitor_scheduler)
         try:
             yield
         finally:
@@ -73,11 +73,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
     from blametrail.web import errors, receivers_alerts, receivers_deploys
-    from blametrail.web.api import incidents, monitors, org, postmortems, webhooks
+    from blametrail.web.api import connections, incidents, monitors, org, postmortems, webhooks
     from blametrail.web.pages import routes as pages
 
     errors.install(app)
-    for module in (incidents, postmortems, org, monitors, webhooks, receivers_alerts, receivers_deploys, pages):
+    for module in (incidents, postmortems, org, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
+                   pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 

@@ -1,10 +1,11 @@
-"""The `blametrail` command: serve, worker, db upgrade, org/user/token administration, demo."""
+"""The `blametrail` command: serve, worker, db upgrade, org/user/token administration, demo, deploy record."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -151,6 +152,19 @@ def cmd_worker(args) -> None:
     rt.close()
 
 
+def cmd_scheduler(args) -> None:
+    settings = _settings()
+    rt = _runtime(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    rt.start_background(workers=0, sweep=False, scheduler=True)
+    print(f"BlameTrail monitor scheduler running ({settings.monitor_concurrency} concurrent checks, "
+          f"database: {_redact(settings.resolved_database_url)})", flush=True)
+    stop.wait()
+    rt.close()
+
+
 def cmd_demo(args) -> None:
     from blametrail.demo import seed_demo
 
@@ -158,12 +172,78 @@ def cmd_demo(args) -> None:
     print(seed_demo(rt))
 
 
+def _deploy_payload(args) -> dict:
+    """Build the POST /api/v1/deploys body, reading commits from the git repository we run in (if any)."""
+    from blametrail.deploys import gitlog
+
+    try:
+        if not gitlog.in_repository():
+            if not args.version:
+                raise CliError("--version is required outside a git repository")
+            print("blametrail: not inside a git repository: recording the deploy without commits", file=sys.stderr)
+            version, commits, external_id = args.version, [], args.external_id
+        else:
+            version = args.version or gitlog.describe()
+            found, described = gitlog.commits(since=args.since)
+            print(f"blametrail: read {len(found)} commit(s) from {described}", file=sys.stderr)
+            commits = [c.as_json() for c in found]
+            external_id = args.external_id or f"cli:{args.service}:{args.environment}:{gitlog.head_sha()}"
+    except gitlog.GitError as exc:
+        raise CliError(str(exc)) from exc
+    body = {"service": args.service, "environment": args.environment, "version": version, "source": "cli",
+            "external_id": external_id, "url": args.url, "commits": commits}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _problem_detail(response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip().splitlines()[0][:300] if response.text.strip() else response.reason_phrase
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or body)[:500]
+    return str(body)[:300]
+
+
+def cmd_deploy_record(args) -> None:
+    import httpx
+
+    if not args.service.strip():
+        raise CliError("--service must not be empty")
+    body = _deploy_payload(args)
+    if args.dry_run:
+        print(json.dumps(body, indent=2))
+        return
+    server = args.server or os.environ.get("BLAMETRAIL_URL")  # why: client-side settings of a CI job, not the server's
+    token = args.token or os.environ.get("BLAMETRAIL_TOKEN")
+    if not server:
+        raise CliError("no server: pass --server URL or set BLAMETRAIL_URL")
+    if not token:
+        raise CliError("no API token: pass --token or set BLAMETRAIL_TOKEN")
+    url = server.rstrip("/") + "/api/v1/deploys"
+    try:
+        response = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {server}: {exc}".splitlines()[0]) from exc
+    if response.status_code >= 400:
+        raise CliError(f"{server} refused the deploy ({response.status_code}): {_problem_detail(response)}")
+    try:
+        deploy = response.json()
+    except ValueError as exc:
+        raise CliError(f"{server} answered {response.status_code} without JSON: is it BlameTrail?") from exc
+    what = "recorded" if response.status_code == 201 else "already recorded, nothing new"
+    print(f"blametrail: deploy {deploy.get('id')} of {deploy.get('service')} {deploy.get('version')} "
+          f"({len(deploy.get('commits', []))} commits): {what}", file=sys.stderr)
+    _print(deploy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `blametrail` command."""
     p = argparse.ArgumentParser(prog="blametrail", description="BlameTrail: incidents and AI-drafted postmortems.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the web app, an embedded queue consumer and the sweeper")
+    serve = sub.add_parser("serve", help="run the web app, an embedded queue consumer, the sweeper and the "
+                                         "monitor scheduler")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed the demo organization first")
@@ -203,8 +283,30 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--name", default=None)
     tc.set_defaults(func=cmd_token_create)
 
+    scheduler = sub.add_parser("scheduler", help="run the monitor scheduler only (scale-out; replicas share the work)")
+    scheduler.set_defaults(func=cmd_scheduler)
+
     demo = sub.add_parser("demo", help="seed a demo organization with a resolved incident and its postmortem")
     demo.set_defaults(func=cmd_demo)
+
+    depp = sub.add_parser("deploy", help="deploys (for CI pipelines)").add_subparsers(dest="deploy_command",
+                                                                                      required=True)
+    dr = depp.add_parser(
+        "record", help="record a deploy on a running BlameTrail, with the commits of this git repository",
+        description="Record a deploy through the API. Inside a git repository the commits since --since (default: the "
+                    "previous tag, else the last 20 commits) and their changed files go with it; re-running for the "
+                    "same HEAD records nothing new.")
+    dr.add_argument("--service", required=True)
+    dr.add_argument("--version", default=None, help="default inside a git repository: git describe --tags --always")
+    dr.add_argument("--environment", default="production")
+    dr.add_argument("--url", default=None, help="a link to the deploy (CI job, release page)")
+    dr.add_argument("--since", default=None, help="read commits SINCE..HEAD (a tag, branch or sha)")
+    dr.add_argument("--external-id", default=None,
+                    help="dedupe key; default inside a git repository: cli:<service>:<environment>:<HEAD sha>")
+    dr.add_argument("--server", default=None, help="BlameTrail's URL (default: $BLAMETRAIL_URL)")
+    dr.add_argument("--token", default=None, help="an API token (default: $BLAMETRAIL_TOKEN)")
+    dr.add_argument("--dry-run", action="store_true", help="print the JSON that would be sent and send nothing")
+    dr.set_defaults(func=cmd_deploy_record)
     return p
 
 

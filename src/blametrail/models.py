@@ -4,12 +4,13 @@ from blametrail.alerts.models import Alert, Webhook, WebhookDelivery
 from blametrail.db import Base
 from blametrail.deploys.models import Commit, Deploy
 from blametrail.monitors.models import CheckResult, Monitor
+from blametrail.integrations.models import Connection
 from blametrail.incidents.models import Incident, IncidentService, TimelineEntry
 from blametrail.orgs.models import ApiToken, LoginSession, Membership, MonthlyUsage, Organization, SetupToken, User
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 
 __all__ = [
-    "Alert", "CheckResult", "Monitor", "Webhook", "WebhookDelivery",
+    "Alert", "CheckResult", "Connection", "Monitor", "Webhook", "WebhookDelivery",
     "ApiToken", "Base", "Commit", "Deploy", "GenerationRun", "Incident", "IncidentService", "LoginSession",
     "Membership", "MonthlyUsage", "Organization", "Postmortem", "Revision", "SetupToken", "TimelineEntry", "User",
 ]

@@ -15,6 +15,7 @@ from blametrail.clock import Clock, SystemClock
 from blametrail.crypto import SecretBox
 from blametrail.jobs import queue as jobqueue
 from blametrail.jobs import tasks as jobtasks
+from blametrail.monitors.engine import Scheduler
 from blametrail.postmortems import service as postmortems
 from blametrail.settings import Settings
 
@@ -33,6 +34,7 @@ class Runtime:
     _consumer: object = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
+    _scheduler: threading.Thread | None = None
 
     @property
     def secret_box(self) -> SecretBox:
@@ -66,18 +68,26 @@ class Runtime:
             except Exception:  # why: a database or queue blip must not kill the sweeper
                 log.exception("sweep failed; will retry")
 
-    def start_background(self, *, workers: int, sweep: bool = True) -> None:
-        """Start queue consumer threads and the stuck-work sweeper in this process."""
+    def start_background(self, *, workers: int, sweep: bool = True, scheduler: bool = False) -> None:
+        """Start queue consumer threads, the stuck-work sweeper and (if asked) the monitor scheduler in this process."""
         if workers > 0:
             self._consumer = jobqueue.start_consumer(self.huey, workers)
-        if sweep:
+        if sweep or scheduler:
             self._stop.clear()
+        if sweep:
             self._sweeper = threading.Thread(target=self._sweep_loop, name="blametrail-sweeper", daemon=True)
             self._sweeper.start()
+        if scheduler:
+            self._scheduler = threading.Thread(target=Scheduler(self).run_forever, args=(self._stop,),
+                                               name="blametrail-scheduler", daemon=True)
+            self._scheduler.start()
 
     def stop_background(self) -> None:
-        """Stop the consumer (letting running jobs finish) and the sweeper."""
+        """Stop the consumer (letting running jobs finish), the sweeper and the monitor scheduler."""
         self._stop.set()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=65)  # a running check ends within its timeout (at most 60 s)
+            self._scheduler = None
         if self._consumer is not None:
             self._consumer.stop(graceful=True)
             self._consumer = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -33,6 +34,14 @@ class DeployCreate(BaseModel):
     version: str = Field(..., min_length=1, max_length=200)
     deployed_at: datetime | None = None
     commits: list[CommitIn] = Field(default_factory=list, max_length=1_000)
+    external_id: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="The sender's id for this deploy (e.g. CI run or commit). Sending the same external_id again "
+                    "records nothing new: the API answers 200 with the deploy already recorded.")
+    url: str | None = Field(None, max_length=2000, description="Where to read about the deploy (CI job, release).")
+    source: Literal["api", "cli"] = Field(
+        "api", description="Who sent it: api (default) or cli (`blametrail deploy record`); external ids are "
+                           "unique per source.")
 
     _check_at = field_validator("deployed_at")(_aware)
 
@@ -54,4 +63,7 @@ class DeployRead(BaseModel):
     version: str
     deployed_at: datetime
     created_at: datetime
+    source: str
+    external_id: str | None
+    url: str | None
     commits: list[CommitRead]

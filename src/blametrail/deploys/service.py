@@ -1,10 +1,11 @@
-"""Deploys: record one with its commits, list and read them."""
+"""Deploys: record one with its commits (once per sender id), list and read them."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blametrail.deploys.models import Commit, Deploy
@@ -13,20 +14,58 @@ from blametrail.errors import NotFound, ValidationFailed
 from blametrail.orgs.service import Actor
 
 
-def create(*, session: Session, actor: Actor, data: DeployCreate, now: datetime) -> Deploy:
-    """Record a deploy and the commits it shipped."""
+def find_external(*, session: Session, org_id: int, source: str, external_id: str) -> Deploy | None:
+    """Return the deploy a sender already recorded under this external id, or None."""
+    return session.scalar(select(Deploy).where(Deploy.org_id == org_id, Deploy.source == source,
+                                               Deploy.external_id == external_id))
+
+
+def _insert(*, session: Session, org_id: int, user_id: int | None, data: DeployCreate, source: str,
+            now: datetime) -> Deploy | None:
+    """Insert a deploy; return None when its external id is already recorded for this source."""
     at = data.deployed_at or now
     if at > now + timedelta(minutes=5):
         raise ValidationFailed("deployed_at is in the future.", [{"loc": ["deployed_at"], "msg": "in the future"}])
+    if data.external_id and find_external(session=session, org_id=org_id, source=source, external_id=data.external_id):
+        return None
     deploy = Deploy(
-        org_id=actor.org_id, service=data.service, environment=data.environment, version=data.version,
-        deployed_at=at, created_by_user_id=actor.user_id, created_at=now,
+        org_id=org_id, service=data.service, environment=data.environment, version=data.version,
+        deployed_at=at, created_by_user_id=user_id, created_at=now, source=source,
+        external_id=data.external_id, url=data.url,
         commits=[Commit(sha=c.sha.lower(), author=c.author, message=c.message, files=list(c.files),
                         committed_at=c.committed_at) for c in data.commits],
     )
-    session.add(deploy)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(deploy)
+            session.flush()
+    except IntegrityError:
+        if not data.external_id:
+            raise
+        return None  # why: the same external id arrived twice at once; the other one won
     return deploy
+
+
+def create_or_get(*, session: Session, actor: Actor, data: DeployCreate, now: datetime) -> tuple[Deploy, bool]:
+    """Record a deploy and its commits; with a known external_id return the recorded one instead (created=False)."""
+    deploy = _insert(session=session, org_id=actor.org_id, user_id=actor.user_id, data=data, source=data.source,
+                     now=now)
+    if deploy is not None:
+        return deploy, True
+    existing = find_external(session=session, org_id=actor.org_id, source=data.source, external_id=data.external_id)
+    assert existing is not None  # _insert returns None only for a recorded external_id
+    return existing, False
+
+
+def create(*, session: Session, actor: Actor, data: DeployCreate, now: datetime) -> Deploy:
+    """Record a deploy and the commits it shipped (or return the one already recorded under its external_id)."""
+    return create_or_get(session=session, actor=actor, data=data, now=now)[0]
+
+
+def record_from_webhook(*, session: Session, org_id: int, data: DeployCreate, source: str,
+                        now: datetime) -> Deploy | None:
+    """Record a deploy a webhook carried; return None when its external_id is already recorded (a replay)."""
+    return _insert(session=session, org_id=org_id, user_id=None, data=data, source=source, now=now)
 
 
 def get_or_404(*, session: Session, org_id: int, deploy_id: int) -> Deploy:
@@ -50,7 +89,8 @@ def to_read(deploy: Deploy) -> dict:
     return {
         "id": deploy.id, "evidence_id": f"deploy_{deploy.id}", "service": deploy.service,
         "environment": deploy.environment, "version": deploy.version, "deployed_at": deploy.deployed_at,
-        "created_at": deploy.created_at,
+        "created_at": deploy.created_at, "source": deploy.source, "external_id": deploy.external_id,
+        "url": deploy.url,
         "commits": [{"evidence_id": f"commit_{c.id}", "sha": c.sha, "author": c.author, "message": c.message,
                      "files": c.files, "committed_at": c.committed_at} for c in deploy.commits],
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import DeployCreate, DeployRead
@@ -82,10 +82,15 @@ def get_timeline(incident_id: int, actor: ApiActor, session: SessionDep, rt: Run
     return incidents.timeline(session=session, incident=incident, lookback_minutes=rt.settings.lookback_minutes, now=now)
 
 
-@router.post("/deploys", status_code=201, response_model=DeployRead, tags=["deploys"])
-def create_deploy(data: DeployCreate, actor: ApiActor, session: SessionDep, now: NowDep):
+@router.post("/deploys", status_code=201, response_model=DeployRead, tags=["deploys"],
+             responses={200: {"model": DeployRead, "description": "external_id already recorded: the existing deploy"}})
+def create_deploy(data: DeployCreate, actor: ApiActor, session: SessionDep, now: NowDep, response: Response):
+    """Record a deploy (201); a repeated `external_id` (per source) records nothing new and answers 200 with it."""
     require(actor.role, Action.WRITE_INCIDENTS)
-    return deploys.to_read(deploys.create(session=session, actor=actor, data=data, now=now))
+    deploy, created = deploys.create_or_get(session=session, actor=actor, data=data, now=now)
+    if not created:
+        response.status_code = 200
+    return deploys.to_read(deploy)
 
 
 @router.get("/deploys", response_model=list[DeployRead], tags=["deploys"])

@@ -1,5 +1,11 @@
-"""HTML pages (placeholder until the pages land)."""
+"""HTML pages: one router that gathers the page modules (auth, incidents, postmortems, settings)."""
 
 from fastapi import APIRouter
 
+from blametrail.web.pages import auth, incidents, postmortems, settings
+
 router = APIRouter(include_in_schema=False)
+router.include_router(auth.router)
+router.include_router(incidents.router)
+router.include_router(postmortems.router)
+router.include_router(settings.router)

@@ -1,0 +1,272 @@
+"""What every connector shares: signals, limits, `$service` templating, point caps and HTTP error messages."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+import httpx
+
+from blametrail.errors import UpstreamError
+
+_SERVICE = re.compile(r"\$\{service\}|\$service\b")
+LIMIT_OPTIONS = ("timeout_seconds", "max_series", "max_points", "max_lines")
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One query a connection runs for the services it covers (`services=("*",)` covers every service)."""
+
+    name: str
+    kind: Literal["metric", "log"]
+    query: str
+    services: tuple[str, ...] = ("*",)
+    unit: str = ""
+
+    @property
+    def templated(self) -> bool:
+        """Tell whether the query depends on the service (`$service` or `${service}`)."""
+        return bool(_SERVICE.search(self.query))
+
+    def covers(self, service: str) -> bool:
+        """Tell whether this signal applies to a service."""
+        return "*" in self.services or service in self.services
+
+    @classmethod
+    def from_stored(cls, raw: dict) -> Signal:
+        """Build a signal from its stored JSON form (a CloudWatch spec may be stored as an object)."""
+        query = raw.get("query", "")
+        if not isinstance(query, str):
+            query = json.dumps(query, sort_keys=True)
+        return cls(name=str(raw.get("name", "")), kind=raw.get("kind", "metric"), query=query,
+                   services=tuple(raw.get("services") or ("*",)), unit=str(raw.get("unit") or ""))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long one request may take and how much data one signal may bring back."""
+
+    timeout_seconds: float = 10.0
+    max_series: int = 50  # per signal and service
+    max_points: int = 1000  # per series
+    max_lines: int = 5000  # per signal and service
+
+    @classmethod
+    def from_settings(cls, settings) -> Limits:
+        """Return the operator's defaults (BLAMETRAIL_CONNECTOR_*)."""
+        return cls(timeout_seconds=settings.connector_timeout_seconds, max_series=settings.connector_max_series,
+                   max_points=settings.connector_max_points, max_lines=settings.connector_max_log_lines)
+
+    def with_options(self, options: dict | None) -> Limits:
+        """Return these limits with a connection's own overrides applied."""
+        given = {k: v for k, v in (options or {}).items() if k in LIMIT_OPTIONS and v is not None}
+        return replace(self, **given) if given else self
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """Everything a connector needs, decrypted: built from a Connection row by `connector_for`."""
+
+    name: str
+    provider: str
+    endpoint: str
+    credentials: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    kinds: frozenset[str] = frozenset()  # signal kinds configured, so `test()` checks what will be used
+
+
+def escape(value: str) -> str:
+    """Escape a value for a double-quoted string in PromQL, LogQL or a Datadog query."""
+    return (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+            .replace("\t", "\\t"))
+
+
+def render(query: str, service: str | None) -> str:
+    """Substitute `$service` / `${service}` in a query with the service name, escaped for the query language."""
+    if service is None:
+        return query
+    value = escape(service)
+    return _SERVICE.sub(lambda _m: value, query)
+
+
+def substitute(value, service: str | None):
+    """Substitute `$service` in every string of a JSON structure, unescaped (CloudWatch specs)."""
+    if service is None:
+        return value
+    if isinstance(value, str):
+        return _SERVICE.sub(lambda _m: service, value)
+    if isinstance(value, list):
+        return [substitute(v, service) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, service) for k, v in value.items()}
+    return value
+
+
+def utc_from_seconds(value: float) -> datetime:
+    """Return the aware UTC datetime of a Unix timestamp in seconds."""
+    return datetime.fromtimestamp(value, UTC)
+
+
+def finite(value) -> float | None:
+    """Return a float, or None for values a chart cannot show (NaN, ±Inf, null, junk)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def cap_points(points: list[tuple[datetime, float]], max_points: int) -> tuple[tuple[datetime, float], ...]:
+    """Return at most `max_points` points, averaging neighbours into buckets so peaks' levels survive roughly."""
+    points = sorted(points, key=lambda p: p[0])
+    if len(points) <= max_points or max_points <= 0:
+        return tuple(points)
+    size = math.ceil(len(points) / max_points)
+    out = []
+    for i in range(0, len(points), size):
+        bucket = points[i:i + size]
+        out.append((bucket[0][0], sum(v for _, v in bucket) / len(bucket)))
+    return tuple(out)
+
+
+def cap_series(series: list, max_series: int) -> list:
+    """Keep the `max_series` series with the highest peak (why: the spiking ones are the evidence)."""
+    if len(series) <= max_series:
+        return series
+    return sorted(series, key=lambda s: max((v for _, v in s.points), default=float("-inf")), reverse=True)[:max_series]
+
+
+def step_for(start: datetime, end: datetime, step_seconds: int, max_points: int) -> int:
+    """Return a step no finer than asked and coarse enough to stay under `max_points` per series."""
+    span = max(1.0, (end - start).total_seconds())
+    return max(1, int(step_seconds), math.ceil(span / max(1, max_points)))
+
+
+def seconds(value: float) -> str:
+    """Format a duration for people: 10 → "10", 0.5 → "0.5"."""
+    return f"{value:g}"
+
+
+# --- HTTP error messages (httpx-based connectors) -------------------------------------------------------------
+
+
+def server_text(response: httpx.Response, limit: int = 300) -> str:
+    """Return the server's own error text: a JSON `error`/`errors`/`message` field, else the body, shortened."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    text = ""
+    if isinstance(body, dict):
+        for key in ("error", "errors", "message", "detail"):
+            value = body.get(key)
+            if value:
+                text = "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+                break
+    if not text:
+        text = response.text
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def retry_after(headers, default: str = "later") -> str:
+    """Return "after N s" from Retry-After (seconds or an HTTP date) or X-RateLimit-Reset, else "later"."""
+    raw = headers.get("retry-after") or headers.get("x-ratelimit-reset")
+    if raw:
+        raw = str(raw).strip()
+        if raw.isdigit():
+            wait = int(raw)
+            if wait > 1_000_000_000:  # why: some servers send the reset moment as a Unix time, not a delay
+                wait = max(0, wait - int(datetime.now(UTC).timestamp()))
+            return f"after {wait} s"
+        try:
+            when = parsedate_to_datetime(raw)
+            return f"after {max(0, int((when - datetime.now(UTC)).total_seconds()))} s"
+        except (TypeError, ValueError):
+            pass
+    return default
+
+
+def status_message(what: str, status: int, text: str, headers=None, *, bad_query_statuses=(400, 422)) -> str:
+    """Return the human message for an HTTP error status from an observability backend."""
+    headers = headers or {}
+    if status == 401:
+        return f"{what} rejected the credentials (401): check the token, API key or username/password"
+    if status == 403:
+        return f"{what} answered forbidden (403): check the token's scopes" + (f" ({text})" if text else "")
+    if status == 429:
+        return f"{what} rate-limited the request (429); retry {retry_after(headers)}"
+    if status in bad_query_statuses:
+        return f"{what} rejected the query ({status}): {text or 'no reason given'}"
+    if status == 404:
+        return f"{what} answered 404 not found: check the URL (the API path is added for you)"
+    if status in (502, 503, 504):
+        return f"{what} is unavailable ({status}): {text or 'try again later'}"
+    return f"{what} failed with HTTP {status}: {text or 'no reason given'}"
+
+
+def transport_message(what: str, exc: Exception, timeout: float) -> str:
+    """Return the human message for a request that got no HTTP answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{what} timed out after {seconds(timeout)} s"
+    reason = str(exc) or type(exc).__name__
+    lowered = reason.lower()
+    if "refused" in lowered:
+        reason = "connection refused"
+    elif "name or service not known" in lowered or "nodename nor servname" in lowered or "name resolution" in lowered:
+        reason = "the host name does not resolve"
+    elif "certificate" in lowered or "ssl" in lowered:
+        reason = f"TLS failed ({reason}); check the certificate or the http/https scheme"
+    return f"{what} could not be reached: {reason}"
+
+
+class UpstreamStatusError(UpstreamError):
+    """An UpstreamError for an HTTP error answer, keeping the status for callers that branch on it."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def request_json(client: httpx.Client, method: str, url: str, *, what: str, timeout: float,
+                 bad_query_statuses=(400, 422), **kwargs) -> dict:
+    """Send a request and return its JSON body, or raise UpstreamError with an actionable message."""
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise UpstreamError(transport_message(what, exc, timeout)) from exc
+    if response.status_code >= 400:
+        raise UpstreamStatusError(status_message(what, response.status_code, server_text(response), response.headers,
+                                                 bad_query_statuses=bad_query_statuses), response.status_code)
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise UpstreamError(f"{what} answered with something that is not JSON (HTTP {response.status_code}): "
+                            "check that the URL points at the API") from exc
+    if not isinstance(body, dict):
+        raise UpstreamError(f"{what} answered with unexpected JSON: check that the URL points at the API")
+    return body
+
+
+def http_client(config: ConnectorConfig, headers: dict | None = None) -> httpx.Client:
+    """Return an httpx client with the connection's auth (bearer token or basic), timeout and TLS choice."""
+    creds = config.credentials
+    auth = None
+    all_headers = {"User-Agent": "blametrail", "Accept": "application/json", **(headers or {})}
+    if creds.get("token"):
+        all_headers["Authorization"] = f"Bearer {creds['token']}"
+    elif creds.get("username") or creds.get("password"):
+        auth = httpx.BasicAuth(creds.get("username", ""), creds.get("password", ""))
+    return httpx.Client(timeout=config.limits.timeout_seconds, headers=all_headers, auth=auth,
+                        verify=bool(config.options.get("verify_tls", True)), follow_redirects=False)
+
+
+def api_url(endpoint: str, path: str) -> str:
+    """Join a base URL and an API path."""
+    return endpoint.rstrip("/") + path

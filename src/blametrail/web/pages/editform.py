@@ -1,0 +1,213 @@
+"""The postmortem editor's form: sections to form values, form values back to sections, and readable text."""
+
+from __future__ import annotations
+
+import difflib
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from blametrail.postmortems.sections import SECTION_KEYS, Sections, dump
+from blametrail.web.pages.common import format_utc
+
+BLANK_ACTION_ROWS = 3
+BLANK_TIMELINE_ROWS = 2
+LABELS = {
+    "summary": "Summary", "severity": "Severity", "customer_impact": "Customer impact", "timeline": "Timeline",
+    "root_cause": "Root cause", "contributing_factors": "Contributing factors", "what_went_well": "What went well",
+    "what_went_poorly": "What went poorly", "action_items": "Action items", "confidence": "Confidence",
+}
+_FIELD_WORDS = {"description": "description", "duration_minutes": "duration (minutes)",
+                "affected_services": "affected services", "title": "title", "priority": "priority",
+                "suggested_owner": "suggested owner", "at": "time", "source": "source", "evidence": "evidence ids",
+                "level": "level", "reason": "reason"}
+
+
+def _text(value: object) -> str:
+    # why: browsers send textarea newlines as CRLF; stored text uses LF, so unchanged text must compare equal
+    return str(value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _blank_action() -> dict:
+    return {"title": "", "priority": "medium", "owner": ""}
+
+
+def _blank_timeline() -> dict:
+    return {"at": "", "source": "update", "description": "", "evidence": ""}
+
+
+def values_from_sections(sections: dict) -> dict:
+    """Return the editor's field values for stored sections (with blank rows to add more)."""
+    s = dump(Sections.model_validate(sections or {}))
+    impact = s["customer_impact"]
+    return {
+        "summary": s["summary"], "severity": s["severity"],
+        "impact_description": impact["description"],
+        "impact_duration": "" if impact["duration_minutes"] is None else str(impact["duration_minutes"]),
+        "impact_services": ", ".join(impact["affected_services"]),
+        "root_cause": s["root_cause"],
+        "contributing_factors": "\n".join(s["contributing_factors"]),
+        "what_went_well": "\n".join(s["what_went_well"]),
+        "what_went_poorly": "\n".join(s["what_went_poorly"]),
+        "action_items": [{"title": a["title"], "priority": a["priority"], "owner": a["suggested_owner"] or ""}
+                         for a in s["action_items"]] + [_blank_action() for _ in range(BLANK_ACTION_ROWS)],
+        "timeline": [{"at": t["at"], "source": t["source"], "description": t["description"],
+                      "evidence": ", ".join(t["evidence"])} for t in s["timeline"]]
+                    + [_blank_timeline() for _ in range(BLANK_TIMELINE_ROWS)],
+        "confidence_level": s["confidence"]["level"], "confidence_reason": s["confidence"]["reason"],
+    }
+
+
+def values_from_form(form: FormData) -> dict:
+    """Return the submitted field values (kept as typed, to re-render the form on errors)."""
+    def get(name: str) -> str:
+        value = form.get(name)
+        return _text(value) if isinstance(value, str) else ""
+
+    def rows(*names: str) -> list[dict]:
+        columns = [[_text(v) for v in form.getlist(n) if isinstance(v, str)] for n in names]
+        count = max((len(c) for c in columns), default=0)
+        return [{n.split("_", 1)[1]: (c[i] if i < len(c) else "") for n, c in zip(names, columns)} for i in range(count)]
+
+    actions = rows("action_title", "action_priority", "action_owner")
+    timeline = rows("timeline_at", "timeline_source", "timeline_description", "timeline_evidence")
+    return {
+        "summary": get("summary"), "severity": get("severity"), "impact_description": get("impact_description"),
+        "impact_duration": get("impact_duration"), "impact_services": get("impact_services"),
+        "root_cause": get("root_cause"), "contributing_factors": get("contributing_factors"),
+        "what_went_well": get("what_went_well"), "what_went_poorly": get("what_went_poorly"),
+        "action_items": actions, "timeline": timeline,
+        "confidence_level": get("confidence_level"), "confidence_reason": get("confidence_reason"),
+    }
+
+
+def _parse_time(text: str) -> datetime:
+    cleaned = text.strip().removesuffix("UTC").strip()
+    value = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # the form says times are UTC
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _commas(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _error_label(loc: tuple) -> str:
+    parts = list(loc)
+    key = parts.pop(0) if parts else ""
+    label = LABELS.get(str(key), str(key))
+    if parts and isinstance(parts[0], int):
+        label += f" row {parts.pop(0) + 1}"
+    if parts:
+        label += " " + _FIELD_WORDS.get(str(parts[0]), str(parts[0]))
+    return label
+
+
+def parse(values: dict) -> tuple[dict | None, list[str]]:
+    """Turn form values into complete, validated sections (JSON shape); return (sections, errors)."""
+    errors: list[str] = []
+    duration: int | None = None
+    if values["impact_duration"]:
+        try:
+            duration = int(values["impact_duration"])
+        except ValueError:
+            errors.append("Customer impact duration must be a whole number of minutes.")
+    timeline = []
+    for n, row in enumerate(values["timeline"], start=1):
+        if not row.get("description"):
+            continue  # why: clearing a row's description is how a row is removed
+        try:
+            at = _parse_time(row.get("at", ""))
+        except ValueError:
+            errors.append(f"Timeline row {n} time: use a UTC time like 2026-11-26T10:05:00Z.")
+            continue
+        timeline.append({"at": at, "source": row.get("source") or "update", "description": row["description"],
+                         "evidence": _commas(row.get("evidence", ""))})
+    actions = [{"title": row["title"], "priority": row.get("priority") or "medium",
+                "suggested_owner": row.get("owner") or None}
+               for row in values["action_items"] if row.get("title")]
+    candidate = {
+        "summary": values["summary"], "severity": values["severity"] or "SEV-3",
+        "customer_impact": {"description": values["impact_description"], "duration_minutes": duration,
+                            "affected_services": _commas(values["impact_services"])},
+        "timeline": timeline, "root_cause": values["root_cause"],
+        "contributing_factors": _lines(values["contributing_factors"]),
+        "what_went_well": _lines(values["what_went_well"]), "what_went_poorly": _lines(values["what_went_poorly"]),
+        "action_items": actions,
+        "confidence": {"level": values["confidence_level"] or "low", "reason": values["confidence_reason"]},
+    }
+    if errors:
+        return None, errors
+    try:
+        return dump(Sections.model_validate(candidate)), []
+    except ValidationError as exc:
+        return None, [f"{_error_label(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+
+
+def changed_sections(candidate: dict, current: dict) -> dict:
+    """Return only the sections whose content differs from the current ones."""
+    try:
+        current = dump(Sections.model_validate(current or {}))
+    except ValidationError:
+        pass  # why: compare with what is stored; every differing section is then sent whole
+    return {k: candidate[k] for k in SECTION_KEYS if candidate.get(k) != (current or {}).get(k)}
+
+
+def section_text(key: str, value: object) -> str:
+    """Render one section as plain lines of text (for diffs and conflict review)."""
+    if value is None:
+        return ""
+    if key in ("summary", "root_cause", "severity"):
+        return str(value)
+    if key == "customer_impact":
+        v = value or {}
+        minutes = v.get("duration_minutes")
+        return "\n".join([
+            str(v.get("description") or ""),
+            f"Duration: {'unknown' if minutes is None else f'{minutes} minutes'}",
+            f"Affected services: {', '.join(v.get('affected_services') or []) or 'none'}",
+        ])
+    if key == "timeline":
+        return "\n".join(
+            f"{format_utc(t.get('at'))} · {t.get('source')} · {t.get('description')}"
+            + (f" [{', '.join(t.get('evidence') or [])}]" if t.get("evidence") else "")
+            for t in value or [])
+    if key in ("contributing_factors", "what_went_well", "what_went_poorly"):
+        return "\n".join(str(item) for item in value or [])
+    if key == "action_items":
+        return "\n".join(
+            f"{a.get('title')} (priority {a.get('priority')}, owner: {a.get('suggested_owner') or 'unassigned'})"
+            for a in value or [])
+    if key == "confidence":
+        v = value or {}
+        return f"Level: {v.get('level')}\n{v.get('reason') or ''}".strip()
+    return str(value)
+
+
+def line_diff(before: str, after: str) -> list[tuple[str, str]]:
+    """Return a line diff as (op, line) pairs: op is ' ' (same), '-' (only in before) or '+' (only in after)."""
+    a, b = before.splitlines(), after.splitlines()
+    out: list[tuple[str, str]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            out += [(" ", line) for line in a[i1:i2]]
+        else:
+            out += [("-", line) for line in a[i1:i2]]
+            out += [("+", line) for line in b[j1:j2]]
+    return out
+
+
+def compare(original: dict, current: dict) -> list[dict]:
+    """Return, per section, the original and current text and their line diff."""
+    result = []
+    for key in SECTION_KEYS:
+        before = section_text(key, (original or {}).get(key))
+        after = section_text(key, (current or {}).get(key))
+        result.append({"key": key, "label": LABELS[key], "changed": before != after, "original": before,
+                       "diff": line_diff(before, after)})
+    return result
+

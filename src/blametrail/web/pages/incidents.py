@@ -1,0 +1,113 @@
+"""Incident pages: the list with filters, the new-incident form, the detail page, updates and resolving."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from blametrail import db
+from blametrail.errors import ValidationFailed
+from blametrail.incidents import service as incidents
+from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
+from blametrail.orgs.permissions import Action, require
+from blametrail.postmortems.sections import SEVERITIES
+from blametrail.web.api.incidents import incident_read, resolve_and_trigger
+from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.pages.common import (
+    FormDep, field, flash, query_url, redirect, render, split_list, validation_messages,
+)
+from blametrail.web.pages.card import card_context
+
+router = APIRouter()
+PAGE_SIZE = 25
+
+
+def _list_context(*, session, actor, status, service, severity, q, cursor) -> dict:
+    filters = {"status": status or "", "service": service or "", "severity": severity or "", "q": q or ""}
+    rows, next_cursor = incidents.list_incidents(session=session, org_id=actor.org_id, status=status or None,
+                                                 service=service or None, severity=severity or None, q=q or None,
+                                                 limit=PAGE_SIZE, cursor=cursor or None)
+    return {
+        "incidents": [incident_read(session, i) for i in rows], "filters": filters,
+        "filtered": any(filters.values()),
+        "next_url": query_url("/incidents", **filters, cursor=next_cursor) if next_cursor else None,
+        "first_url": query_url("/incidents", **filters) if cursor else None,
+        "severities": SEVERITIES,
+    }
+
+
+@router.get("/incidents")
+def incident_list(request: Request, actor: PageActor, session: SessionDep, status: str = "", service: str = "",
+                  severity: str = "", q: str = "", cursor: str = ""):
+    ctx = _list_context(session=session, actor=actor, status=status, service=service, severity=severity, q=q,
+                        cursor=cursor)
+    return render(request, "incidents/list.html", {**ctx, "new": {}}, actor=actor)
+
+
+@router.post("/incidents")
+def incident_create(request: Request, form: FormDep, actor: PageActor, session: SessionDep, now: NowDep):
+    require(actor.role, Action.WRITE_INCIDENTS)
+    new = {k: field(form, k) for k in ("title", "severity", "services", "description")}
+    try:
+        data = IncidentCreate(title=new["title"], severity=new["severity"] or None,
+                              services=split_list(new["services"]), description=new["description"])
+        incident = incidents.create(session=session, actor=actor, data=data, now=now)
+    except (ValidationError, ValidationFailed) as exc:
+        db.rollback(session)
+        errors = validation_messages(exc) if isinstance(exc, ValidationError) else [exc.detail]
+        ctx = _list_context(session=session, actor=actor, status="", service="", severity="", q="", cursor="")
+        return render(request, "incidents/list.html", {**ctx, "new": new, "new_errors": errors}, actor=actor,
+                      status_code=422)
+    flash(request, f"Incident #{incident.id} opened.", "success")
+    return redirect(f"/incidents/{incident.id}")
+
+
+def render_detail(request: Request, *, session, actor, rt, now, incident_id: int, status_code: int = 200,
+            update_errors: list[str] | None = None, update_body: str = "", card_notice: dict | None = None,
+            headers: dict | None = None):
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    timeline = incidents.timeline(session=session, incident=incident, lookback_minutes=rt.settings.lookback_minutes,
+                                  now=now)
+    ctx = {
+        "incident": incident_read(session, incident), "timeline": timeline,
+        "update_errors": update_errors or [], "update_body": update_body,
+        **card_context(session=session, actor=actor, incident=incident, now=now, notice=card_notice),
+    }
+    return render(request, "incidents/detail.html", ctx, actor=actor, status_code=status_code, headers=headers)
+
+
+@router.get("/incidents/{incident_id}")
+def incident_detail(incident_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep,
+                    now: NowDep):
+    return render_detail(request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id)
+
+
+@router.post("/incidents/{incident_id}/updates")
+def incident_update(incident_id: int, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+                    rt: RuntimeDep, now: NowDep):
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.WRITE_INCIDENTS)
+    body = field(form, "body")
+    try:
+        entry = incidents.add_update(session=session, actor=actor, incident=incident, data=UpdateCreate(body=body),
+                                     now=now)
+    except (ValidationError, ValidationFailed) as exc:
+        db.rollback(session)
+        errors = ["Write the update before posting it."] if not body else (
+            validation_messages(exc) if isinstance(exc, ValidationError) else [exc.detail])
+        return render_detail(request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id,
+                       status_code=422, update_errors=errors, update_body=body)
+    flash(request, "Update posted.", "success")
+    return redirect(f"/incidents/{incident_id}#upd_{entry.id}")
+
+
+@router.post("/incidents/{incident_id}/resolve")
+def incident_resolve(incident_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.WRITE_INCIDENTS)
+    resolved = resolve_and_trigger(session=session, actor=actor, incident=incident, resolved_at=None, now=now)
+    if resolved.postmortem_skip_reason:
+        flash(request, f"Incident resolved. No postmortem was queued: {resolved.postmortem_skip_reason}", "warning")
+    else:
+        flash(request, "Incident resolved; the postmortem draft has been queued.", "success")
+    return redirect(f"/incidents/{incident_id}#postmortem")

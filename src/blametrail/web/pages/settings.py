@@ -1,0 +1,35 @@
+"""Organization settings page: plan and usage, the AI switch (owner only), members."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from blametrail.errors import ValidationFailed
+from blametrail.orgs import service as orgs
+from blametrail.orgs.permissions import Action, require
+from blametrail.web.deps import NowDep, PageActor, SessionDep
+from blametrail.web.pages.common import FormDep, field, flash, redirect, render
+
+router = APIRouter()
+_TRUE, _FALSE = ("true", "on", "1", "yes"), ("false", "off", "0", "no")
+
+
+@router.get("/settings")
+def settings_page(request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+    org = orgs.get_org(session=session, org_id=actor.org_id)
+    return render(request, "settings.html", {
+        "org": org, "usage": orgs.usage(session=session, org=org, now=now),
+        "members": orgs.list_members(session=session, org_id=actor.org_id),
+    }, actor=actor)
+
+
+@router.post("/settings/ai")
+def settings_ai(request: Request, form: FormDep, actor: PageActor, session: SessionDep):
+    require(actor.role, Action.ORG_SETTINGS)
+    value = field(form, "ai_enabled").lower()
+    if value not in _TRUE + _FALSE:
+        raise ValidationFailed("Choose whether AI features are on or off.")
+    org = orgs.set_ai_enabled(session=session, org_id=actor.org_id, enabled=value in _TRUE)
+    flash(request, "AI features are on: postmortems are drafted when incidents resolve." if org.ai_enabled
+          else "AI features are off: nothing is drafted and Generate is hidden.", "success")
+    return redirect("/settings")
