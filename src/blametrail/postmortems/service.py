@@ -93,8 +93,8 @@ def _create(*, session: Session, incident: Incident, user_id: int | None, now: d
 
 def request_generation(*, session: Session, actor: Actor, incident_id: int, now: datetime) -> Postmortem:
     """Create the incident's postmortem and queue its first generation (counts against the quota)."""
-    require(actor.role, Action.POSTMORTEM_WRITE)
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.POSTMORTEM_WRITE)
     return _create(session=session, incident=incident, user_id=actor.user_id, now=now)
 
 
@@ -125,8 +125,8 @@ def regenerate(
     *, session: Session, actor: Actor, incident_id: int, overwrite_edited: bool, now: datetime, interval_seconds: int,
 ) -> Postmortem:
     """Queue another generation: before publishing, at most once per interval, never counted against quota."""
-    require(actor.role, Action.POSTMORTEM_WRITE)
     pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.POSTMORTEM_WRITE)
     org = orgs.get_org(session=session, org_id=actor.org_id)
     if not org.ai_enabled:
         raise AIDisabled("AI features are turned off for this organization (Organization → Settings).")
@@ -155,8 +155,8 @@ def regenerate(
 
 def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patch: SectionsPatch, now: datetime) -> Postmortem:
     """Save a person's changes to some sections, if based on the current version."""
-    require(actor.role, Action.POSTMORTEM_WRITE)
     pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.POSTMORTEM_WRITE)
     changes = patch.model_dump(exclude_unset=True, mode="json")
     if not changes:
         raise ValidationFailed("Give at least one section to change.", [{"loc": ["sections"], "msg": "empty"}])
@@ -185,8 +185,8 @@ def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patc
 
 def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) -> Postmortem:
     """Publish the postmortem (owner/admin), freezing its current sections as a revision."""
-    require(actor.role, Action.PUBLISH)
     pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.PUBLISH)
     result = session.execute(
         update(Postmortem)
         .where(Postmortem.id == pm.id, Postmortem.status.in_(lifecycle.PUBLISHABLE))

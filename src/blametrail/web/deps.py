@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Annotated
 
@@ -22,7 +23,23 @@ def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_session(request: Request) -> Iterator[Session]:
+# why: a request keeps its transaction (SQLite's write lock, PostgreSQL row locks) across several worker-thread
+# hops (auth dependency, handler, response validation). When every worker thread is blocked waiting for that
+# lock, the holder never gets a thread back and all of them stall until the busy/pool timeout (HTTP 500).
+# Admitting fewer requests to the database than anyio's 40 worker threads always leaves one for the holder.
+MAX_DB_REQUESTS = 32
+
+
+async def db_slot(request: Request) -> AsyncIterator[None]:
+    """Wait on the event loop (holding no thread) until the request may open a database session."""
+    gate = getattr(request.app.state, "db_gate", None)
+    if gate is None:
+        gate = request.app.state.db_gate = asyncio.Semaphore(MAX_DB_REQUESTS)
+    async with gate:
+        yield
+
+
+def get_session(request: Request, _slot: Annotated[None, Depends(db_slot, scope="function")]) -> Iterator[Session]:
     """Yield a session; commit (then enqueue deferred jobs) if the handler succeeded, else roll back."""
     session = request.app.state.runtime.factory()
     try:

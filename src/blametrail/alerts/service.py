@@ -1,0 +1,259 @@
+"""Alerts: ingest normalized alerts (dedupe, firing/resolved, attach or open incidents, auto-resolve) and list them.
+
+Identity and deduplication
+    An alert instance is (webhook, fingerprint, starts_at). The same firing instance delivered again changes
+    nothing; a resolved one marks the instance resolved with its ends_at, once. An alert without starts_at (the
+    generic shape allows it) is the latest still-firing instance of its fingerprint, else a new instance starting
+    now. When a new instance of a fingerprint fires while an older one is still recorded as firing (its resolve
+    notification was lost), the older one is closed at the new start, silently.
+
+Incidents
+    A firing alert joins the newest open incident of its service (incidents.find_open_for_service); without a
+    service, the newest open service-less incident this webhook opened. If there is none and the webhook's
+    `open_incidents` is on, it opens one (title = summary or name, severity, services = [service],
+    started_at = starts_at, source "alert", source_ref "webhook:<id>", opened by "alert:<name>").
+    A resolved alert never seen firing is stored and joins an open incident of its service if one exists; it never
+    opens one. When the webhook's `auto_resolve` is on and every alert attached to an incident is resolved, the
+    incident resolves at the latest ends_at (clamped to [started_at, now]) by "alert:<webhook name>", which
+    auto-triggers its postmortem.
+
+Timeline data contract (TimelineEntry kind "alert", one per transition; evidence id "alert_<entry id>")
+    at    firing: starts_at; resolved: ends_at (or the time it was received)
+    body  "Alert <name> firing on <service>: <summary>" / "Alert <name> resolved on <service>"
+    data  {"alert_id": int, "name": str, "status": "firing"|"resolved", "service": str|None,
+           "severity": "SEV-1".."SEV-4"|None, "summary": str, "fingerprint": str, "labels": {str: str},
+           "starts_at": ISO-8601 Z, "ends_at": ISO-8601 Z|None, "source": "alertmanager"|"grafana"|"generic",
+           "url": str|None}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from blametrail.alerts.models import Alert, Webhook
+from blametrail.alerts.parsers import NormalizedAlert
+from blametrail.clock import iso
+from blametrail.errors import InvalidState, ValidationFailed
+from blametrail.incidents import service as incidents
+from blametrail.incidents.models import Incident, IncidentService
+from blametrail.orgs.models import Organization
+from blametrail.postmortems import service as postmortems
+
+MAX_PAGE = 200
+
+
+@dataclass
+class IngestSummary:
+    """What one delivery changed."""
+
+    received: int = 0
+    created: int = 0
+    fired: int = 0  # firing transitions recorded
+    resolved: int = 0  # resolved transitions recorded
+    unchanged: int = 0  # repeats of what we already knew
+    incidents_opened: list[int] = field(default_factory=list)
+    incidents_updated: list[int] = field(default_factory=list)
+    incidents_resolved: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """Return the JSON shape returned to senders."""
+        return {"received": self.received, "created": self.created, "firing": self.fired, "resolved": self.resolved,
+                "unchanged": self.unchanged, "incidents_opened": self.incidents_opened,
+                "incidents_updated": self.incidents_updated, "incidents_resolved": self.incidents_resolved}
+
+
+def describe(alerts: list[NormalizedAlert]) -> str:
+    """Return a one-line summary of a delivery's content (stored with the delivery)."""
+    firing = sum(1 for a in alerts if a.status == "firing")
+    names = sorted({a.name for a in alerts})
+    shown = ", ".join(names[:5]) + (f" +{len(names) - 5} more" if len(names) > 5 else "")
+    return f"{len(alerts)} alert(s): {firing} firing, {len(alerts) - firing} resolved" + (f" ({shown})" if names else "")
+
+
+def _lookup(session: Session, hook: Webhook, a: NormalizedAlert) -> tuple[Alert | None, list[Alert]]:
+    """Return the instance this alert is (or None) and older instances of its fingerprint still firing."""
+    same_fp = select(Alert).where(Alert.webhook_id == hook.id, Alert.fingerprint == a.fingerprint)
+    if a.starts_at is not None:  # one query: the exact instance and any still-firing ones
+        rows = list(session.scalars(same_fp.where(or_(Alert.starts_at == a.starts_at, Alert.status == "firing"))))
+        found = next((r for r in rows if r.starts_at == a.starts_at), None)
+        return found, [r for r in rows if r.status == "firing" and r.starts_at < a.starts_at]
+    latest = same_fp.order_by(Alert.starts_at.desc(), Alert.id.desc()).limit(1)
+    found = session.scalar(latest.where(Alert.status == "firing"))
+    if found is None and a.status == "resolved":
+        found = session.scalar(latest)
+    return found, []
+
+
+def _insert(session: Session, hook: Webhook, a: NormalizedAlert, now: datetime,
+            incident_id: int | None) -> tuple[Alert, bool]:
+    """Insert a new instance; if a concurrent delivery inserted it first, return that one (created=False)."""
+    starts = a.starts_at or (a.ends_at if a.status == "resolved" and a.ends_at else now)
+    ends = (a.ends_at or now) if a.status == "resolved" else None
+    row = Alert(org_id=hook.org_id, webhook_id=hook.id, fingerprint=a.fingerprint, status=a.status, name=a.name,
+                service=a.service, severity=a.severity, summary=a.summary, labels=a.labels, annotations=a.annotations,
+                generator_url=a.url, starts_at=starts, ends_at=max(ends, starts) if ends else None,
+                incident_id=incident_id, created_at=now, updated_at=now)
+    if session.get_bind().dialect.name == "sqlite":  # why: BEGIN IMMEDIATE serializes transactions: no race here
+        session.add(row)
+        session.flush()
+        return row, True
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # why: the same instance arrived in two deliveries at once; the other one won
+        existing = session.scalar(select(Alert).where(Alert.webhook_id == hook.id, Alert.fingerprint == a.fingerprint,
+                                                      Alert.starts_at == starts))
+        if existing is None:
+            raise
+        return existing, False
+    return row, True
+
+
+def _close_superseded(older: list[Alert], row: Alert, now: datetime) -> None:
+    """Close older instances of the fingerprint still recorded as firing (their resolve notification was lost)."""
+    for old in older:
+        if old.starts_at < row.starts_at:
+            old.status, old.ends_at, old.updated_at = "resolved", row.starts_at, now
+
+
+def _entry_data(row: Alert, source: str) -> dict:
+    return {"alert_id": row.id, "name": row.name, "status": row.status, "service": row.service,
+            "severity": row.severity, "summary": row.summary, "fingerprint": row.fingerprint,
+            "labels": dict(row.labels or {}), "starts_at": iso(row.starts_at), "ends_at": iso(row.ends_at),
+            "source": source, "url": row.generator_url}
+
+
+def _record(session: Session, incident: Incident, row: Alert, source: str, now: datetime) -> None:
+    on = f" on {row.service}" if row.service else ""
+    if row.status == "firing":
+        body, at = f"Alert {row.name} firing{on}" + (f": {row.summary}" if row.summary else ""), row.starts_at
+    else:
+        body, at = f"Alert {row.name} resolved{on}", row.ends_at or now
+    incidents.add_entry(session=session, incident=incident, kind="alert", at=at, body=body, now=now,
+                        author=f"alert:{row.name}", data=_entry_data(row, source))
+
+
+def _open_incident_for(session: Session, hook: Webhook, service: str | None) -> Incident | None:
+    if service:
+        return incidents.find_open_for_service(session=session, org_id=hook.org_id, service=service)
+    return session.scalar(
+        select(Incident).where(Incident.org_id == hook.org_id, Incident.status == "open", Incident.source == "alert",
+                               Incident.source_ref == f"webhook:{hook.id}",
+                               ~Incident.id.in_(select(IncidentService.incident_id)))
+        .order_by(Incident.id.desc()).limit(1))
+
+
+def _touched(summary: IngestSummary, incident_id: int) -> None:
+    if incident_id not in summary.incidents_opened and incident_id not in summary.incidents_updated:
+        summary.incidents_updated.append(incident_id)
+
+
+def _open_for(session: Session, hook: Webhook, row: Alert, now: datetime, summary: IngestSummary) -> Incident | None:
+    """Open an incident for a firing alert that found none (if the webhook opens incidents)."""
+    if not hook.open_incidents:
+        return None
+    # why: serialize openings per organization (PostgreSQL) so two deliveries for one service open one incident.
+    # NO KEY UPDATE, not UPDATE: our own inserts hold KEY SHARE on this row (foreign keys), and two deliveries
+    # each holding KEY SHARE while waiting for UPDATE would deadlock.
+    session.execute(select(Organization.id).where(Organization.id == hook.org_id).with_for_update(key_share=True))
+    incident = _open_incident_for(session, hook, row.service)
+    if incident is None:
+        incident = incidents.open_system(
+            session=session, org_id=hook.org_id, title=row.summary or row.name, severity=row.severity,
+            services=[row.service] if row.service else [], started_at=row.starts_at, source="alert",
+            source_ref=f"webhook:{hook.id}", opened_by=f"alert:{row.name}", now=now)
+        summary.incidents_opened.append(incident.id)
+    return incident
+
+
+def _auto_resolve(session: Session, hook: Webhook, incident_id: int, now: datetime, summary: IngestSummary) -> None:
+    incident = session.get(Incident, incident_id)
+    if incident is None or incident.status != "open":
+        return
+    firing = session.scalar(select(func.count(Alert.id)).where(Alert.incident_id == incident_id, Alert.status == "firing"))
+    if firing:
+        return
+    latest = session.scalar(select(func.max(Alert.ends_at)).where(Alert.incident_id == incident_id)) or now
+    at = max(min(latest, now), incident.started_at)
+    try:
+        postmortems.resolve_incident(session=session, incident=incident, now=now, resolved_at=at,
+                                     by_label=f"alert:{hook.name}", by_user_id=None)
+    except (InvalidState, ValidationFailed):  # why: resolved meanwhile, or the sender's clock runs ahead of ours
+        return
+    summary.incidents_resolved.append(incident_id)
+
+
+def ingest(*, session: Session, hook: Webhook, alerts: list[NormalizedAlert], now: datetime) -> IngestSummary:
+    """Apply one delivery's alerts: dedupe, record transitions on incidents, open or resolve incidents."""
+    summary = IngestSummary(received=len(alerts))
+    to_check: list[int] = []
+    for a in alerts:
+        row, older = _lookup(session, hook, a)
+        if row is None:
+            # why: look for the incident before inserting, so a joining alert is inserted with it (no extra UPDATE)
+            incident = _open_incident_for(session, hook, a.service) if a.status == "firing" or a.service else None
+            row, created = _insert(session, hook, a, now, incident.id if incident else None)
+            if created:
+                summary.created += 1
+                if row.status == "firing":
+                    _close_superseded(older, row, now)
+                    if incident is None:
+                        incident = _open_for(session, hook, row, now, summary)
+                        row.incident_id = incident.id if incident else None
+                    summary.fired += 1
+                else:
+                    summary.resolved += 1
+                    if incident is not None:
+                        to_check.append(incident.id)
+                if incident is not None:
+                    _touched(summary, incident.id)
+                    _record(session, incident, row, a.source, now)
+                continue
+        if row.status == "firing" and a.status == "resolved":
+            ends = a.ends_at or now
+            row.status, row.ends_at, row.updated_at = "resolved", max(ends, row.starts_at), now
+            summary.resolved += 1
+            if row.incident_id is not None:
+                incident = session.get(Incident, row.incident_id)
+                _record(session, incident, row, a.source, now)
+                _touched(summary, incident.id)
+                to_check.append(incident.id)
+            continue
+        summary.unchanged += 1
+    session.flush()
+    if hook.auto_resolve:
+        for incident_id in dict.fromkeys(to_check):
+            _auto_resolve(session, hook, incident_id, now, summary)
+    return summary
+
+
+def to_read(row: Alert) -> dict:
+    """Return the API shape of an alert."""
+    return {"id": row.id, "webhook_id": row.webhook_id, "fingerprint": row.fingerprint, "status": row.status,
+            "name": row.name, "service": row.service, "severity": row.severity, "summary": row.summary,
+            "labels": row.labels, "annotations": row.annotations, "url": row.generator_url,
+            "starts_at": iso(row.starts_at), "ends_at": iso(row.ends_at), "incident_id": row.incident_id,
+            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+
+def list_alerts(
+    *, session: Session, org_id: int, status: str | None = None, incident_id: int | None = None,
+    webhook_id: int | None = None, limit: int = 50,
+) -> list[Alert]:
+    """Return the organization's alerts, newest first, optionally filtered."""
+    query = select(Alert).where(Alert.org_id == org_id)
+    if status:
+        if status not in ("firing", "resolved"):
+            raise ValidationFailed("status must be firing or resolved.", [{"loc": ["status"], "msg": "firing|resolved"}])
+        query = query.where(Alert.status == status)
+    if incident_id is not None:
+        query = query.where(Alert.incident_id == incident_id)
+    if webhook_id is not None:
+        query = query.where(Alert.webhook_id == webhook_id)
+    return list(session.scalars(query.order_by(Alert.id.desc()).limit(max(1, min(limit, MAX_PAGE)))))
