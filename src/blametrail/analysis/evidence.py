@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from blametrail.analysis.observations import LogEvidence, MetricEvidence
+
+JSON_SAMPLES = 3  # raw log lines per template kept in the stored copy
+JSON_TEXT = 2_000  # characters per template or sample in the stored copy
+
 
 def iso(value: datetime | None) -> str | None:
     """Format a UTC datetime as ISO-8601 with a trailing Z."""
@@ -116,12 +121,16 @@ class EvidencePack:
     deploys: tuple[DeployEvidence, ...] = ()
     monitor_events: tuple[MonitorEvidence, ...] = ()
     alerts: tuple[AlertEvidence, ...] = ()
+    metrics: tuple[MetricEvidence, ...] = ()  # change points from observability connectors
+    logs: tuple[LogEvidence, ...] = ()  # new or spiking log templates
+    observed: bool = False  # metrics/logs were fetched for the window, so no findings means nothing changed
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def evidence_ids(self) -> set[str]:
         """Return every evidence id in the pack."""
         ids = {u.id for u in self.updates} | {s.id for s in self.status_changes}
         ids |= {m.id for m in self.monitor_events} | {a.id for a in self.alerts}
+        ids |= {m.id for m in self.metrics} | {g.id for g in self.logs}
         for d in self.deploys:
             ids.add(d.id)
             ids.update(c.id for c in d.commits)
@@ -138,6 +147,7 @@ class EvidencePack:
                 "resolved_by": inc.resolved_by, "created_by": inc.created_by,
             },
             "window": {"start": iso(self.window_start), "end": iso(self.window_end)},
+            "observed": self.observed or bool(self.metrics or self.logs),
             "updates": [
                 {"id": u.id, "at": iso(u.at), "author": u.author, "body": u.body} for u in self.updates
             ],
@@ -168,5 +178,18 @@ class EvidencePack:
                 {"id": a.id, "at": iso(a.at), "name": a.name, "status": a.status, "service": a.service,
                  "severity": a.severity, "summary": a.summary, "labels": dict(a.labels)}
                 for a in self.alerts
+            ],
+            "metrics": [
+                {"id": m.id, "series": m.series, "service": m.service, "onset": iso(m.onset), "before": m.before,
+                 "after": m.after, "magnitude": m.magnitude, "direction": m.direction, "unit": m.unit,
+                 "source": m.source, "points": [[iso(at), value] for at, value in m.points]}
+                for m in self.metrics
+            ],
+            "logs": [
+                {"id": g.id, "template": g.template[:JSON_TEXT], "service": g.service,
+                 "incident_count": g.incident_count, "baseline_count": g.baseline_count, "new": g.new,
+                 "spike_ratio": g.spike_ratio, "first_seen": iso(g.first_seen),
+                 "samples": [s[:JSON_TEXT] for s in g.samples[:JSON_SAMPLES]], "source": g.source}
+                for g in self.logs
             ],
         }

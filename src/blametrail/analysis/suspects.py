@@ -1,12 +1,13 @@
-"""Suspect deploys: rank the deploys before onset by time to onset, service match and the responders' words."""
+"""Suspect deploys: rank deploys before onset by time to onset, service match, responders' words and findings."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from blametrail.analysis.corroboration import Findings, corroborate, findings, metric_phrase
 from blametrail.analysis.evidence import CommitEvidence, DeployEvidence, EvidencePack
 from blametrail.analysis.response import (
     FAILED, ROLLBACK, clip, minutes_between, plural, sentences, sorted_updates, stamp, utc,
@@ -18,6 +19,7 @@ _HALF_LIFE_MINUTES = 60.0
 _W_TIME, _W_SERVICE, _W_WORD, _MAX_WORDS = 0.3, 0.2, 0.04, 4
 _W_VERSION, _W_SHA, _W_FILE, _W_ROLLBACK, _W_ROLLBACK_NEAR, _W_NO_EFFECT = 0.3, 0.35, 0.2, 0.35, 0.15, -0.3
 _W_REVERTED = 0.25  # a later deploy put the previous version back: the deploy data itself implicates it
+_ONSET_SLACK = timedelta(minutes=3)  # a deploy this soon after a metric onset may still have caused it
 _WORD = re.compile(r"[a-z][a-z0-9]{3,}")
 _SHA = re.compile(r"\b[0-9a-f]{7,40}\b")
 _ROLLBACK_TARGET = re.compile(r"\b(?:to|onto)\s+(?:version\s+)?v?\d[\w.\-]*", re.I)
@@ -40,7 +42,8 @@ class Suspect:
     score: float
     reasons: tuple[str, ...]
     update_ids: tuple[str, ...] = ()  # updates that name or implicate this deploy
-    matched_commit_ids: tuple[str, ...] = ()  # commits the incident's words point at, best first
+    matched_commit_ids: tuple[str, ...] = ()  # commits the incident's words or errors point at, best first
+    evidence_ids: tuple[str, ...] = ()  # metric and log findings that support it
 
 
 def words(text: str) -> set[str]:
@@ -109,7 +112,7 @@ def describe_suspect(pack: EvidencePack, suspect: Suspect) -> tuple[str, list[st
     deploy = find_deploy(pack, suspect.deploy_id)
     if deploy is None:
         return f"deploy {suspect.deploy_id}", [suspect.deploy_id]
-    minutes = minutes_between(deploy.deployed_at, pack.incident.started_at)
+    minutes = minutes_between(deploy.deployed_at, findings(pack).onset)
     text = (f"deploy {deploy.version} of {deploy.service} to {deploy.environment} at {stamp(deploy.deployed_at)}"
             f" ({plural(minutes, 'minute')} before onset)")
     cited = list(suspect.matched_commit_ids[:3] or suspect.commit_ids[:1])
@@ -125,28 +128,6 @@ def describe_suspect(pack: EvidencePack, suspect: Suspect) -> tuple[str, list[st
     return text, [deploy.id, *cited]
 
 
-def deploy_events(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[tuple[datetime, str, list[str]]]:
-    """Describe the window's deploys of the incident's services (and named suspects) as (at, text, evidence)."""
-    ranked = {s.deploy_id: (place, s) for place, s in enumerate(suspects, 1)}
-    rolled = {d.id for d in rollback_deploys(pack)}
-    events = []
-    for deploy in pack.deploys:
-        if not in_window(pack, deploy) or not (affects_incident(pack, deploy) or deploy.id in ranked):
-            continue
-        text = f"Deploy of {deploy.service} {deploy.version} to {deploy.environment}"
-        text += f" ({plural(len(deploy.commits), 'commit')})"
-        evidence = [deploy.id]
-        if deploy.id in ranked:
-            place, suspect = ranked[deploy.id]
-            text += f"; suspect #{place}, score {suspect.score:.2f}"
-            evidence += list(suspect.commit_ids[:10])
-        elif utc(deploy.deployed_at) > utc(pack.incident.started_at):
-            text += " after the incident started, so not a suspect"
-            text += " (rollback to an earlier version)" if deploy.id in rolled else ""
-        events.append((utc(deploy.deployed_at), text, evidence))
-    return events
-
-
 @dataclass(frozen=True)
 class _Context:
     start: datetime
@@ -156,12 +137,16 @@ class _Context:
     words: set[str]
     latest: dict[str, str]  # service -> id of its last deploy before onset
     reverted: dict[str, DeployEvidence]  # deploy id -> the later deploy that put an earlier version back
+    found: Findings
 
 
 def rank_suspects(pack: EvidencePack) -> tuple[Suspect, ...]:
     """Rank deploys at or before onset inside the window as suspects, best first."""
+    found = findings(pack)
     start = utc(pack.incident.started_at)
-    candidates = [d for d in pack.deploys if utc(pack.window_start) <= utc(d.deployed_at) <= start]
+    # A metric change point is firm enough to exclude deploys after it; a first error burst is not.
+    cutoff = min(start, found.onset + _ONSET_SLACK) if found.onset_metric is not None else start
+    candidates = [d for d in pack.deploys if utc(pack.window_start) <= utc(d.deployed_at) <= cutoff]
     latest: dict[str, str] = {}
     for deploy in sorted(candidates, key=lambda d: (utc(d.deployed_at), d.id)):
         latest[deploy.service] = deploy.id
@@ -180,9 +165,9 @@ def rank_suspects(pack: EvidencePack) -> tuple[Suspect, ...]:
     texts = [pair for pair in said if pair not in futile]
     inc = pack.incident
     context = _Context(
-        start=start, texts=texts, rollbacks=[(uid, s) for uid, s in texts if ROLLBACK.search(s)], futile=futile,
+        start=found.onset, texts=texts, rollbacks=[(uid, s) for uid, s in texts if ROLLBACK.search(s)], futile=futile,
         words=words(" ".join([inc.title, inc.description, *(s for _, s in texts)])),
-        latest=latest, reverted=reverted,
+        latest=latest, reverted=reverted, found=found,
     )
     ranked = [s for d in candidates if (s := _score(pack, d, context)) is not None]
     return tuple(sorted(ranked, key=lambda s: (-s.score, -utc(by_id[s.deploy_id].deployed_at).timestamp(),
@@ -192,10 +177,14 @@ def rank_suspects(pack: EvidencePack) -> tuple[Suspect, ...]:
 def _score(pack: EvidencePack, deploy: DeployEvidence, ctx: _Context) -> Suspect | None:
     minutes = minutes_between(deploy.deployed_at, ctx.start)
     score = _W_TIME * 0.5 ** (minutes / _HALF_LIFE_MINUTES)
-    reasons = [
-        "deployed at the incident start" if minutes == 0
-        else f"deployed {plural(minutes, 'minute')} before the incident started"
-    ]
+    onset, burst = ctx.found.onset_metric, ctx.found.onset_log
+    if onset is not None or burst is not None:
+        what = metric_phrase(onset) if onset is not None else f"the first errors appeared ({burst.id})"
+        reasons = [f"deployed {plural(minutes, 'minute')} before the onset, when {what}"
+                   if minutes else f"deployed at the onset, when {what}"]
+    else:
+        reasons = ["deployed at the incident start" if minutes == 0
+                   else f"deployed {plural(minutes, 'minute')} before the incident started"]
     eligible = affects_incident(pack, deploy)
     if eligible and pack.incident.services:
         score += _W_SERVICE
@@ -245,8 +234,13 @@ def _score(pack: EvidencePack, deploy: DeployEvidence, ctx: _Context) -> Suspect
         undo = ctx.reverted[deploy.id]
         score += _W_REVERTED
         reasons.append(f"{undo.id} put {deploy.service} back to {undo.version} after onset")
-    if not eligible and not named:
-        return None  # another service's deploy is only blamed when the responders name it
+    backing = corroborate(pack, deploy, ctx.found)
+    if not eligible and not named and backing.strength != "strong":
+        return None  # another service's deploy is blamed only when responders name it or errors point into it
+    score += backing.delta
+    reasons.extend(backing.reasons)
+    for commit_id, weight in backing.commit_hits:
+        relevance[commit_id] += weight
     shared = sorted(deploy_terms(deploy) & ctx.words)[:_MAX_WORDS]
     if shared:
         score += _W_WORD * len(shared)
@@ -262,6 +256,7 @@ def _score(pack: EvidencePack, deploy: DeployEvidence, ctx: _Context) -> Suspect
         reasons=tuple(reasons),
         update_ids=tuple(named),
         matched_commit_ids=tuple(c.id for c in ordered if relevance[c.id] > 0),
+        evidence_ids=backing.evidence_ids,
     )
 
 

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
+from blametrail.analysis import causes, signals, timeline
 from blametrail.analysis import response as resp
-from blametrail.analysis import signals
-from blametrail.analysis.evidence import EvidencePack, iso
-from blametrail.analysis.response import ResponseFacts, clip, minutes_between, plural, stamp, utc
+from blametrail.analysis.causes import Category
+from blametrail.analysis.evidence import EvidencePack
+from blametrail.analysis.response import ResponseFacts, clip, minutes_between, plural, stamp
 from blametrail.analysis.suspects import (
-    Suspect, deploy_events, describe_suspect, find_commit, find_deploy, names_deploy, rank_suspects,
-    rollback_deploys, standout,
+    Suspect, describe_suspect, find_commit, find_deploy, names_deploy, rank_suspects, rollback_deploys, standout,
 )
+from blametrail.analysis.verdict import (
+    confidence, dominant_category, link_strength, missing, ranked_causes, ranked_suspects, root_cause_category,
+    scores, supporting,
+)
+
+__all__ = ["ENGINE_NAME", "NOT_ESTABLISHED", "ranked_causes", "ranked_suspects", "root_cause_category",
+           "write_postmortem"]
 
 ENGINE_NAME = "builtin"
 NOT_ESTABLISHED = "Root cause not established from the evidence."
 
+_TEST_FILE = re.compile(r"(?:^|/)(?:tests?|spec|__tests__)/|(?:^|/)test_[^/]*$|_test\.\w+$|\.(?:spec|test)\.\w+$")
 _SEVERITY = re.compile(r"^sev[-_ ]?([1-4])$")
 _SEVERITY_WORDS = {"critical": "SEV-1", "major": "SEV-2", "high": "SEV-2", "moderate": "SEV-3", "medium": "SEV-3",
                    "minor": "SEV-4", "low": "SEV-4"}
@@ -39,8 +46,6 @@ _DEGRADED = re.compile(
 _CUSTOMER = re.compile(
     r"\b(?:customers?|users?|errors?|latency|timeouts?|timing out|5\d\d|failing|failed|unavailable)\b", re.I
 )
-_OPENED = frozenset({"open", "opened", "triggered", "created", "firing"})
-_RESOLVED = frozenset({"resolved", "closed"})
 
 
 def write_postmortem(pack: EvidencePack) -> dict:
@@ -49,26 +54,28 @@ def write_postmortem(pack: EvidencePack) -> dict:
     facts = resp.analyse_response(pack)
     suspects = rank_suspects(pack)
     top = standout(suspects)
+    category = dominant_category(pack, suspects)
     rollbacks = rollback_deploys(pack)
     duration = minutes_between(inc.started_at, inc.resolved_at) if inc.resolved_at else None
     services = sorted({s.strip() for s in inc.services if s.strip()})
     severity, severity_note = _severity(pack, duration, services)
-    root_cause, corroborated = _root_cause(pack, facts, suspects, top)
+    root_cause, corroborated = _root_cause(pack, facts, suspects, top, category)
     return {
-        "summary": _summary(pack, facts, top, severity, severity_note, duration, services, bool(rollbacks)),
+        "summary": _summary(pack, facts, top, category, severity, severity_note, duration, services,
+                            bool(rollbacks)),
         "severity": severity,
         "customer_impact": {
             "description": _impact(pack, duration, services),
             "duration_minutes": duration,
             "affected_services": services,
         },
-        "timeline": _timeline(pack, suspects),
+        "timeline": timeline.build(pack, suspects),
         "root_cause": root_cause,
         "contributing_factors": resp.contributing_factors(pack, facts),
         "what_went_well": resp.went_well(facts, rollbacks[0] if rollbacks else None),
         "what_went_poorly": resp.went_poorly(pack, facts),
-        "action_items": _action_items(pack, facts, top, root_cause, corroborated, services),
-        "confidence": _confidence(facts, suspects, top, corroborated, severity_note),
+        "action_items": _action_items(pack, facts, top, category, root_cause, corroborated, services),
+        "confidence": confidence(pack, facts, suspects, top, category, corroborated, severity_note),
     }
 
 
@@ -118,46 +125,9 @@ def _impact(pack: EvidencePack, duration: int | None, services: list[str]) -> st
     return " ".join(parts)
 
 
-def _timeline(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[dict]:
-    inc = pack.incident
-    start = utc(inc.started_at)
-    rows: list[tuple[datetime, int, dict]] = []
-
-    def add(at: datetime, rank: int, source: str, text: str, evidence: list[str]) -> None:
-        rows.append((utc(at), rank, {"at": iso(utc(at)), "source": source, "description": text,
-                                     "evidence": evidence}))
-
-    kinds = [(s, s.status.strip().lower()) for s in pack.status_changes]
-    if not any(kind in _OPENED and utc(s.at) == start for s, kind in kinds):
-        add(start, 1, "status", f"Incident started: {clip(inc.title, 200)}", [])
-    for change, kind in kinds:
-        verb = "Incident opened" if kind in _OPENED else "Incident resolved" if kind in _RESOLVED else (
-            f"Status changed to {clip(change.status, 60)}")
-        who = f" by {_who(change.actor)}" if change.actor else ""
-        # why: a recorded detail is already a full sentence ("Incident opened by …"); don't say it twice
-        text = clip(change.detail) if change.detail.strip() else verb + who
-        add(change.at, 1 if kind in _OPENED else 4 if kind in _RESOLVED else 3, "status", text, [change.id])
-    if inc.resolved_at and not any(kind in _RESOLVED for _, kind in kinds):
-        who = f" by {_who(inc.resolved_by)}" if inc.resolved_by else ""
-        add(inc.resolved_at, 4, "status", f"Incident resolved{who}", [])
-    for update in pack.updates:
-        author = f" from {update.author}" if update.author else ""
-        add(update.at, 2, "update", f"Update{author}: {clip(update.body) or '(no text)'}", [update.id])
-    for at, text, evidence in deploy_events(pack, suspects):
-        add(at, 0, "deploy", text, evidence)
-    for at, source, text, evidence in signals.timeline_rows(pack):
-        add(at, 1, source, text, evidence)
-    rows.sort(key=lambda row: (row[0], row[1]))
-    return [row[2] for row in rows]
-
-
-def _who(name: str | None) -> str:
-    name = (name or "").strip()
-    return "monitor " + name.split(":", 1)[1].strip() if name.lower().startswith("monitor:") else name
-
-
 def _root_cause(
-    pack: EvidencePack, facts: ResponseFacts, suspects: tuple[Suspect, ...], top: Suspect | None
+    pack: EvidencePack, facts: ResponseFacts, suspects: tuple[Suspect, ...], top: Suspect | None,
+    category: Category | None,
 ) -> tuple[str, bool]:
     cause, parts, corroborated = facts.cause, [], False
     if cause is not None:
@@ -174,27 +144,28 @@ def _root_cause(
                          f"The top suspect is {text} {cites}, but the updates do not tie it to the stated cause.")
         else:
             parts.append(f"The most likely trigger is {text} {cites}. Signals: {'; '.join(top.reasons)}.")
-            if not top.update_ids:
+            if not top.update_ids and link_strength(pack, top) == "strong":
+                parts.append("No update confirms it, but the errors point into its changes.")
+            elif not top.update_ids:
                 parts.append("No update confirms it, so this is a correlation in time and scope, "
                              "not an established cause.")
+        backing = supporting(pack, top.evidence_ids)
+        if backing:
+            parts.append(f"Supporting signals: {'; '.join(backing)}.")
+    elif category is not None:
+        backing = supporting(pack, (*category.metric_ids, *category.log_ids))
+        parts.append(f"The evidence points to {category.label} as the likely cause: "
+                     f"{'; '.join(backing or category.reasons)}.")
+        parts.append("No deploy of the affected services explains these errors"
+                     + (f" ({scores(suspects)})." if suspects else "."))
     if parts:
         return " ".join(parts), corroborated
-    return f"{NOT_ESTABLISHED} Missing: {'; '.join(_missing(facts, suspects))}.", False
-
-
-def _missing(facts: ResponseFacts, suspects: tuple[Suspect, ...]) -> list[str]:
-    gaps = ["no human updates were posted" if facts.update_count == 0 else "no update states a cause"]
-    if not suspects:
-        gaps.append("no deploy of the affected services was recorded in the window before onset")
-    else:
-        scores = ", ".join(f"{s.deploy_id} scored {s.score:.2f}" for s in suspects[:3])
-        gaps.append(f"no suspect deploy stands out ({scores})")
-    return gaps
+    return f"{NOT_ESTABLISHED} Missing: {'; '.join(missing(pack, facts, suspects))}.", False
 
 
 def _action_items(
-    pack: EvidencePack, facts: ResponseFacts, top: Suspect | None, root_cause: str, corroborated: bool,
-    services: list[str],
+    pack: EvidencePack, facts: ResponseFacts, top: Suspect | None, category: Category | None, root_cause: str,
+    corroborated: bool, services: list[str],
 ) -> list[dict]:
     owner = facts.process_owner
     items: list[tuple[str, str, str | None]] = []
@@ -207,10 +178,13 @@ def _action_items(
             title = (f"Fix the problem introduced in commit {sha} before redeploying {deploy.service}" if confirmed
                      else f"Confirm whether the change in commit {sha} triggered the incident")
             items.append((title, "high", author))
-            for path in commit.files[:2]:
+            for path in [p for p in commit.files if not _TEST_FILE.search(p)][:2]:
                 items.append((f"Add a regression test covering {path}", "high", author))
             if not commit.files:
                 items.append((f"Add a regression test for the change in commit {sha}", "high", author))
+    if category is not None and top is None:
+        items.append((causes.action(category.key), "high", owner))
+        items.append((f"Confirm that {category.label} caused the incident and document it", "medium", owner))
     if root_cause.startswith(NOT_ESTABLISHED):
         items.append(("Investigate and document the root cause", "high", owner))
     elif facts.cause is not None and not corroborated:
@@ -239,45 +213,9 @@ def _action_items(
             for t, p, w in unique.values()]
 
 
-def _confidence(
-    facts: ResponseFacts, suspects: tuple[Suspect, ...], top: Suspect | None, corroborated: bool,
-    severity_note: str | None,
-) -> dict:
-    cause = facts.cause
-    if top is not None and cause is not None and corroborated:
-        level = "high"
-        reason = (f"An update states the cause ({cause.update_id}) and the top suspect {top.deploy_id} "
-                  f"(score {top.score:.2f}) agrees with it: {'; '.join(top.reasons)}.")
-    elif top is not None and cause is not None:
-        level = "medium"
-        reason = (f"An update states a cause ({cause.update_id}) and {top.deploy_id} stands out, but they do not "
-                  "clearly agree. An update tying the cause to a specific change would raise confidence.")
-    elif top is not None and top.update_ids:
-        level = "high"
-        reason = (f"The top suspect {top.deploy_id} (score {top.score:.2f}) stands out and updates "
-                  f"{', '.join(top.update_ids)} point at it: {'; '.join(top.reasons)}. An update stating "
-                  "the cause in words would confirm it.")
-    elif top is not None:
-        level = "medium"
-        reason = (f"The top suspect {top.deploy_id} (score {top.score:.2f}) stands out on time and scope "
-                  f"({'; '.join(top.reasons)}), but no update confirms it. An update naming the cause, "
-                  "or logs and metrics tying the errors to its commits, would raise confidence.")
-    elif cause is not None:
-        level = "medium"
-        reason = (f"An update states the cause ({cause.update_id}), but no deploy in the window corroborates "
-                  "it. Linking the change that introduced it would raise confidence.")
-    else:
-        level = "low"
-        reason = (f"Evidence is thin: {'; '.join(_missing(facts, suspects))}. Updates that state the cause, "
-                  "or deploys of the affected services recorded before onset, would raise confidence.")
-    if severity_note:
-        reason += " " + severity_note
-    return {"level": level, "reason": reason}
-
-
 def _summary(
-    pack: EvidencePack, facts: ResponseFacts, top: Suspect | None, severity: str, severity_note: str | None,
-    duration: int | None, services: list[str], rolled_back: bool,
+    pack: EvidencePack, facts: ResponseFacts, top: Suspect | None, category: Category | None, severity: str,
+    severity_note: str | None, duration: int | None, services: list[str], rolled_back: bool,
 ) -> str:
     inc = pack.incident
     text = f"The incident “{clip(inc.title, 200)}” started at {stamp(inc.started_at)}"
@@ -291,6 +229,8 @@ def _summary(
     elif top is not None:
         description, _ = describe_suspect(pack, top)
         text += f" The likely trigger is {description}."
+    elif category is not None:
+        text += f" The evidence points to {category.label} as the likely cause."
     else:
         text += " The root cause is not established from the evidence."
     after = " after a rollback" if facts.rollback is not None or rolled_back else ""

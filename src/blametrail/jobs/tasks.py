@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from huey.api import Huey
 
+from blametrail.integrations.base import Limits
 from blametrail.postmortems import drafting
 from blametrail.postmortems.service import GENERATE_TASK
 
@@ -20,7 +21,8 @@ def register(huey: Huey, runtime: Runtime) -> dict:
     def generate_postmortem(pm_id: int) -> str:
         return drafting.run_generation(
             factory=runtime.factory, pm_id=pm_id, engine=runtime.drafting_engine(), clock=runtime.clock.now,
-            lookback_minutes=runtime.settings.lookback_minutes,
+            lookback_minutes=runtime.settings.lookback_minutes, box=runtime.secret_box,
+            limits=Limits.from_settings(runtime.settings),
         )
 
     return {GENERATE_TASK: generate_postmortem}

@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +18,11 @@ from blametrail.analysis.evidence import (
     AlertEvidence, CommitEvidence, DeployEvidence, EvidencePack, IncidentFacts, MonitorEvidence, StatusEvidence,
     UpdateEvidence,
 )
+from blametrail.analysis.findings import analyse_observations
 from blametrail.clock import as_utc
+from blametrail.crypto import SecretBox
+from blametrail.integrations import service as integrations
+from blametrail.integrations.base import Limits
 from blametrail.errors import UpstreamError
 from blametrail.incidents import service as incidents
 from blametrail.incidents.models import Incident, evidence_id
@@ -109,9 +114,21 @@ def draft_with_fallback(engine: DraftingEngine, pack: EvidencePack) -> tuple[dic
         return dump(Sections.model_validate(BuiltinEngine().draft(pack))), "builtin", reason
 
 
+def observe(pack: EvidencePack, tasks: list, *, step_seconds: int = 60) -> tuple[EvidencePack, list[str]]:
+    """Fetch the planned observability signals (network; no transaction open), analyse them, add the findings."""
+    if not tasks:
+        return pack, []
+    series, lines, errors = integrations.collect(tasks, start=pack.window_start, end=pack.window_end,
+                                                 step_seconds=step_seconds)
+    metrics, logs = analyse_observations(series, lines, window_start=pack.window_start,
+                                         incident_start=pack.incident.started_at, window_end=pack.window_end)
+    fetched = len(errors) < len({(t.connection, t.signal.name, t.service) for t in tasks}) or bool(series or lines)
+    return replace(pack, metrics=metrics, logs=logs, observed=fetched), errors
+
+
 def run_generation(
     *, factory: sessionmaker[Session], pm_id: int, engine: DraftingEngine, clock: Callable[[], datetime],
-    lookback_minutes: int,
+    lookback_minutes: int, box: SecretBox | None = None, limits: Limits | None = None,
 ) -> str:
     """Claim a queued postmortem, draft it and store the result; return what happened (for logs and tests)."""
     with db.transaction(factory) as session:
@@ -125,8 +142,17 @@ def run_generation(
         with db.transaction(factory) as session:
             incident = session.get(Incident, incident_id)
             pack = build_pack(session=session, incident=incident, lookback_minutes=lookback_minutes, now=clock())
+            tasks = [] if box is None else integrations.plan_fetch(
+                session=session, org_id=incident.org_id, services=incident.service_names, box=box, limits=limits)
+        # why: backends are queried after the transaction ends so a slow one never holds database locks
+        pack, missing = observe(pack, tasks)
         evidence = pack.to_json()
+        if missing:
+            evidence["observability_errors"] = missing
         sections, label, error = draft_with_fallback(engine, pack)
+        if missing:
+            note = "Some observability evidence could not be fetched: " + "; ".join(missing)
+            error = f"{error} {note}" if error else note
     except Exception as exc:  # why: any failure must end in `failed` with its reason, never stuck in generating
         log.exception("generation of postmortem %s failed", pm_id)
         reason = str(exc) if isinstance(exc, UpstreamError) else f"Drafting failed: {type(exc).__name__}: {exc}"

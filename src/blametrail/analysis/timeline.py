@@ -1,0 +1,160 @@
+"""The postmortem timeline: status, updates, deploys, monitors, alerts, metric onsets and log templates, merged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from blametrail.analysis import correlate, signals
+from blametrail.analysis.evidence import EvidencePack, iso
+from blametrail.analysis.observations import LogEvidence, MetricEvidence
+from blametrail.analysis.response import clip, plural, utc
+from blametrail.analysis.suspects import Suspect, affects_incident, in_window, rollback_deploys
+
+MAX_METRIC_ROWS = 10
+MAX_LOG_ROWS = 10
+_OPENED = frozenset({"open", "opened", "triggered", "created", "firing"})
+_RESOLVED = frozenset({"resolved", "closed"})
+
+
+def build(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[dict]:
+    """Return the merged, deduplicated, chronological timeline; every row cites its evidence."""
+    inc = pack.incident
+    start = utc(inc.started_at)
+    rows: list[tuple[datetime, int, dict]] = []
+
+    def add(at: datetime, rank: int, source: str, text: str, evidence: list[str]) -> None:
+        rows.append((utc(at), rank, {"at": iso(utc(at)), "source": source, "description": text,
+                                     "evidence": evidence}))
+
+    kinds = [(s, s.status.strip().lower()) for s in pack.status_changes]
+    if not any(kind in _OPENED and utc(s.at) == start for s, kind in kinds):
+        add(start, 1, "status", f"Incident started: {clip(inc.title, 200)}", [])
+    for change, kind in kinds:
+        verb = "Incident opened" if kind in _OPENED else "Incident resolved" if kind in _RESOLVED else (
+            f"Status changed to {clip(change.status, 60)}")
+        who = f" by {who_name(change.actor)}" if change.actor else ""
+        # why: a recorded detail is already a full sentence ("Incident opened by …"); don't say it twice
+        text = clip(change.detail) if change.detail.strip() else verb + who
+        add(change.at, 1 if kind in _OPENED else 4 if kind in _RESOLVED else 3, "status", text, [change.id])
+    if inc.resolved_at and not any(kind in _RESOLVED for _, kind in kinds):
+        who = f" by {who_name(inc.resolved_by)}" if inc.resolved_by else ""
+        add(inc.resolved_at, 4, "status", f"Incident resolved{who}", [])
+    for update in pack.updates:
+        author = f" from {update.author}" if update.author else ""
+        add(update.at, 2, "update", f"Update{author}: {clip(update.body) or '(no text)'}", [update.id])
+    for at, text, evidence in deploy_events(pack, suspects):
+        add(at, 0, "deploy", text, evidence)
+    for at, source, text, evidence in signals.timeline_rows(pack):
+        add(at, 1, source, text, evidence)
+    for metric in _chosen_metrics(pack):
+        add(metric.onset, 1, "metric", metric_sentence(metric), [metric.id])
+    for log in _chosen_logs(pack):
+        if log.first_seen is not None:
+            add(log.first_seen, 1, "log", log_sentence(log), [log.id])
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return _deduplicated([row[2] for row in rows])
+
+
+def who_name(name: str | None) -> str:
+    """Return a person's name, or "monitor X" for "monitor:X"."""
+    name = (name or "").strip()
+    return "monitor " + name.split(":", 1)[1].strip() if name.lower().startswith("monitor:") else name
+
+
+def deploy_events(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[tuple[datetime, str, list[str]]]:
+    """Describe the window's deploys of the incident's services (and named suspects) as (at, text, evidence)."""
+    ranked = {s.deploy_id: (place, s) for place, s in enumerate(suspects, 1)}
+    rolled = {d.id for d in rollback_deploys(pack)}
+    onset = correlate.onset_metric(pack)
+    events = []
+    for deploy in pack.deploys:
+        if not in_window(pack, deploy) or not (affects_incident(pack, deploy) or deploy.id in ranked):
+            continue
+        text = f"Deploy of {deploy.service} {deploy.version} to {deploy.environment}"
+        text += f" ({plural(len(deploy.commits), 'commit')})"
+        evidence = [deploy.id]
+        if deploy.id in ranked:
+            place, suspect = ranked[deploy.id]
+            text += f"; suspect #{place}, score {suspect.score:.2f}"
+            evidence += list(suspect.commit_ids[:10])
+        elif utc(deploy.deployed_at) > utc(pack.incident.started_at):
+            text += " after the incident started, so not a suspect"
+            text += " (rollback to an earlier version)" if deploy.id in rolled else ""
+        elif onset is not None and utc(deploy.deployed_at) > utc(onset.onset):
+            text += f" after {onset.series} had already changed ({onset.id}), so not a suspect"
+        events.append((utc(deploy.deployed_at), text, evidence))
+    return events
+
+
+def metric_sentence(metric: MetricEvidence) -> str:
+    """Describe a change point, e.g. "error_rate of checkout rose from 0.2% to 14% at 10:02"."""
+    where = f" of {metric.service}" if metric.service else ""
+    verb = "rose" if metric.direction == "up" else "fell"
+    before, after = format_value(metric.before, metric), format_value(metric.after, metric)
+    return f"{metric.series}{where} {verb} from {before} to {after} at {utc(metric.onset):%H:%M}"
+
+
+def log_sentence(log: LogEvidence) -> str:
+    """Describe a new or spiking log template with its counts."""
+    where = f" in {log.service}" if log.service else ""
+    template = clip(log.template, 200)
+    if log.new:
+        return (f"New log template{where}: “{template}” ({plural(log.incident_count, 'line')} in the incident "
+                "window, none before)")
+    ratio = f"{log.spike_ratio:.0f}×" if log.spike_ratio is not None else "sharply"
+    return (f"Log template{where} spiked {ratio}: “{template}” ({plural(log.incident_count, 'line')}, "
+            f"{log.baseline_count} in the baseline)")
+
+
+def format_value(value: float, metric: MetricEvidence) -> str:
+    """Format a metric value with its unit (ratios of error-like series as percentages)."""
+    unit = metric.unit.strip()
+    lowered = unit.lower()
+    name = metric.series.lower()
+    if lowered in ("%", "percent"):
+        return f"{_number(value)}%"
+    if lowered in ("ratio", "fraction", "percentunit") or (
+        not unit and any(w in name for w in ("error", "ratio", "fraction", "percent"))
+        and 0 <= metric.before <= 1 and 0 <= metric.after <= 1
+    ):
+        return f"{_number(value * 100)}%"
+    if lowered in ("bytes", "byte", "b"):
+        for size in ("B", "KB", "MB", "GB", "TB"):
+            if abs(value) < 1024 or size == "TB":
+                return f"{_number(value)} {size}"
+            value /= 1024
+    if lowered in ("s", "seconds") and abs(value) < 1:
+        return f"{_number(value * 1000)} ms"
+    return f"{_number(value)} {unit}".strip()
+
+
+def _number(value: float) -> str:
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    text = f"{value:.3g}"
+    return text if "e" not in text else f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def _chosen_metrics(pack: EvidencePack) -> list[MetricEvidence]:
+    ordered = sorted(pack.metrics, key=lambda m: (not correlate.on_incident_services(pack, m.service), m.onset, m.id))
+    return ordered[:MAX_METRIC_ROWS]
+
+
+def _chosen_logs(pack: EvidencePack) -> list[LogEvidence]:
+    errors = {g.id for g in correlate.error_logs(pack)}
+    ordered = sorted(pack.logs, key=lambda g: (g.id not in errors, not g.new, -g.incident_count, g.id))
+    return ordered[:MAX_LOG_ROWS]
+
+
+def _deduplicated(rows: list[dict]) -> list[dict]:
+    seen: set = set()
+    out = []
+    for row in rows:
+        keys = {("text", row["at"], row["source"], row["description"])}
+        if row["evidence"]:
+            keys.add(("cites", row["source"], tuple(row["evidence"])))
+        if keys & seen:
+            continue
+        seen |= keys
+        out.append(row)
+    return out
