@@ -1,11 +1,12 @@
-"""HTML pages: one router that gathers the page modules (auth, incidents, postmortems, settings)."""
+"""HTML pages: one router that gathers the page modules (auth, incidents, postmortems, settings, integrations)."""
 
 from fastapi import APIRouter
 
-from blametrail.web.pages import auth, incidents, postmortems, settings
+from blametrail.web.pages import auth, incidents, integrations, postmortems, settings
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(incidents.router)
 router.include_router(postmortems.router)
 router.include_router(settings.router)
+router.include_router(integrations.router)
