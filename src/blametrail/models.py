@@ -1,5 +1,6 @@
 """Import every model so metadata is complete (migrations, tests)."""
 
+from blametrail.ai.models import AIConfig, IncidentSummary
 from blametrail.alerts.models import Alert, Webhook, WebhookDelivery
 from blametrail.db import Base
 from blametrail.deploys.models import Commit, Deploy
@@ -10,7 +11,7 @@ from blametrail.orgs.models import ApiToken, LoginSession, Membership, MonthlyUs
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 
 __all__ = [
-    "Alert", "CheckResult", "Connection", "Monitor", "Webhook", "WebhookDelivery",
+    "AIConfig", "IncidentSummary", "Alert", "CheckResult", "Connection", "Monitor", "Webhook", "WebhookDelivery",
     "ApiToken", "Base", "Commit", "Deploy", "GenerationRun", "Incident", "IncidentService", "LoginSession",
     "Membership", "MonthlyUsage", "Organization", "Postmortem", "Revision", "SetupToken", "TimelineEntry", "User",
 ]

@@ -73,6 +73,13 @@ class GenerationRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     evidence: Mapped[dict | None]
     worker: Mapped[str | None] = mapped_column(String(200))
+    # audit of model calls (LLM engines): what was sent, what came back, what it cost
+    prompt_version: Mapped[str | None] = mapped_column(String(32))
+    prompt: Mapped[dict | None]  # {"system": …, "user": …, "budget": …, "included": …, "cut": …}
+    response_raw: Mapped[str | None] = mapped_column(Text)
+    tokens_in: Mapped[int | None]
+    tokens_out: Mapped[int | None]
+    model_latency_ms: Mapped[int | None]
 
 
 Index("ix_postmortem_status", Postmortem.status)
