@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from starlette.exceptions import HTTPException
 
 from blametrail.alerts import webhooks
 from blametrail.alerts.models import Webhook
@@ -22,6 +21,7 @@ from blametrail.deploys import parsers
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import DeployRead
 from blametrail.errors import Unauthenticated
+from blametrail.web.receivers_common import capped_body, presented_secret
 from blametrail.web.deps import NowDep, RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -31,26 +31,6 @@ class ReceiverResult(BaseModel):
     status: Literal["recorded", "duplicate", "ignored", "ok"]
     detail: str
     deploy: DeployRead | None = None
-
-
-async def capped_body(request: Request) -> bytes:
-    """Read the raw body, refusing (413) a declared or actual size above webhook_max_body_bytes."""
-    limit = request.app.state.settings.webhook_max_body_bytes
-    declared = request.headers.get("content-length")
-    too_large = HTTPException(413, f"The body is larger than the {limit}-byte limit; nothing was stored.")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise too_large
-        except ValueError:
-            raise HTTPException(400, "Invalid Content-Length header.") from None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # why: a missing or lying Content-Length must not let a sender fill memory
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 BodyDep = Annotated[bytes, Depends(capped_body)]
@@ -64,13 +44,6 @@ def verify_github_signature(body: bytes, header: str | None, secret: str) -> Non
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if scheme != "sha256" or not hmac.compare_digest(presented.lower().encode(), expected.encode()):
         raise Unauthenticated("X-Hub-Signature-256 signature mismatch: check the webhook's secret.")
-
-
-def _presented_secret(request: Request) -> str | None:
-    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and raw.strip():
-        return raw.strip()
-    return request.headers.get("x-blametrail-secret")
 
 
 def _accept(*, session: Session, hook: Webhook, key: str, event: str | None, parsed: parsers.Parsed, source: str,
@@ -126,7 +99,7 @@ def receive_generic(uid: str, request: Request, response: Response, body: BodyDe
                     rt: RuntimeDep, now: NowDep):
     """Receive a generic deploy: the POST /api/v1/deploys JSON, secret as Bearer or X-BlameTrail-Secret."""
     hook = webhooks.by_uid(session=session, uid=uid, kind="generic_deploy")
-    webhooks.check_secret(hook, _presented_secret(request), rt.secret_box)
+    webhooks.check_secret(hook, presented_secret(request), rt.secret_box)
     payload = parsers.load_json(body)
     parsed = parsers.generic_deploy(payload, environment=hook.environment, default_service=hook.default_service)
     key = webhooks.delivery_key(body, request.headers.get("x-blametrail-delivery"))

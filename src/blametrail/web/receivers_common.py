@@ -1,0 +1,59 @@
+"""Shared by the webhook receivers: a size-capped body reader and the sender's presented secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from fastapi import Request
+
+from blametrail.errors import DomainError
+
+SECRET_HEADER = "x-blametrail-secret"
+DELIVERY_HEADER = "x-blametrail-delivery"
+
+
+class PayloadTooLarge(DomainError):
+    slug, status, title = "too-large", 413, "Payload too large"
+
+
+class BadRequest(DomainError):
+    slug, status, title = "bad-request", 400, "Bad request"
+
+
+async def capped_body(request: Request) -> bytes:
+    """Read the raw body, refusing more than webhook_max_body_bytes (declared or actually sent) with 413."""
+    limit = request.app.state.runtime.settings.webhook_max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError as exc:
+            raise BadRequest(f"Invalid Content-Length header {declared[:40]!r}.") from exc
+        if size > limit:
+            raise PayloadTooLarge(f"The body is {size} bytes; this receiver accepts at most {limit} bytes.", limit=limit)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"The body exceeds {limit} bytes; this receiver accepts at most {limit} bytes.",
+                                  limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def presented_secret(request: Request) -> str | None:
+    """Return the secret the sender presented: X-BlameTrail-Secret, Bearer, or the password of Basic auth."""
+    if request.headers.get(SECRET_HEADER):
+        return request.headers[SECRET_HEADER].strip()
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            return base64.b64decode(value, validate=True).decode("utf-8").partition(":")[2] or None
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
