@@ -1,18 +1,23 @@
-"""Demo data: a realistic organization with a resolved incident, its evidence and its postmortem."""
+"""Demo data: a realistic organization with resolved incidents, their evidence and their postmortems."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from blametrail import db
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import CommitIn, DeployCreate
 from blametrail.incidents import service as incidents
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
+from blametrail.integrations import service as connections
+from blametrail.integrations.base import Limits
+from blametrail.integrations.schemas import ConnectionCreate
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import Organization
+from blametrail.orgs.service import Actor
 from blametrail.postmortems import drafting
 from blametrail.postmortems import service as postmortems
 
@@ -20,6 +25,9 @@ DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-password"
 PEOPLE = [("owner@demo.blametrail.dev", "owner", "Dana Owner"), ("admin@demo.blametrail.dev", "admin", "Ari Admin"),
           ("member@demo.blametrail.dev", "member", "Sam Member"), ("viewer@demo.blametrail.dev", "viewer", "Vic Viewer")]
+# Generated incidents (see blametrail.scenarios) shown next to the hand-written one: (fault, days ago).
+SCENARIOS = (("bad_deploy", 2), ("certificate_expiry", 4), ("no_culprit", 6))
+_HAND_WRITTEN_SERVICES = frozenset({"checkout", "payments", "search"})
 
 
 def _login_help() -> str:
@@ -71,7 +79,56 @@ def seed_demo(rt) -> str:
                           by_label=owner.label, by_user_id=owner.user_id,
                           on_resolved=lambda i: postmortems.auto_trigger(session=session, incident=i, now=now))
         pm_id = postmortems.find(session=session, org_id=org.id, incident_id=inc.id).id
+        scenario_pm_ids = _seed_scenarios(session, org_id=org.id, owner=owner, member=member, box=rt.secret_box,
+                                          now=now)
         session.info["deferred"] = []  # why: drafted right here so the demo is complete before the server starts
     drafting.run_generation(factory=rt.factory, pm_id=pm_id, engine=rt.drafting_engine(), clock=rt.clock.now,
                             lookback_minutes=rt.settings.lookback_minutes)
+    for scenario_pm_id in scenario_pm_ids:  # their metrics and logs come from the demo's fake connection
+        drafting.run_generation(factory=rt.factory, pm_id=scenario_pm_id, engine=rt.drafting_engine(),
+                                clock=rt.clock.now, lookback_minutes=rt.settings.lookback_minutes,
+                                box=rt.secret_box, limits=Limits.from_settings(rt.settings))
     return _login_help()
+
+
+def demo_scenarios(now: datetime) -> list:
+    """Return the generated demo incidents, moved to end a few days before now, on services of their own."""
+    from blametrail.scenarios import generator
+
+    used, out = set(_HAND_WRITTEN_SERVICES), []
+    for index, (fault, days_ago) in enumerate(SCENARIOS):
+        s = generator.scenario(fault, index=index, tag="", avoid=frozenset(used))
+        used |= set(s.services)
+        day = now.date() - timedelta(days=days_ago)
+        out.append(generator.shifted(s, timedelta(days=(day - s.started_at.date()).days)))
+    return out
+
+
+def _seed_scenarios(session: Session, *, org_id: int, owner: Actor, member: Actor, box, now: datetime) -> list[int]:
+    """Record the generated incidents and a fake connection serving their metrics and logs; return their
+    postmortem ids (queued, drafted by the caller)."""
+    from blametrail.scenarios.evaluate import record
+    from blametrail.scenarios.generator import LOOKBACK, METRICS
+
+    scenarios = demo_scenarios(now)
+    series, lines, services = [], [], set()
+    for s in scenarios:
+        start, end = s.started_at - LOOKBACK - timedelta(minutes=10), s.resolved_at + timedelta(minutes=10)
+        series += [{"name": m.name, "service": m.service, "unit": m.unit,
+                    "points": [[t.isoformat(), v] for t, v in m.points if start <= t <= end]} for m in s.series]
+        lines += [{"at": g.at.isoformat(), "service": g.service, "text": g.text,
+                   "labels": {"signal": "logs", "level": g.level}} for g in s.logs if start <= g.at <= end]
+        services |= set(s.services)
+    covered = sorted(services)  # why: only these incidents read it, so the hand-written one keeps its own evidence
+    signals = [{"name": name, "kind": "metric", "query": f'{name}{{service="$service"}}', "services": covered,
+                "unit": unit} for name, unit in METRICS.items()]
+    signals.append({"name": "logs", "kind": "log", "query": '{service="$service"}', "services": covered})
+    connections.create(session=session, actor=owner, box=box, now=now, allow_fake=True, data=ConnectionCreate(
+        name="Demo metrics and logs (fake)", provider="fake", signals=signals,
+        options={"series": series, "logs": lines}))
+    pm_ids = []
+    for s in scenarios:
+        inc, _ = record(session, member, s, now, responders=(member, owner),
+                        on_resolved=lambda i: postmortems.auto_trigger(session=session, incident=i, now=now))
+        pm_ids.append(postmortems.find(session=session, org_id=org_id, incident_id=inc.id).id)
+    return pm_ids

@@ -44,7 +44,8 @@ KINDS = (
         r"too many (?:connections|clients)|(?:connection )?pool (?:is )?(?:exhausted|full|timeout)|queuepool limit"
         r"|remaining connection slots|max_connections|deadlock|lock wait timeout|could not (?:obtain|acquire) "
         r"(?:a )?(?:database )?connection|timeout acquiring (?:a )?connection|database is locked"
-        r"|statement timeout|canceling statement|slow query", re.I),
+        r"|statement timeout|canceling statement|slow query|maximum statement execution time"
+        r"|timeout exceeded when trying to connect", re.I),
         re.compile(r"(?:^|[_.\-])(?:db|database|postgres\w*|pg|mysql|sql|rds)(?:[_.\-]|$)", re.I),
         action="Review database connection pool limits and the slowest queries, and alert on saturation"),
     _Kind("memory", "memory exhaustion", False, re.compile(
@@ -60,7 +61,8 @@ KINDS = (
     _Kind("dependency", "dependency outage", True, re.compile(
         r"connection refused|econnrefused|connection reset|reset by peer|upstream|bad gateway|gateway timeout"
         r"|service unavailable|\b50[234]\b|timed? ?out (?:calling|connecting|waiting|talking|after)|connect timeout"
-        r"|read timeout|circuit (?:breaker )?(?:is )?open|dial tcp|no healthy upstream|unreachable", re.I),
+        r"|read timeout|circuit (?:breaker )?(?:is )?open|dial tcp|no healthy upstream|unreachable"
+        r"|deadline exceeded|client\.timeout|deadlineexceeded|(?:read|connect) timed out", re.I),
         re.compile(r"upstream|dependency|external|downstream", re.I),
         action="Add timeouts, retries with backoff and a circuit breaker around the failing dependency"),
 )

@@ -14,6 +14,7 @@ _MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
 _CLIP = 3.0  # robust z-scores are clipped here so single outliers cannot drive a split
 _BAND = 3.0  # onset refinement: walk back while points sit this many sigmas beyond the old level
 _RAMP_WINDOW = 10  # points after the onset used to extrapolate a ramp back to the old level
+_MIN_PERSIST = 10  # points: a shift back at the old level sooner than this is a blip (an alert flap), not an onset
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,21 @@ def detect(
         return None
     cuts = segment(values, min_segment=min_segment, threshold=threshold, min_effect=min_effect,
                    min_relative=min_relative)
-    if len(cuts) > max_changes:
-        return None  # flapping: too many shifts to call any one of them the onset
-    first = bisect_left(points, _utc(since), key=lambda p: _utc(p[0])) if since is not None else 0
     bounds = [0, *cuts, values.size]
+    levels = [_stats(values[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
+    blips = [_reverts(values, cut, bounds[i + 2], bounds[min(i + 3, len(bounds) - 1)], levels[i][0],
+                      levels[i + 1][0]) for i, cut in enumerate(cuts)]
+    if len(cuts) - 2 * sum(blips) > max_changes:
+        return None  # flapping: too many lasting shifts to call any one of them the onset (blips do not count)
+    first = bisect_left(points, _utc(since), key=lambda p: _utc(p[0])) if since is not None else 0
     for i, cut in enumerate(cuts):
-        left, right = _stats(values[bounds[i]:cut]), _stats(values[cut:bounds[i + 2]])
+        left, right = levels[i], levels[i + 1]
         before, after = left[0], right[0]
         start = _refine(values, bounds[i], cut, before, left[1], after - before)
         if start < first or not _novel(values[:start], before, after):
             continue  # before the range of interest, or a return to a level seen earlier (recovery, flapping)
+        if blips[i] or _reverts(values, start, bounds[i + 2], bounds[min(i + 3, len(bounds) - 1)], before, after):
+            continue  # a blip: real onsets hold their new level until someone mitigates them
         return ChangePoint(
             onset=_utc(points[start][0]), index=start, before=before, after=after,
             magnitude=_relative(before, after), direction="up" if after > before else "down",
@@ -178,6 +184,14 @@ def _novel(history: np.ndarray, before: float, after: float) -> bool:
     return float(np.mean(reached)) <= 0.1
 
 
+def _reverts(values: np.ndarray, start: int, end: int, next_end: int, before: float, after: float) -> bool:
+    """Tell whether a shift starting at `start` ends at `end` within _MIN_PERSIST points, back on the old side."""
+    if end >= values.size or end - start >= _MIN_PERSIST:
+        return False
+    following = float(np.median(values[end:next_end]))
+    return (following - (before + after) / 2) * (after - before) < 0
+
+
 def _refine(values: np.ndarray, lo: int, cut: int, before: float, sigma: float, delta: float) -> int:
     """Move the onset back to where a gradual rise (a ramp) left the old level, not where it crossed halfway."""
     band = max(_BAND * sigma, 0.05 * abs(delta))
@@ -187,6 +201,11 @@ def _refine(values: np.ndarray, lo: int, cut: int, before: float, sigma: float, 
         start -= 1
     # On a ramp the first point beyond the band is late by band/slope: extrapolate the rise back to the old level.
     window = values[start:start + _RAMP_WINDOW]
+    # A step seen through a rate window (rate(x[5m])) rises for a few points, then holds: fit the rise alone,
+    # or the flat part tilts the line and the onset lands minutes early.
+    arrived = np.flatnonzero(sign * (window - (before + delta)) >= -band)
+    if arrived.size:
+        window = window[:arrived[0] + 1]
     if window.size >= 4:
         slope, intercept = np.polyfit(np.arange(window.size), window, 1)
         lead = sign * (intercept - before) / (sign * slope) if sign * slope > 0 else np.inf
