@@ -73,11 +73,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
     from blametrail.web import errors, receivers_alerts, receivers_deploys
-    from blametrail.web.api import connections, incidents, monitors, org, postmortems, webhooks
+    from blametrail.web.api import ai as ai_api
+    from blametrail.web.api import connections, incidents, monitors, org, postmortems, summary, webhooks
     from blametrail.web.pages import routes as pages
 
     errors.install(app)
-    for module in (incidents, postmortems, org, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
+    for module in (incidents, summary, postmortems, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
                    pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
-from blametrail.ai.base import DraftingEngine, engine_for
+from blametrail.ai.base import DraftingEngine, PerOrgEngine, engine_for
 from blametrail.clock import Clock, SystemClock
 from blametrail.crypto import SecretBox
 from blametrail.jobs import queue as jobqueue
@@ -41,9 +41,20 @@ class Runtime:
         """Return the encryptor for secrets at rest."""
         return SecretBox(self.settings.effective_secret_key)
 
-    def drafting_engine(self) -> DraftingEngine:
-        """Return the drafting engine in use."""
-        return self.engine_override or engine_for(self.settings)
+    def drafting_engine(self, org_id: int | None = None) -> DraftingEngine:
+        """Return the drafting engine of an organization (its own AI config, else the installation's settings).
+
+        Without an organization: the installation's engine, which a job resolves per organization (PerOrgEngine).
+        """
+        if self.engine_override is not None:
+            return self.engine_override
+        if org_id is None:
+            return PerOrgEngine(engine_for(self.settings), self.drafting_engine)
+        from blametrail.ai import service as ai_service
+
+        with db.transaction(self.factory) as session:  # why: short; the model call happens after it ends
+            config = ai_service.get_config(session=session, org_id=org_id)
+            return engine_for(self.settings, config, self.secret_box)
 
     def enqueue(self, task: str, args: tuple) -> None:
         """Put a job on the queue."""

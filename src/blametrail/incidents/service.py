@@ -17,6 +17,15 @@ from blametrail.orgs.service import Actor
 MAX_PAGE = 200
 
 
+def _summary_changed(session: Session, incident: Incident, now: datetime) -> None:
+    """Evidence arrived: queue a refresh of the live summary (debounced) while the incident is open."""
+    if incident.status != "open":
+        return
+    from blametrail.ai.summary import request_refresh  # why: ai.summary builds on this module
+
+    request_refresh(session=session, incident=incident, now=now)
+
+
 def duration_minutes(incident: Incident) -> int | None:
     """Return resolved_at − started_at in whole minutes (half up), or None while open."""
     if incident.resolved_at is None:
@@ -49,6 +58,7 @@ def create(*, session: Session, actor: Actor, data: IncidentCreate, now: datetim
     session.add(TimelineEntry(org_id=actor.org_id, incident_id=incident.id, kind="status", status="open", at=started,
                               body=detail, author_user_id=actor.user_id, author=actor.label, created_at=now))
     session.flush()
+    _summary_changed(session, incident, now)
     return incident
 
 
@@ -68,6 +78,7 @@ def open_system(
                               body=f"Incident opened by {opened_by}" + (f" ({severity})" if severity else ""),
                               author=opened_by, data=data, created_at=now))
     session.flush()
+    _summary_changed(session, incident, now)
     return incident
 
 
@@ -81,6 +92,7 @@ def add_entry(
     session.add(entry)
     incident.updated_at = now
     session.flush()
+    _summary_changed(session, incident, now)
     return entry
 
 
@@ -131,6 +143,7 @@ def add_update(*, session: Session, actor: Actor, incident: Incident, data: Upda
     session.add(entry)
     incident.updated_at = now
     session.flush()
+    _summary_changed(session, incident, now)
     return entry
 
 
@@ -158,6 +171,9 @@ def resolve(
     session.add(TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind="status", status="resolved", at=at,
                               body=f"Resolved by {by_label}", author_user_id=by_user_id, author=by_label, created_at=now))
     session.flush()
+    from blametrail.ai.summary import request_refresh  # why: ai.summary builds on this module
+
+    request_refresh(session=session, incident=incident, now=now)  # the live summary now says how it ended
     if on_resolved is not None:
         on_resolved(incident)
     return incident

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from huey.api import Huey
 
+from blametrail.ai import summary
 from blametrail.integrations.base import Limits
 from blametrail.postmortems import drafting
 from blametrail.postmortems.service import GENERATE_TASK
@@ -25,4 +26,10 @@ def register(huey: Huey, runtime: Runtime) -> dict:
             limits=Limits.from_settings(runtime.settings),
         )
 
-    return {GENERATE_TASK: generate_postmortem}
+    @huey.task(name=summary.TASK)
+    def refresh_summary(incident_id: int) -> str:
+        return summary.run_refresh(factory=runtime.factory, incident_id=incident_id, clock=runtime.clock.now,
+                                   lookback_minutes=runtime.settings.lookback_minutes,
+                                   engine=runtime.drafting_engine())
+
+    return {GENERATE_TASK: generate_postmortem, summary.TASK: refresh_summary}

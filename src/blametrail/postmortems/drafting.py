@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
-from blametrail.ai.base import BuiltinEngine, DraftingEngine
+from blametrail.ai.base import Audit, BuiltinEngine, DraftingEngine
 from blametrail.analysis.evidence import (
     AlertEvidence, CommitEvidence, DeployEvidence, EvidencePack, IncidentFacts, MonitorEvidence, StatusEvidence,
     UpdateEvidence,
@@ -28,7 +29,7 @@ from blametrail.incidents import service as incidents
 from blametrail.incidents.models import Incident, evidence_id
 from blametrail.orgs.models import User
 from blametrail.postmortems import service
-from blametrail.postmortems.models import Postmortem
+from blametrail.postmortems.models import GenerationRun, Postmortem
 from blametrail.postmortems.sections import Sections, dump
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,17 @@ def _worker_label() -> str:
 
 def draft_with_fallback(engine: DraftingEngine, pack: EvidencePack) -> tuple[dict, str, str | None]:
     """Run the engine; if a provider fails, use the built-in engine and say why. Return (sections, engine, error)."""
+    if hasattr(engine, "audit") and not isinstance(engine, BuiltinEngine):
+        try:
+            engine.audit = None  # why: an engine reused across runs must not leave the previous run's audit behind
+        except AttributeError:
+            pass
     try:
         return dump(Sections.model_validate(engine.draft(pack))), engine.label, None
     except UpstreamError as exc:
         if isinstance(engine, BuiltinEngine):
             raise
-        reason = f"{engine.label} failed: {exc}. This is the built-in engine's draft instead."
+        reason = f"{exc} This is the built-in engine's draft instead (the {engine.label} engine failed)."
         return dump(Sections.model_validate(BuiltinEngine().draft(pack))), "builtin", reason
 
 
@@ -131,17 +137,22 @@ def run_generation(
     lookback_minutes: int, box: SecretBox | None = None, limits: Limits | None = None,
 ) -> str:
     """Claim a queued postmortem, draft it and store the result; return what happened (for logs and tests)."""
+    engine = _engine_of_org(factory, pm_id, engine)
     with db.transaction(factory) as session:
         claimed = service.claim(session=session, pm_id=pm_id, engine=engine.label, worker=_worker_label(), now=clock())
         if claimed is None:
             return "skipped"
         pm, run = claimed
         attempt, run_id, incident_id = pm.attempt, run.id, pm.incident_id
+        # why: a regeneration builds on what people wrote; the prompt builder reads these from pack.extra
+        regeneration = {"current_sections": pm.sections, "edited_keys": list(pm.edited_keys or [])} if pm.sections else {}
     evidence: dict | None = None
     try:
         with db.transaction(factory) as session:
             incident = session.get(Incident, incident_id)
             pack = build_pack(session=session, incident=incident, lookback_minutes=lookback_minutes, now=clock())
+            if regeneration:
+                pack = replace(pack, extra={**pack.extra, **regeneration})
             tasks = [] if box is None else integrations.plan_fetch(
                 session=session, org_id=incident.org_id, services=incident.service_names, box=box, limits=limits)
         # why: backends are queried after the transaction ends so a slow one never holds database locks
@@ -159,11 +170,32 @@ def run_generation(
         with db.transaction(factory) as session:
             service.fail(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, error=reason, evidence=evidence,
                          now=clock())
+            store_audit(session=session, run_id=run_id, audit=getattr(engine, "audit", None))
         return "failed"
     with db.transaction(factory) as session:
         done = service.finish(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, draft=sections, engine=label,
                               error=error, evidence=evidence, now=clock())
+        store_audit(session=session, run_id=run_id, audit=getattr(engine, "audit", None))
     return "drafted" if done else "superseded"
+
+
+def _engine_of_org(factory: sessionmaker[Session], pm_id: int, engine: DraftingEngine) -> DraftingEngine:
+    """Resolve an installation-wide engine to the postmortem's organization's own (see Runtime.drafting_engine)."""
+    resolve = getattr(engine, "for_org", None)
+    if resolve is None:
+        return engine
+    with db.transaction(factory) as session:
+        org_id = session.scalar(select(Postmortem.org_id).where(Postmortem.id == pm_id))
+    return engine if org_id is None else resolve(org_id)
+
+
+def store_audit(*, session: Session, run_id: int, audit: Audit | None) -> None:
+    """Record what the model was sent and answered on the run (nothing for the built-in engine)."""
+    run = session.get(GenerationRun, run_id)
+    if run is None or audit is None:
+        return
+    run.prompt_version, run.prompt, run.response_raw = audit.prompt_version, audit.prompt, audit.response_raw
+    run.tokens_in, run.tokens_out, run.model_latency_ms = audit.tokens_in, audit.tokens_out, audit.latency_ms
 
 
 def is_in_flight(pm: Postmortem) -> bool:

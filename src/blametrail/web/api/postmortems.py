@@ -87,10 +87,15 @@ def get_revision(incident_id: int, number: int, actor: ApiActor, session: Sessio
 
 @router.get("/runs")
 def list_runs(incident_id: int, actor: ApiActor, session: SessionDep):
+    """List the generation runs; owners and admins also see the audit (prompt sent, raw model response)."""
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    audit = actor.role in ("owner", "admin")
     return [{"id": r.id, "attempt": r.attempt, "engine": r.engine, "status": r.status, "started_at": iso(r.started_at),
              "finished_at": iso(r.finished_at), "duration_ms": r.duration_ms, "error": r.error, "worker": r.worker,
-             "evidence": r.evidence} for r in postmortems.runs(session=session, pm=pm)]
+             "evidence": r.evidence, "prompt_version": r.prompt_version, "tokens_in": r.tokens_in,
+             "tokens_out": r.tokens_out, "model_latency_ms": r.model_latency_ms,
+             **({"prompt": r.prompt, "response_raw": r.response_raw} if audit else {})}
+            for r in postmortems.runs(session=session, pm=pm)]
 
 
 @router.get("/export.md")

@@ -1,0 +1,243 @@
+"""Grounding: turn a model's raw output into valid, cited Sections, with facts taken from the data, not the model.
+
+Rules (in order):
+- Unknown top-level keys are discarded; a section of the wrong type is replaced by its default (noted).
+- Citation ids that are not in the evidence pack are dropped, from `evidence` arrays and from the text
+  (an id-like token in prose that names no evidence becomes "[unverified citation]").
+- A timeline entry must cite at least one valid id and lie inside [window_start, window_end]; otherwise it is
+  rejected. Entries that fail the schema are rejected one by one.
+- The root cause must cite a valid id inline ("(evidence: deploy_4)"). The honest option when it does not:
+  the section becomes the built-in "Root cause not established from the evidence." sentence saying the
+  model's proposal cited nothing; the proposal itself is NOT kept in the section (an uncited claim, possibly
+  injected by the evidence), only in `notes` for the audit record; the confidence drops to low.
+- Duration, affected services and (when the incident has one) severity come from the data.
+- Confidence drops one level when citations were dropped or entries rejected, and the reason says why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from blametrail.analysis.evidence import EvidencePack
+from blametrail.errors import UpstreamError
+from blametrail.postmortems.sections import (
+    SECTION_KEYS, SEVERITIES, TIMELINE_SOURCES, ActionItem, Confidence, CustomerImpact, Sections, TimelineItem, dump,
+)
+
+from blametrail.analysis.writer import NOT_ESTABLISHED  # noqa: E402  (one sentence, shared with the builtin)
+UNCITED_ROOT_CAUSE = (f"{NOT_ESTABLISHED} The model proposed a cause without citing any evidence, so it was not kept; "
+                      "check the timeline and the suspects.")
+UNVERIFIED = "[unverified citation]"
+ID_PATTERN = re.compile(r"\b(?:upd|st|deploy|commit|mon|alert|metric|log)_\d+\b")
+_PREFIX_SOURCE = {"upd": "update", "st": "status", "deploy": "deploy", "commit": "deploy", "mon": "monitor",
+                  "alert": "alert", "metric": "metric", "log": "log"}
+_LOWER = {"high": "medium", "medium": "low", "low": "low"}
+_TEXT_LISTS = ("contributing_factors", "what_went_well", "what_went_poorly")
+
+
+@dataclass(frozen=True)
+class Grounded:
+    """Grounded sections (valid Sections JSON) and what grounding removed."""
+
+    sections: dict
+    dropped_citations: tuple[str, ...]
+    rejected_entries: int
+    notes: tuple[str, ...]
+
+
+class _Ledger:
+    def __init__(self, pack: EvidencePack) -> None:
+        self.valid = pack.evidence_ids()
+        self.dropped: list[str] = []
+        self.notes: list[str] = []
+        self.rejected = 0
+
+    def drop(self, ident: str) -> None:
+        if ident not in self.dropped:
+            self.dropped.append(ident)
+
+    def text(self, value, limit: int = 20_000) -> str:
+        """Return a string with unknown id-like citations neutralised (non-strings become "")."""
+        if not isinstance(value, str):
+            return ""
+
+        def sub(match: re.Match[str]) -> str:
+            if match.group(0) in self.valid:
+                return match.group(0)
+            self.drop(match.group(0))
+            return UNVERIFIED
+
+        return ID_PATTERN.sub(sub, value)[:limit].strip()
+
+    def cited(self, text: str) -> list[str]:
+        return [m for m in dict.fromkeys(ID_PATTERN.findall(text)) if m in self.valid]
+
+    def ids(self, value) -> list[str]:
+        """Return the valid ids of an evidence array, dropping the rest."""
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            return []
+        kept = []
+        for ident in value:
+            ident = str(ident).strip() if isinstance(ident, (str, int)) else ""
+            if ident in self.valid:
+                if ident not in kept:
+                    kept.append(ident)
+            elif ident:
+                self.drop(ident[:100])
+        return kept
+
+
+def _when(value) -> datetime | None:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+
+
+def duration_minutes(pack: EvidencePack) -> int | None:
+    """Return the incident's duration from the data (half up), or None while open."""
+    inc = pack.incident
+    if inc.resolved_at is None:
+        return None
+    return max(0, int((inc.resolved_at - inc.started_at).total_seconds() / 60 + 0.5))
+
+
+def _services(pack: EvidencePack, proposed) -> list[str]:
+    if pack.incident.services:
+        return list(pack.incident.services)
+    seen = {s for s in (*(a.service for a in pack.alerts), *(m.service for m in pack.metrics),
+                        *(g.service for g in pack.logs), *(d.service for d in pack.deploys)) if s}
+    return [s for s in (proposed if isinstance(proposed, list) else []) if isinstance(s, str) and s in seen]
+
+
+def _timeline(raw, pack: EvidencePack, led: _Ledger) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        led.notes.append("The timeline was not a list and was discarded.")
+        return []
+    start, end = pack.window_start, pack.window_end
+    kept = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            led.rejected += 1
+            continue
+        evidence = led.ids(entry.get("evidence"))
+        description = led.text(entry.get("description"))
+        at = _when(entry.get("at"))
+        if not evidence or not description or at is None or not (start <= at <= end):
+            led.rejected += 1
+            continue
+        source = entry.get("source")
+        if source not in TIMELINE_SOURCES:
+            source = _PREFIX_SOURCE[evidence[0].split("_", 1)[0]]
+        try:
+            item = TimelineItem(at=at, source=source, description=description, evidence=evidence[:50])
+        except ValidationError:
+            led.rejected += 1
+            continue
+        kept.append(item.model_dump(mode="json"))
+    kept.sort(key=lambda i: i["at"])
+    return kept
+
+
+def _root_cause(raw, led: _Ledger) -> tuple[str, bool]:
+    """Return the root cause and whether it was replaced for citing nothing."""
+    text = led.text(raw)
+    if not text or text.startswith(NOT_ESTABLISHED):
+        return text or NOT_ESTABLISHED, False
+    if led.cited(text):
+        return text, False
+    led.notes.append(f"The model's root cause cited no valid evidence and was replaced; it proposed: {text[:2000]}")
+    return UNCITED_ROOT_CAUSE, True
+
+
+def _items(raw, model, led: _Ledger, key: str) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        led.notes.append(f"{key} was not a list and was discarded.")
+        return []
+    out = []
+    for entry in raw:
+        try:
+            if model is None:
+                if not isinstance(entry, str):
+                    raise TypeError
+                value = led.text(entry, 20_000)
+                if value:
+                    out.append(value)
+            else:
+                if not isinstance(entry, dict):
+                    raise TypeError
+                data = {k: entry[k] for k in model.model_fields if k in entry}
+                if "title" in data:
+                    data["title"] = led.text(data["title"], 1_000)
+                out.append(model.model_validate(data).model_dump(mode="json"))
+        except (TypeError, ValidationError):
+            led.rejected += 1
+    return out
+
+
+def ground(raw: dict, pack: EvidencePack) -> Grounded:
+    """Validate a model's sections against the schema and the evidence; return what can be trusted."""
+    if not isinstance(raw, dict):
+        raise UpstreamError("The model's answer was not a JSON object of postmortem sections.")
+    led = _Ledger(pack)
+    extra = sorted(str(k)[:50] for k in raw if k not in SECTION_KEYS)
+    if extra:
+        led.notes.append("Ignored keys that are not sections: " + ", ".join(extra))
+
+    impact_raw = raw.get("customer_impact") if isinstance(raw.get("customer_impact"), dict) else {}
+    impact = CustomerImpact(description=led.text(impact_raw.get("description")), duration_minutes=duration_minutes(pack),
+                            affected_services=_services(pack, impact_raw.get("affected_services")))
+    severity = pack.incident.severity if pack.incident.severity in SEVERITIES else (
+        raw.get("severity") if raw.get("severity") in SEVERITIES else "SEV-3")
+    timeline = _timeline(raw.get("timeline"), pack, led)
+    root_cause, replaced = _root_cause(raw.get("root_cause"), led)
+    data = {
+        "summary": led.text(raw.get("summary")),
+        "severity": severity,
+        "customer_impact": impact.model_dump(mode="json"),
+        "timeline": timeline,
+        "root_cause": root_cause,
+        "action_items": _items(raw.get("action_items"), ActionItem, led, "action_items"),
+    }
+    for key in _TEXT_LISTS:
+        data[key] = _items(raw.get(key), None, led, key)
+
+    conf_raw = raw.get("confidence") if isinstance(raw.get("confidence"), dict) else {}
+    level = conf_raw.get("level") if conf_raw.get("level") in _LOWER else "low"
+    reasons = [led.text(conf_raw.get("reason"), 10_000)]
+    if led.dropped or led.rejected:
+        level = _LOWER[level]
+        what = []
+        if led.dropped:
+            # why: the fake ids are not echoed into the draft, where they would read as citations; the run keeps them
+            what.append(f"{len(led.dropped)} citation(s) to evidence that does not exist were removed")
+        if led.rejected:
+            what.append(f"{led.rejected} entr{'y was' if led.rejected == 1 else 'ies were'} rejected for citing "
+                        "nothing valid, lying outside the incident window or not matching the schema")
+        reasons.append("Confidence lowered: " + "; ".join(what) + ".")
+    if replaced:
+        level = "low"
+        reasons.append("The root cause was not established: the model's proposal cited no evidence.")
+    data["confidence"] = Confidence(level=level, reason=" ".join(r for r in reasons if r)[:20_000]).model_dump()
+    try:
+        sections = Sections.model_validate(data)
+    except ValidationError as exc:  # why: should not happen after coercion; never store an invalid draft
+        raise UpstreamError(f"The model's sections could not be made valid: {exc.errors()[0]['msg']}") from exc
+    return Grounded(sections=dump(sections), dropped_citations=tuple(led.dropped), rejected_entries=led.rejected,
+                    notes=tuple(led.notes))

@@ -1,0 +1,28 @@
+"""The live summary card of the incident page and its htmx fragment."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from blametrail.incidents import service as incidents
+from blametrail.web.api.summary import summary_for
+from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.pages.common import render
+
+router = APIRouter()
+POLL_SECONDS = 5
+
+
+def summary_context(*, session, incident, rt, now) -> dict:
+    """Return what the summary card needs: the summary, and whether it keeps polling (while the incident is open)."""
+    data = summary_for(session=session, incident=incident, rt=rt, now=now)
+    return {"summary": {**data, "incident_id": incident.id, "polling": incident.status == "open",
+                        "poll_seconds": POLL_SECONDS}}
+
+
+@router.get("/incidents/{incident_id}/summary")
+def summary_fragment(incident_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep,
+                     now: NowDep):
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    ctx = summary_context(session=session, incident=incident, rt=rt, now=now)
+    return render(request, "incidents/_summary.html", ctx, actor=actor, full_page=False)
