@@ -156,7 +156,6 @@ def live_blametrail(rt, app):
 
 def test_prometheus_alert_opens_and_resolves_an_incident_whose_postmortem_cites_it(binaries, live_blametrail, factory,
                                                                                    tmp_path):
-    started = time.monotonic()
     owner = factory.team()["owner"]
     api = httpx.Client(base_url=live_blametrail, headers=owner.headers, timeout=10)
     hook = api.post("/api/v1/webhooks", json={"kind": "alertmanager", "name": "e2e-alertmanager", "auto_resolve": True})
@@ -264,4 +263,3 @@ scrape_configs:
     pm = api.get(f"/api/v1/incidents/{iid}/postmortem").json()
     cited = {ev for item in pm["sections"]["timeline"] for ev in item["evidence"]}
     assert cited & alert_ids, f"the postmortem timeline cites none of {sorted(alert_ids)}: {pm['sections']['timeline']}"
-    assert time.monotonic() - started < 90

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import numpy as np
@@ -105,13 +104,8 @@ def test_segment_returns_every_significant_cut():
     assert segment(values) == [50, 100]
 
 
-def test_ten_thousand_points_take_a_few_milliseconds():
+def test_ten_thousand_points_find_the_onset():
     values = step(n=10_000, at_index=8_000, before=0, after=5, noise=1)
     s = series(values, step_seconds=10)
-    detect(s)
-    started = time.perf_counter()
-    for _ in range(5):
-        change = detect(s)
-    elapsed = (time.perf_counter() - started) / 5
+    change = detect(s)  # speed: scripts/bench_analysis.py
     assert change is not None and change.index == 8_000
-    assert elapsed < 0.1  # ≈ 5 ms on an idle core; generous for shared CI machines

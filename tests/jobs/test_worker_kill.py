@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from blametrail import db
@@ -45,9 +44,7 @@ def test_sigkill_mid_generation_then_another_worker_finishes(settings, tmp_path)
             [sys.executable, "-m", "blametrail.cli", "worker", "--threads", "1"],
             env=_env(settings, queue_url, BLAMETRAIL_STALE_GENERATION_SECONDS=10, BLAMETRAIL_SWEEP_INTERVAL_SECONDS=0.5),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        started = time.monotonic()
         assert _wait_for(rt, pm_id, {"draft", "failed"}, timeout=45) == "draft"
-        assert time.monotonic() - started < 40
         with db.transaction(rt.factory) as s:
             runs = sorted(s.query(GenerationRun).filter_by(postmortem_id=pm_id), key=lambda r: r.id)
             assert [r.status for r in runs] == ["abandoned", "succeeded"]

@@ -168,7 +168,6 @@ def test_parallel_generate_at_quota_minus_one_creates_exactly_one(crowd, rt, fac
     elapsed = time.monotonic() - started
     print(f"\n[{settings.resolved_database_url.split(':')[0]}] {ROUNDS} rounds x {PARALLEL} parallel generates: "
           f"{elapsed:.1f}s in all, {firing:.1f}s of it in the parallel requests")
-    assert elapsed < 120, f"{ROUNDS} rounds took {elapsed:.1f}s"
 
 
 def test_parallel_resolutions_resolve_once_and_create_one_postmortem(crowd, live_url, rt, factory, client):

@@ -587,6 +587,8 @@ def test_regenerate_is_refused_with_the_wait_then_allowed(browser, team, rt, clo
     assert r.headers["retry-after"] == "1"
     notice = text(soup(r).select_one("#postmortem-card .notice-error"))
     assert "try again in 1 s" in notice
+    countdown = soup(r).select_one("#postmortem-card .notice-error [data-countdown]")
+    assert countdown["data-countdown"] == "1"  # app.js counts it down live
     htmx = c.post(f"/incidents/{incident_id}/postmortem/regenerate",
                   headers={"HX-Request": "true", "x-csrftoken": csrf(c)})
     assert htmx.status_code == 429
@@ -854,3 +856,28 @@ def test_pages_send_security_headers_and_load_only_local_assets(browser, team):
         assert '"includeIndicatorStyles": false' in config
     for asset in ("/static/vendor/htmx-2.0.11.min.js", "/static/app.js", "/static/app.css"):
         assert c.get(asset).status_code == 200, asset
+
+
+
+def test_history_lists_runs_and_shows_the_audit_to_admins_only(browser, team, rt):
+    """Admins see what the model saw; members see the runs without the prompt."""
+    from blametrail import db as _db
+    from blametrail.postmortems.models import GenerationRun
+
+    t = team()
+    owner_c = browser()
+    assert login(owner_c, t["owner"].email).status_code == 303
+    iid = owner_c.post("/api/v1/incidents", json={"title": "Audit me", "services": ["api"]},
+                       headers=t["owner"].headers).json()["id"]
+    owner_c.post(f"/api/v1/incidents/{iid}/resolve", headers=t["owner"].headers)
+    with _db.transaction(rt.factory) as s:
+        run = s.query(GenerationRun).one()
+        run.prompt = {"system": "SYSTEM-PROMPT-TEXT", "user": "<evidence>USER-PROMPT-TEXT</evidence>"}
+        run.response_raw = '{"summary": "RAW-RESPONSE"}'
+    member_c = browser()
+    assert login(member_c, t["member"].email).status_code == 303
+    for c, sees in ((owner_c, True), (member_c, False)):
+        html = c.get(f"/incidents/{iid}/postmortem/revisions").text
+        assert len(BeautifulSoup(html, 'html.parser').select("tr.run-row")) == 1
+        assert ("USER-PROMPT-TEXT" in html) is sees and ("RAW-RESPONSE" in html) is sees
+        assert "<evidence>USER" not in html  # escaped, never raw

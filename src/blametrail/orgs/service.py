@@ -302,3 +302,47 @@ def complete_setup(
     m = create_user(session=session, email=email, org=org, role="owner", password=password, now=now)
     session.execute(SetupToken.__table__.delete())
     return m
+
+
+# --- members: grant, change, remove (the role rules that need more than the role table) ------------
+
+def check_grant(*, by_role: str, role: str, current_role: str | None = None) -> None:
+    """Raise unless `by_role` may give `role` (to someone whose role is `current_role`): only owners touch owners."""
+    from blametrail.errors import Forbidden  # why: keeps this module's import line untouched for parallel edits
+
+    if role not in ROLES:
+        raise ValidationFailed(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
+    if by_role not in ("owner", "admin"):
+        raise Forbidden(f"The {by_role} role cannot manage members; this needs one of: owner, admin.")
+    if by_role != "owner" and (role == "owner" or current_role == "owner"):
+        raise Forbidden("Only an owner can grant or change the owner role.")
+
+
+def _owner_count(session: Session, org_id: int) -> int:
+    return session.scalar(select(func.count(Membership.id)).where(Membership.org_id == org_id,
+                                                                  Membership.role == "owner")) or 0
+
+
+def change_role(*, session: Session, org_id: int, user_id: int, role: str, by_role: str) -> Membership:
+    """Change a member's role; only owners grant or take away the owner role, and the last owner stays one."""
+    m = get_membership_by_user(session=session, org_id=org_id, user_id=user_id)
+    check_grant(by_role=by_role, role=role, current_role=m.role)
+    if m.role == "owner" and role != "owner" and _owner_count(session, org_id) <= 1:
+        raise Conflict("This is the organization's last owner: make someone else owner first.")
+    m.role = role
+    session.flush()
+    return m
+
+
+def remove_member(*, session: Session, org_id: int, user_id: int, by_role: str, now: datetime) -> None:
+    """Remove a member (never the last owner); their tokens for this organization are revoked."""
+    m = get_membership_by_user(session=session, org_id=org_id, user_id=user_id)
+    check_grant(by_role=by_role, role=m.role, current_role=m.role)
+    if m.role == "owner" and _owner_count(session, org_id) <= 1:
+        raise Conflict("This is the organization's last owner and cannot be removed.")
+    session.execute(update(ApiToken).where(ApiToken.org_id == org_id, ApiToken.user_id == user_id,
+                                           ApiToken.revoked_at.is_(None)).values(revoked_at=now))
+    session.execute(LoginSession.__table__.delete().where(LoginSession.org_id == org_id,
+                                                          LoginSession.user_id == user_id))
+    session.delete(m)
+    session.flush()

@@ -25,6 +25,19 @@
     showNotice("The action did not succeed (HTTP " + status + ")." + detail);
   });
 
+  // Rate-limit notices count down to the moment Regenerate is allowed again.
+  function tick() {
+    var spans = document.querySelectorAll("[data-countdown]");
+    for (var i = 0; i < spans.length; i++) {
+      var left = parseInt(spans[i].getAttribute("data-countdown"), 10) - 1;
+      if (isNaN(left)) { continue; }
+      spans[i].setAttribute("data-countdown", String(Math.max(left, 0)));
+      spans[i].textContent = left > 0 ? "Regenerate possible in " + left + " s." : "You can regenerate now.";
+      if (left <= 0) { spans[i].removeAttribute("data-countdown"); }
+    }
+  }
+  window.setInterval(tick, 1000);
+
   document.addEventListener("htmx:sendError", function () {
     showNotice("The server could not be reached; the page will keep trying while a draft is generating.");
   });

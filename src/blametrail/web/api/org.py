@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
 from blametrail.clock import iso
@@ -21,6 +21,24 @@ class SettingsPatch(BaseModel):
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = ""
+
+
+class MemberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str
+    role: str = "member"
+    name: str = ""
+    password: str | None = None
+
+
+class MemberPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str
+
+
+def member_read(m) -> dict:
+    return {"user_id": m.user_id, "email": m.user.email, "name": m.user.name, "role": m.role,
+            "joined_at": iso(m.created_at)}
 
 
 def settings_read(org) -> dict:
@@ -46,8 +64,7 @@ def get_usage(actor: ApiActor, session: SessionDep, now: NowDep):
 
 @router.get("/members")
 def list_members(actor: ApiActor, session: SessionDep):
-    return [{"email": m.user.email, "name": m.user.name, "role": m.role, "joined_at": iso(m.created_at)}
-            for m in orgs.list_members(session=session, org_id=actor.org_id)]
+    return [member_read(m) for m in orgs.list_members(session=session, org_id=actor.org_id)]
 
 
 @router.get("/tokens")
@@ -72,3 +89,27 @@ def revoke_token(token_id: int, actor: ApiActor, session: SessionDep, now: NowDe
         require(actor.role, Action.MANAGE)
     t = orgs.revoke_token(session=session, org_id=actor.org_id, token_id=token_id, now=now)
     return {"id": t.id, "revoked_at": iso(t.revoked_at)}
+
+
+@router.post("/members", status_code=201)
+def add_member(data: MemberCreate, actor: ApiActor, session: SessionDep, now: NowDep):
+    """Invite a member (owner/admin; only an owner may grant the owner role)."""
+    orgs.check_grant(by_role=actor.role, role=data.role)
+    org = orgs.get_org(session=session, org_id=actor.org_id)
+    m = orgs.create_user(session=session, email=data.email, org=org, role=data.role, password=data.password or None,
+                         now=now, name=data.name)
+    return member_read(m)
+
+
+@router.patch("/members/{user_id}")
+def change_member(user_id: int, data: MemberPatch, actor: ApiActor, session: SessionDep):
+    require(actor.role, Action.MANAGE)
+    return member_read(orgs.change_role(session=session, org_id=actor.org_id, user_id=user_id, role=data.role,
+                                        by_role=actor.role))
+
+
+@router.delete("/members/{user_id}", status_code=204)
+def remove_member(user_id: int, actor: ApiActor, session: SessionDep, now: NowDep):
+    require(actor.role, Action.MANAGE)
+    orgs.remove_member(session=session, org_id=actor.org_id, user_id=user_id, by_role=actor.role, now=now)
+    return Response(status_code=204)

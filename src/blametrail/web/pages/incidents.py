@@ -17,6 +17,7 @@ from blametrail.web.pages.common import (
     FormDep, field, flash, query_url, redirect, render, split_list, validation_messages,
 )
 from blametrail.web.pages.card import card_context
+from blametrail.web.pages.summary import summary_context
 
 router = APIRouter()
 PAGE_SIZE = 25
@@ -72,6 +73,7 @@ def render_detail(request: Request, *, session, actor, rt, now, incident_id: int
         "incident": incident_read(session, incident), "timeline": timeline,
         "update_errors": update_errors or [], "update_body": update_body,
         **card_context(session=session, actor=actor, incident=incident, now=now, notice=card_notice),
+        **summary_context(session=session, incident=incident, rt=rt, now=now),
     }
     return render(request, "incidents/detail.html", ctx, actor=actor, status_code=status_code, headers=headers)
 

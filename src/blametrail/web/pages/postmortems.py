@@ -43,7 +43,8 @@ def _card_action(request: Request, *, session, actor, rt, now, incident_id: int,
     except CARD_REFUSALS as exc:
         db.rollback(session)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-        notice = {"kind": "error", "text": exc.detail}
+        notice = {"kind": "error", "text": exc.detail,
+                  "retry_after": exc.retry_after if isinstance(exc, RateLimited) else None}
         if is_htmx(request):
             return render_card(request, session=session, actor=actor, incident=incident, now=now, notice=notice,
                                status_code=exc.status, headers=headers)
@@ -162,7 +163,9 @@ def revisions(incident_id: int, request: Request, actor: PageActor, session: Ses
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     rows = postmortems.list_revisions(session=session, pm=pm)
     return render(request, "postmortems/revisions.html",
-                  {"incident": incident, "pm": postmortems.to_read(pm), "revisions": list(reversed(rows))},
+                  {"incident": incident, "pm": postmortems.to_read(pm), "revisions": list(reversed(rows)),
+                   "runs": postmortems.runs(session=session, pm=pm),
+                   "show_audit": actor.role in ("owner", "admin")},  # why: prompts hold the whole evidence pack
                   actor=actor)
 
 

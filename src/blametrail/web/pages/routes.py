@@ -2,11 +2,14 @@
 
 from fastapi import APIRouter
 
-from blametrail.web.pages import auth, incidents, integrations, postmortems, settings
+from blametrail.web.pages import auth, evidence, incidents, integrations, people, postmortems, settings, summary
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(incidents.router)
+router.include_router(summary.router)
 router.include_router(postmortems.router)
 router.include_router(settings.router)
 router.include_router(integrations.router)
+router.include_router(evidence.router)
+router.include_router(people.router)

@@ -1,0 +1,130 @@
+"""Settings pages for people: members and roles (invite, change role, remove) and API tokens (create, revoke)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from blametrail import db
+from blametrail.errors import Conflict, Forbidden, ValidationFailed
+from blametrail.orgs import service as orgs
+from blametrail.orgs.models import ROLES
+from blametrail.orgs.permissions import Action, can, require
+from blametrail.web.deps import NowDep, PageActor, SessionDep
+from blametrail.web.pages.common import FormDep, field, flash, redirect, render
+
+router = APIRouter(prefix="/settings")
+
+
+def _grantable(role: str) -> tuple[str, ...]:
+    """The roles this role may hand out (only owners hand out owner)."""
+    if role == "owner":
+        return ROLES
+    if role == "admin":
+        return tuple(r for r in ROLES if r != "owner")
+    return ()
+
+
+def _members_page(request: Request, *, session, actor, status_code: int = 200, invite: dict | None = None,
+                  errors: list[str] | None = None):
+    members = orgs.list_members(session=session, org_id=actor.org_id)
+    owners = sum(1 for m in members if m.role == "owner")
+    manage = can(actor.role, Action.MANAGE)
+    rows = []
+    for m in members:
+        touchable = manage and (actor.role == "owner" or m.role != "owner")
+        last_owner = m.role == "owner" and owners <= 1
+        rows.append({"m": m, "can_change": touchable and not last_owner, "can_remove": touchable and not last_owner,
+                     "last_owner": last_owner, "me": m.user_id == actor.user_id})
+    return render(request, "people/members.html", {
+        "nav": "settings", "rows": rows, "manage": manage, "grantable": _grantable(actor.role),
+        "invite": invite or {"role": "member"}, "errors": errors or [],
+    }, actor=actor, status_code=status_code)
+
+
+@router.get("/members")
+def members_page(request: Request, actor: PageActor, session: SessionDep):
+    return _members_page(request, session=session, actor=actor)
+
+
+@router.post("/members")
+def members_invite(request: Request, form: FormDep, actor: PageActor, session: SessionDep, now: NowDep):
+    require(actor.role, Action.MANAGE)
+    invite = {k: field(form, k) for k in ("email", "name", "role")}
+    password = form.get("password") if isinstance(form.get("password"), str) else ""
+    try:
+        orgs.check_grant(by_role=actor.role, role=invite["role"])
+        org = orgs.get_org(session=session, org_id=actor.org_id)
+        orgs.create_user(session=session, email=invite["email"], org=org, role=invite["role"],
+                         password=password or None, now=now, name=invite["name"])
+    except (ValidationFailed, Conflict, Forbidden) as exc:
+        db.rollback(session)
+        return _members_page(request, session=session, actor=actor, status_code=exc.status, invite=invite,
+                             errors=[exc.detail])
+    flash(request, f"{invite['email'].lower()} is now a {invite['role']} of this organization."
+          + ("" if password else " They can log in once an owner or admin sets a password for them."), "success")
+    return redirect("/settings/members")
+
+
+@router.post("/members/{user_id}/role")
+def members_role(user_id: int, request: Request, form: FormDep, actor: PageActor, session: SessionDep):
+    require(actor.role, Action.MANAGE)
+    try:
+        m = orgs.change_role(session=session, org_id=actor.org_id, user_id=user_id, role=field(form, "role"),
+                             by_role=actor.role)
+    except (ValidationFailed, Conflict) as exc:
+        db.rollback(session)
+        return _members_page(request, session=session, actor=actor, status_code=exc.status, errors=[exc.detail])
+    flash(request, f"{m.user.email} is now {m.role}.", "success")
+    return redirect("/settings/members")
+
+
+@router.post("/members/{user_id}/remove")
+def members_remove(user_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+    require(actor.role, Action.MANAGE)
+    m = orgs.get_membership_by_user(session=session, org_id=actor.org_id, user_id=user_id)
+    email = m.user.email
+    try:
+        orgs.remove_member(session=session, org_id=actor.org_id, user_id=user_id, by_role=actor.role, now=now)
+    except Conflict as exc:
+        db.rollback(session)
+        return _members_page(request, session=session, actor=actor, status_code=exc.status, errors=[exc.detail])
+    flash(request, f"{email} was removed from this organization; their API tokens were revoked.", "success")
+    return redirect("/settings/members")
+
+
+def _tokens_page(request: Request, *, session, actor, created: dict | None = None, status_code: int = 200,
+                 errors: list[str] | None = None):
+    everyone = can(actor.role, Action.MANAGE)
+    tokens = orgs.list_tokens(session=session, org_id=actor.org_id, user_id=None if everyone else actor.user_id)
+    owners = {m.user_id: m.user.email for m in orgs.list_members(session=session, org_id=actor.org_id)}
+    return render(request, "people/tokens.html", {
+        "nav": "settings", "tokens": tokens, "owners": owners, "everyone": everyone, "created": created,
+        "errors": errors or [],
+    }, actor=actor, status_code=status_code)
+
+
+@router.get("/tokens")
+def tokens_page(request: Request, actor: PageActor, session: SessionDep):
+    return _tokens_page(request, session=session, actor=actor)
+
+
+@router.post("/tokens")
+def tokens_create(request: Request, form: FormDep, actor: PageActor, session: SessionDep, now: NowDep):
+    """Create a token for the logged-in user; its value is in this response only (never stored, never shown again)."""
+    name = field(form, "name") or "api"
+    m = orgs.get_membership_by_user(session=session, org_id=actor.org_id, user_id=actor.user_id)
+    token, raw = orgs.create_token(session=session, membership=m, name=name, now=now)
+    return _tokens_page(request, session=session, actor=actor, created={"id": token.id, "name": token.name, "raw": raw},
+                        status_code=201)
+
+
+@router.post("/tokens/{token_id}/revoke")
+def tokens_revoke(token_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+    own = {t.id for t in orgs.list_tokens(session=session, org_id=actor.org_id, user_id=actor.user_id)}
+    if token_id not in own:
+        everyone = {t.id for t in orgs.list_tokens(session=session, org_id=actor.org_id)}
+        if token_id in everyone:
+            require(actor.role, Action.MANAGE)
+    token = orgs.revoke_token(session=session, org_id=actor.org_id, token_id=token_id, now=now)  # foreign ids: 404
+    flash(request, f"Token {token.name!r} ({token.prefix}…) revoked.", "success")
+    return redirect("/settings/tokens")
