@@ -177,12 +177,12 @@ def test_diff_against_original(live, people, open_page):
 def test_regenerate_refused_then_allowed(live, people, open_page):
     page = open_page("member@acme.test")
     page.goto(incident_url(live))
-    page.click("#postmortem-card >> text=Regenerate")
+    page.click("#postmortem-card button:has-text('Regenerate')")
     notice = page.locator("#postmortem-card .notice-error")
     notice.wait_for()
     assert re.search(r"try again in \d+ s", notice.inner_text())
     live.clock.advance(seconds=61)  # the interval runs from the start of the last generation
-    page.click("#postmortem-card >> text=Regenerate")
+    page.click("#postmortem-card button:has-text('Regenerate')")
     page.locator("#postmortem-card .notice-success").wait_for()
     assert "Regeneration queued" in page.locator("#postmortem-card .notice-success").inner_text()
     page.wait_for_function(

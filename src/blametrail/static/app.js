@@ -32,7 +32,7 @@
       var left = parseInt(spans[i].getAttribute("data-countdown"), 10) - 1;
       if (isNaN(left)) { continue; }
       spans[i].setAttribute("data-countdown", String(Math.max(left, 0)));
-      spans[i].textContent = left > 0 ? "Regenerate possible in " + left + " s." : "You can regenerate now.";
+      spans[i].textContent = left > 0 ? "Available again in " + left + " s." : "Available again now.";
       if (left <= 0) { spans[i].removeAttribute("data-countdown"); }
     }
   }
