@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from blametrail.clock import SystemClock
+from tests.live import serving
 
 pytestmark = pytest.mark.slow
 BINARIES = ("prometheus", "prometheus-alertmanager")
@@ -133,25 +134,9 @@ def _until(what: str, check, procs: Processes, timeout: float = WAIT_SECONDS):
 @pytest.fixture
 def live_blametrail(rt, app):
     """BlameTrail served by uvicorn in a thread, on real time (Prometheus stamps alerts with the real clock)."""
-    import uvicorn
-
     rt.clock = SystemClock()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serving(app) as url:
+        yield url
 
 
 def test_prometheus_alert_opens_and_resolves_an_incident_whose_postmortem_cites_it(binaries, live_blametrail, factory,

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -20,6 +17,7 @@ from blametrail.alerts.models import Alert, WebhookDelivery
 from blametrail.incidents.models import Incident, TimelineEntry
 from blametrail.postmortems.models import Postmortem
 from tests.alerts.test_parsers import ALERTMANAGER_FIRING, GENERIC_FIRING, GRAFANA_FIRING, alertmanager, am_alert, raw
+from tests.live import serving
 
 PATHS = {"alertmanager": "alertmanager", "grafana": "grafana", "generic_alert": "alerts"}
 
@@ -378,21 +376,5 @@ def test_no_auto_resolve_while_a_person_already_resolved(client, rt, owner):
 @pytest.fixture
 def live_url(app):
     """Serve the app with uvicorn in a thread on a free loopback port (real concurrency)."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serving(app) as url:
+        yield url
