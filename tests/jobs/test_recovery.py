@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+
 from blametrail import db
 from blametrail.postmortems import drafting
 from blametrail.postmortems import service as postmortems
@@ -118,3 +121,52 @@ def test_provider_failure_falls_back_to_builtin_draft(client, factory, rt):
     assert body["engine"] == "builtin"
     assert "Anthropic rejected the API key (401)" in body["error"]
     assert "built-in" in body["error"]
+
+
+def _claimed(client, factory, rt, clock):
+    owner = factory.team()["owner"]
+    client.patch("/api/v1/org/settings", json={"ai_enabled": False}, headers=owner.headers)
+    iid = _resolved_incident(client, owner)
+    client.post(f"/api/v1/incidents/{iid}/resolve", headers=owner.headers)
+    client.patch("/api/v1/org/settings", json={"ai_enabled": True}, headers=owner.headers)
+    with db.transaction(rt.factory) as s:
+        pm_id = postmortems.request_generation(session=s, actor=owner.actor, incident_id=iid, now=clock.now()).id
+        s.info["deferred"] = []
+    with db.transaction(rt.factory) as s:
+        attempt = postmortems.claim(session=s, pm_id=pm_id, engine="builtin", worker="slow", now=clock.now())[0].attempt
+    return pm_id, attempt
+
+
+def test_a_generation_that_keeps_beating_is_never_swept(client, factory, rt, clock):
+    """A long model call is not a dead worker: only silence (no heartbeat) is."""
+    rt.settings.stale_generation_seconds = 60
+    pm_id, attempt = _claimed(client, factory, rt, clock)
+    for _ in range(10):  # ten minutes of generating, beating every 50 s
+        clock.advance(seconds=50)
+        with db.transaction(rt.factory) as s:
+            assert postmortems.heartbeat(session=s, pm_id=pm_id, attempt=attempt, now=clock.now()) is True
+        assert rt.sweep_once() == []
+    clock.advance(seconds=61)  # then it goes silent
+    assert rt.sweep_once() == [pm_id]
+    with db.transaction(rt.factory) as s:
+        pm = s.get(Postmortem, pm_id)
+        assert pm.status == "draft" and pm.attempt == attempt + 1
+        # the silent attempt's heartbeat no longer lands anywhere
+        assert postmortems.heartbeat(session=s, pm_id=pm_id, attempt=attempt, now=clock.now()) is False
+
+
+def test_heartbeat_thread_refreshes_the_row_until_stopped(client, factory, rt, clock):
+    pm_id, attempt = _claimed(client, factory, rt, clock)
+    clock.advance(seconds=30)
+    beats = threading.Event()
+    with drafting.Heartbeat(factory=rt.factory, pm_id=pm_id, attempt=attempt, clock=clock.now, interval=0.01):
+        for _ in range(2000):  # wait (bounded) for the thread to write the advanced time
+            with db.transaction(rt.factory) as s:
+                if s.get(Postmortem, pm_id).heartbeat_at == clock.now():
+                    beats.set()
+                    break
+            beats.wait(0.01)
+    assert beats.is_set()
+    clock.advance(seconds=5)
+    with db.transaction(rt.factory) as s:  # stopped: the row keeps the last beat
+        assert s.get(Postmortem, pm_id).heartbeat_at == clock.now() - timedelta(seconds=5)

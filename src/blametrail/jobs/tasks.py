@@ -24,6 +24,7 @@ def register(huey: Huey, runtime: Runtime) -> dict:
             factory=runtime.factory, pm_id=pm_id, engine=runtime.drafting_engine(), clock=runtime.clock.now,
             lookback_minutes=runtime.settings.lookback_minutes, box=runtime.secret_box,
             limits=Limits.from_settings(runtime.settings),
+            heartbeat_seconds=runtime.settings.generation_heartbeat_seconds,
         )
 
     @huey.task(name=summary.TASK)

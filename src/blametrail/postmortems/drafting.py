@@ -132,9 +132,40 @@ def observe(pack: EvidencePack, tasks: list, *, step_seconds: int = 60) -> tuple
     return replace(pack, metrics=metrics, logs=logs, observed=fetched), errors
 
 
+class Heartbeat:
+    """A thread that keeps refreshing a claimed generation's heartbeat until stopped (or superseded)."""
+
+    def __init__(self, *, factory: sessionmaker[Session], pm_id: int, attempt: int, clock: Callable[[], datetime],
+                 interval: float) -> None:
+        self._factory, self._pm_id, self._attempt, self._clock, self._interval = factory, pm_id, attempt, clock, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-pm{pm_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with db.transaction(self._factory) as session:
+                    alive = service.heartbeat(session=session, pm_id=self._pm_id, attempt=self._attempt,
+                                              now=self._clock())
+            except Exception:  # why: a database blip must not kill the beat; the next one retries
+                log.warning("heartbeat of postmortem %s failed; retrying", self._pm_id, exc_info=True)
+                continue
+            if not alive:
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
 def run_generation(
     *, factory: sessionmaker[Session], pm_id: int, engine: DraftingEngine, clock: Callable[[], datetime],
     lookback_minutes: int, box: SecretBox | None = None, limits: Limits | None = None,
+    heartbeat_seconds: float = 10.0,
 ) -> str:
     """Claim a queued postmortem, draft it and store the result; return what happened (for logs and tests)."""
     engine = _engine_of_org(factory, pm_id, engine)
@@ -146,6 +177,18 @@ def run_generation(
         attempt, run_id, incident_id = pm.attempt, run.id, pm.incident_id
         # why: a regeneration builds on what people wrote; the prompt builder reads these from pack.extra
         regeneration = {"current_sections": pm.sections, "edited_keys": list(pm.edited_keys or [])} if pm.sections else {}
+    with Heartbeat(factory=factory, pm_id=pm_id, attempt=attempt, clock=clock, interval=heartbeat_seconds):
+        return _draft_claimed(factory=factory, pm_id=pm_id, engine=engine, clock=clock, attempt=attempt, run_id=run_id,
+                              incident_id=incident_id, regeneration=regeneration, lookback_minutes=lookback_minutes,
+                              box=box, limits=limits)
+
+
+def _draft_claimed(
+    *, factory: sessionmaker[Session], pm_id: int, engine: DraftingEngine, clock: Callable[[], datetime], attempt: int,
+    run_id: int, incident_id: int, regeneration: dict, lookback_minutes: int, box: SecretBox | None,
+    limits: Limits | None,
+) -> str:
+    """Gather evidence, run the engine and store the draft (or the failure) of a claimed attempt."""
     evidence: dict | None = None
     try:
         with db.transaction(factory) as session:

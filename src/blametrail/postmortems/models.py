@@ -28,6 +28,7 @@ class Postmortem(Base):
     generation_requested_at: Mapped[datetime]  # start of the last generation (rate limit anchor)
     queued_at: Mapped[datetime | None]  # when it was last put on the queue (the sweep re-enqueues old ones)
     claimed_at: Mapped[datetime | None]  # when a worker started the current generation
+    heartbeat_at: Mapped[datetime | None]  # refreshed by the worker while it generates; the sweep re-queues silent ones
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
     generated_at: Mapped[datetime | None]

@@ -228,7 +228,7 @@ def claim(*, session: Session, pm_id: int, engine: str, worker: str, now: dateti
     """Move a queued postmortem to generating (once: duplicates get None) and open its run record."""
     result = session.execute(
         update(Postmortem).where(Postmortem.id == pm_id, Postmortem.status == "queued")
-        .values(status="generating", attempt=Postmortem.attempt + 1, claimed_at=now, updated_at=now)
+        .values(status="generating", attempt=Postmortem.attempt + 1, claimed_at=now, heartbeat_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
@@ -239,6 +239,15 @@ def claim(*, session: Session, pm_id: int, engine: str, worker: str, now: dateti
     session.add(run)
     session.flush()
     return pm, run
+
+
+def heartbeat(*, session: Session, pm_id: int, attempt: int, now: datetime) -> bool:
+    """Record that this attempt is still being worked on; False once it was superseded or ended."""
+    result = session.execute(
+        update(Postmortem).where(Postmortem.id == pm_id, Postmortem.status == "generating", Postmortem.attempt == attempt)
+        .values(heartbeat_at=now).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def _current_attempt(session: Session, pm_id: int, attempt: int) -> Postmortem | None:
@@ -272,7 +281,7 @@ def finish(
     pm.status = lifecycle.status_after_draft(kept)
     pm.version += 1
     pm.engine, pm.error, pm.generated_at, pm.updated_at = engine, error, now, now
-    pm.overwrite_edited, pm.claimed_at = False, None
+    pm.overwrite_edited, pm.claimed_at, pm.heartbeat_at = False, None, None
     session.flush()
     _add_revision(session, pm, kind="ai", author=engine, author_user_id=None, now=now)
     _close_run(session, run_id, status="succeeded", error=error, evidence=evidence, now=now)
@@ -285,25 +294,28 @@ def fail(*, session: Session, pm_id: int, attempt: int, run_id: int, error: str,
     _close_run(session, run_id, status="failed" if pm else "abandoned", error=error, evidence=evidence, now=now)
     if pm is None:
         return False
-    pm.status, pm.error, pm.updated_at, pm.claimed_at = "failed", error, now, None
+    pm.status, pm.error, pm.updated_at, pm.claimed_at, pm.heartbeat_at = "failed", error, now, None, None
     session.flush()
     return True
 
 
 def sweep(*, session: Session, now: datetime, stale_generating_seconds: int, stale_queued_seconds: int) -> list[int]:
-    """Re-queue generations whose worker died and queued rows nobody picked up; return ids to enqueue."""
+    """Re-queue generations whose worker went silent and queued rows nobody picked up; return ids to enqueue."""
     dead_before = now - timedelta(seconds=stale_generating_seconds)
-    dead = list(session.scalars(select(Postmortem.id).where(Postmortem.status == "generating",
-                                                            Postmortem.claimed_at < dead_before)))
+    silent = func.coalesce(Postmortem.heartbeat_at, Postmortem.claimed_at) < dead_before
+    dead = list(session.scalars(select(Postmortem.id).where(Postmortem.status == "generating", silent)))
     if dead:
+        session.execute(update(Postmortem).where(Postmortem.id.in_(dead), Postmortem.status == "generating", silent)
+                        .values(status="queued", claimed_at=None, heartbeat_at=None, queued_at=now)
+                        .execution_options(synchronize_session=False))
         session.execute(update(GenerationRun).where(GenerationRun.postmortem_id.in_(dead), GenerationRun.status == "running")
-                        .values(status="abandoned", error="worker stopped before finishing", finished_at=now))
-        session.execute(update(Postmortem).where(Postmortem.id.in_(dead), Postmortem.status == "generating",
-                                                 Postmortem.claimed_at < dead_before)
-                        .values(status="queued", claimed_at=None, queued_at=now))
+                        .values(status="abandoned", error="worker stopped sending heartbeats before finishing",
+                                finished_at=now)
+                        .execution_options(synchronize_session=False))
     old_before = now - timedelta(seconds=stale_queued_seconds)
     stuck = list(session.scalars(select(Postmortem.id).where(Postmortem.status == "queued", Postmortem.queued_at < old_before)))
     if stuck:
-        session.execute(update(Postmortem).where(Postmortem.id.in_(stuck)).values(queued_at=now))
+        session.execute(update(Postmortem).where(Postmortem.id.in_(stuck)).values(queued_at=now)
+                        .execution_options(synchronize_session=False))
     session.flush()
     return sorted(set(dead) | set(stuck))
