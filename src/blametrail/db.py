@@ -24,6 +24,7 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+MAX_INT = 2**31 - 1  # INTEGER columns (every id): PostgreSQL's int4 ends here, SQLite's integer goes further
 
 
 class UTCDateTime(TypeDecorator):
@@ -95,9 +96,15 @@ def defer(session: Session, task: str, *args: object) -> None:
     session.info.setdefault("deferred", []).append((task, args))
 
 
+def memo(session: Session) -> dict:
+    """Return a scratch dict that lives until this session's transaction commits or rolls back."""
+    return session.info.setdefault("memo", {})
+
+
 def commit(session: Session) -> None:
     """Commit, then hand the deferred jobs to the dispatcher (a failure there leaves the row for the sweep)."""
     session.commit()
+    session.info["memo"] = {}
     jobs, session.info["deferred"] = session.info.get("deferred", []), []
     dispatcher = session.info.get("dispatcher")
     for task, args in jobs:
@@ -113,6 +120,7 @@ def rollback(session: Session) -> None:
     """Roll back and forget deferred jobs."""
     session.rollback()
     session.info["deferred"] = []
+    session.info["memo"] = {}
 
 
 @contextlib.contextmanager

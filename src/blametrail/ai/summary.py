@@ -212,13 +212,30 @@ def _get_or_add(session: Session, incident, now: datetime) -> tuple[IncidentSumm
 def request_refresh(*, session: Session, incident, now: datetime) -> None:
     """Queue a summary refresh after this transaction commits, unless one is already queued (debounce)."""
     row, created = _get_or_add(session, incident, now)
+    _queue(session, row, created, incident.id, now)
+
+
+def request_refreshes(*, session: Session, incidents: list, now: datetime) -> None:
+    """request_refresh for several incidents, reading their summary rows in one query."""
+    ids = sorted({incident.id for incident in incidents})
+    rows = {row.incident_id: row for row in
+            session.scalars(select(IncidentSummary).where(IncidentSummary.incident_id.in_(ids)))} if ids else {}
+    for incident in {incident.id: incident for incident in incidents}.values():
+        row = rows.get(incident.id)
+        if row is None:
+            request_refresh(session=session, incident=incident, now=now)
+        else:
+            _queue(session, row, False, incident.id, now)
+
+
+def _queue(session: Session, row: IncidentSummary, created: bool, incident_id: int, now: datetime) -> None:
     queued = row.status == "queued" and row.requested_at is not None and now - row.requested_at < STALE_QUEUED
     if queued and not created:
         return  # a refresh is already on its way; it re-queues itself if it missed this evidence
-    if any(task == TASK and args == (incident.id,) for task, args in session.info.get("deferred", [])):
+    if any(task == TASK and args == (incident_id,) for task, args in session.info.get("deferred", [])):
         return
     row.status, row.requested_at = "queued", now
-    db.defer(session, TASK, incident.id)
+    db.defer(session, TASK, incident_id)
 
 
 def _engine_allowed(session: Session, incident, engine):

@@ -33,7 +33,7 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from blametrail.alerts.models import Alert, Webhook
 from blametrail.alerts.parsers import NormalizedAlert
@@ -75,44 +75,84 @@ def describe(alerts: list[NormalizedAlert]) -> str:
     return f"{len(alerts)} alert(s): {firing} firing, {len(alerts) - firing} resolved" + (f" ({shown})" if names else "")
 
 
-def _lookup(session: Session, hook: Webhook, a: NormalizedAlert) -> tuple[Alert | None, list[Alert]]:
+def _prefetch(session: Session, hook: Webhook, alerts: list[NormalizedAlert]) -> dict[str, list[Alert]]:
+    """Load, in one query per 500 fingerprints, the instances a delivery may refer to: same start, or still firing."""
+    fingerprints = sorted({a.fingerprint for a in alerts})
+    starts = sorted({a.starts_at for a in alerts if a.starts_at is not None})
+    known: dict[str, list[Alert]] = {fp: [] for fp in fingerprints}
+    for i in range(0, len(fingerprints), 500):
+        chunk = fingerprints[i:i + 500]
+        match = Alert.status == "firing"
+        if starts and len(starts) <= 500:
+            match = or_(match, Alert.starts_at.in_(starts))
+        elif starts:  # why: a huge batch of distinct starts: fetch every instance of these fingerprints instead
+            match = Alert.id.is_not(None)
+        for row in session.scalars(select(Alert).where(Alert.webhook_id == hook.id, Alert.fingerprint.in_(chunk), match)):
+            known[row.fingerprint].append(row)
+    return known
+
+
+def _lookup(session: Session, hook: Webhook, a: NormalizedAlert,
+            known: dict[str, list[Alert]]) -> tuple[Alert | None, list[Alert]]:
     """Return the instance this alert is (or None) and older instances of its fingerprint still firing."""
-    same_fp = select(Alert).where(Alert.webhook_id == hook.id, Alert.fingerprint == a.fingerprint)
-    if a.starts_at is not None:  # one query: the exact instance and any still-firing ones
-        rows = list(session.scalars(same_fp.where(or_(Alert.starts_at == a.starts_at, Alert.status == "firing"))))
+    rows = known.get(a.fingerprint, [])
+    if a.starts_at is not None:
         found = next((r for r in rows if r.starts_at == a.starts_at), None)
         return found, [r for r in rows if r.status == "firing" and r.starts_at < a.starts_at]
-    latest = same_fp.order_by(Alert.starts_at.desc(), Alert.id.desc()).limit(1)
-    found = session.scalar(latest.where(Alert.status == "firing"))
-    if found is None and a.status == "resolved":
-        found = session.scalar(latest)
-    return found, []
+    firing = [r for r in rows if r.status == "firing"]
+    if firing:
+        return max(firing, key=lambda r: (r.starts_at, r.id or 0)), []
+    if a.status == "resolved":  # why: the latest instance whatever its status; not covered by the prefetch
+        return session.scalar(select(Alert).where(Alert.webhook_id == hook.id, Alert.fingerprint == a.fingerprint)
+                              .order_by(Alert.starts_at.desc(), Alert.id.desc()).limit(1)), []
+    return None, []
 
 
-def _insert(session: Session, hook: Webhook, a: NormalizedAlert, now: datetime,
-            incident_id: int | None) -> tuple[Alert, bool]:
-    """Insert a new instance; if a concurrent delivery inserted it first, return that one (created=False)."""
+def _new_row(hook: Webhook, a: NormalizedAlert, now: datetime) -> Alert:
+    """Build (not add) the row of a new alert instance."""
     starts = a.starts_at or (a.ends_at if a.status == "resolved" and a.ends_at else now)
     ends = (a.ends_at or now) if a.status == "resolved" else None
-    row = Alert(org_id=hook.org_id, webhook_id=hook.id, fingerprint=a.fingerprint, status=a.status, name=a.name,
-                service=a.service, severity=a.severity, summary=a.summary, labels=a.labels, annotations=a.annotations,
-                generator_url=a.url, starts_at=starts, ends_at=max(ends, starts) if ends else None,
-                incident_id=incident_id, created_at=now, updated_at=now)
+    return Alert(org_id=hook.org_id, webhook_id=hook.id, fingerprint=a.fingerprint, status=a.status, name=a.name,
+                 service=a.service, severity=a.severity, summary=a.summary, labels=a.labels, annotations=a.annotations,
+                 generator_url=a.url, starts_at=starts, ends_at=max(ends, starts) if ends else None,
+                 created_at=now, updated_at=now)
+
+
+def _insert_all(session: Session, hook: Webhook, rows: list[Alert]) -> list[tuple[Alert, bool]]:
+    """Insert new instances in one batch; return (row, created), where a row a concurrent delivery stored first
+    comes back as that delivery's row with created=False."""
+    if not rows:
+        return []
     if session.get_bind().dialect.name == "sqlite":  # why: BEGIN IMMEDIATE serializes transactions: no race here
-        session.add(row)
+        session.add_all(rows)
         session.flush()
-        return row, True
+        return [(row, True) for row in rows]
     try:
         with session.begin_nested():
-            session.add(row)
+            session.add_all(rows)
             session.flush()
-    except IntegrityError:  # why: the same instance arrived in two deliveries at once; the other one won
-        existing = session.scalar(select(Alert).where(Alert.webhook_id == hook.id, Alert.fingerprint == a.fingerprint,
-                                                      Alert.starts_at == starts))
-        if existing is None:
-            raise
-        return existing, False
-    return row, True
+        return [(row, True) for row in rows]
+    except IntegrityError:  # why: some instance arrived in two deliveries at once; redo one by one to find which
+        pass
+    out = []
+    for row in rows:
+        fresh = Alert(**{c: getattr(row, c) for c in _ALERT_COLUMNS})
+        try:
+            with session.begin_nested():
+                session.add(fresh)
+                session.flush()
+            out.append((fresh, True))
+        except IntegrityError:
+            existing = session.scalar(select(Alert).where(Alert.webhook_id == hook.id, Alert.fingerprint == row.fingerprint,
+                                                          Alert.starts_at == row.starts_at))
+            if existing is None:
+                raise
+            out.append((existing, False))
+    return out
+
+
+_ALERT_COLUMNS = ("org_id", "webhook_id", "fingerprint", "status", "name", "service", "severity", "summary", "labels",
+                  "annotations", "generator_url", "starts_at", "ends_at", "incident_id", "created_at", "updated_at")
 
 
 def _close_superseded(older: list[Alert], row: Alert, now: datetime) -> None:
@@ -136,7 +176,7 @@ def _record(session: Session, incident: Incident, row: Alert, source: str, now: 
     else:
         body, at = f"Alert {row.name} resolved{on}", row.ends_at or now
     incidents.add_entry(session=session, incident=incident, kind="alert", at=at, body=body, now=now,
-                        author=f"alert:{row.name}", data=_entry_data(row, source))
+                        author=f"alert:{row.name}", data=_entry_data(row, source), flush=False)
 
 
 def _open_incident_for(session: Session, hook: Webhook, service: str | None) -> Incident | None:
@@ -189,44 +229,112 @@ def _auto_resolve(session: Session, hook: Webhook, incident_id: int, now: dateti
     summary.incidents_resolved.append(incident_id)
 
 
+class _OpenIncidents:
+    """The open incident per service, read for a whole delivery in one query (a storm repeats a few services)."""
+
+    def __init__(self, session: Session, hook: Webhook, services: set[str | None]) -> None:
+        self._session, self._hook = session, hook
+        self._by_service: dict[str | None, Incident | None] = {}
+        named = sorted(s for s in services if s)
+        if named:
+            rows = session.execute(
+                select(Incident, IncidentService.service).join(IncidentService, IncidentService.incident_id == Incident.id)
+                .where(Incident.org_id == hook.org_id, Incident.status == "open", IncidentService.service.in_(named))
+                .order_by(Incident.id.desc()).options(lazyload(Incident.services)))
+            for incident, service in rows:
+                self._by_service.setdefault(service, incident)
+            for service in named:
+                self._by_service.setdefault(service, None)
+
+    def get(self, service: str | None) -> Incident | None:
+        if service not in self._by_service:
+            self._by_service[service] = _open_incident_for(self._session, self._hook, service)
+        return self._by_service[service]
+
+    def opened(self, service: str | None, incident: Incident | None) -> None:
+        self._by_service[service] = incident
+
+
+def _waves(alerts: list[NormalizedAlert]) -> list[list[NormalizedAlert]]:
+    """Split a delivery so no fingerprint repeats within a wave (the k-th mention of each goes to wave k)."""
+    seen: dict[str, int] = {}
+    waves: list[list[NormalizedAlert]] = []
+    for a in alerts:
+        k = seen.get(a.fingerprint, 0)
+        seen[a.fingerprint] = k + 1
+        if k == len(waves):
+            waves.append([])
+        waves[k].append(a)
+    return waves
+
+
+def _incidents_by_id(session: Session, ids: set[int]) -> dict[int, Incident]:
+    if not ids:
+        return {}
+    rows = session.scalars(select(Incident).where(Incident.id.in_(sorted(ids))).options(lazyload(Incident.services)))
+    return {incident.id: incident for incident in rows}
+
+
+def _ingest_wave(session: Session, hook: Webhook, wave: list[NormalizedAlert], now: datetime, *,
+                 known: dict[str, list[Alert]], open_incidents: _OpenIncidents, summary: IngestSummary,
+                 to_check: list[int]) -> None:
+    """Apply alerts with distinct fingerprints: batch-insert the new instances, then record every transition."""
+    fresh: list[tuple[NormalizedAlert, Alert, list[Alert], Incident | None]] = []
+    resolved: list[tuple[NormalizedAlert, Alert]] = []
+    for a in wave:
+        row, older = _lookup(session, hook, a, known)
+        if row is None:
+            # why: look for the incident before inserting, so a joining alert is inserted with it (no extra UPDATE)
+            incident = open_incidents.get(a.service) if a.status == "firing" or a.service else None
+            row = _new_row(hook, a, now)
+            row.incident_id = incident.id if incident else None
+            fresh.append((a, row, older, incident))
+        elif row.status == "firing" and a.status == "resolved":
+            row.status, row.ends_at, row.updated_at = "resolved", max(a.ends_at or now, row.starts_at), now
+            resolved.append((a, row))
+        else:
+            summary.unchanged += 1
+    inserted = _insert_all(session, hook, [row for _, row, _, _ in fresh])
+    for (a, _, older, incident), (row, created) in zip(fresh, inserted, strict=True):
+        known.setdefault(a.fingerprint, []).append(row)
+        if not created:
+            summary.unchanged += 1
+            continue
+        summary.created += 1
+        if row.status == "firing":
+            _close_superseded(older, row, now)
+            if incident is None:
+                incident = _open_for(session, hook, row, now, summary)
+                open_incidents.opened(row.service, incident)
+                row.incident_id = incident.id if incident else None
+            summary.fired += 1
+        else:
+            summary.resolved += 1
+            if incident is not None:
+                to_check.append(incident.id)
+        if incident is not None:
+            _touched(summary, incident.id)
+            _record(session, incident, row, a.source, now)
+    attached = _incidents_by_id(session, {row.incident_id for _, row in resolved if row.incident_id is not None})
+    for a, row in resolved:
+        summary.resolved += 1
+        incident = attached.get(row.incident_id)
+        if incident is not None:
+            _record(session, incident, row, a.source, now)
+            _touched(summary, incident.id)
+            to_check.append(incident.id)
+    incidents.flush_entries(session=session, now=now)
+
+
 def ingest(*, session: Session, hook: Webhook, alerts: list[NormalizedAlert], now: datetime) -> IngestSummary:
     """Apply one delivery's alerts: dedupe, record transitions on incidents, open or resolve incidents."""
     summary = IngestSummary(received=len(alerts))
     to_check: list[int] = []
-    for a in alerts:
-        row, older = _lookup(session, hook, a)
-        if row is None:
-            # why: look for the incident before inserting, so a joining alert is inserted with it (no extra UPDATE)
-            incident = _open_incident_for(session, hook, a.service) if a.status == "firing" or a.service else None
-            row, created = _insert(session, hook, a, now, incident.id if incident else None)
-            if created:
-                summary.created += 1
-                if row.status == "firing":
-                    _close_superseded(older, row, now)
-                    if incident is None:
-                        incident = _open_for(session, hook, row, now, summary)
-                        row.incident_id = incident.id if incident else None
-                    summary.fired += 1
-                else:
-                    summary.resolved += 1
-                    if incident is not None:
-                        to_check.append(incident.id)
-                if incident is not None:
-                    _touched(summary, incident.id)
-                    _record(session, incident, row, a.source, now)
-                continue
-        if row.status == "firing" and a.status == "resolved":
-            ends = a.ends_at or now
-            row.status, row.ends_at, row.updated_at = "resolved", max(ends, row.starts_at), now
-            summary.resolved += 1
-            if row.incident_id is not None:
-                incident = session.get(Incident, row.incident_id)
-                _record(session, incident, row, a.source, now)
-                _touched(summary, incident.id)
-                to_check.append(incident.id)
-            continue
-        summary.unchanged += 1
-    session.flush()
+    known = _prefetch(session, hook, alerts)
+    open_incidents = _OpenIncidents(session, hook, {a.service for a in alerts if a.status == "firing" or a.service})
+    for wave in _waves(alerts):
+        _ingest_wave(session, hook, wave, now, known=known, open_incidents=open_incidents, summary=summary,
+                     to_check=to_check)
     if hook.auto_resolve:
         for incident_id in dict.fromkeys(to_check):
             _auto_resolve(session, hook, incident_id, now, summary)

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
+from blametrail import db
 from blametrail.deploys.models import Deploy
 from blametrail.errors import InvalidState, NotFound, ValidationFailed
 from blametrail.incidents.models import Incident, IncidentService, TimelineEntry, evidence_id
@@ -19,11 +20,26 @@ MAX_PAGE = 200
 
 def _summary_changed(session: Session, incident: Incident, now: datetime) -> None:
     """Evidence arrived: queue a refresh of the live summary (debounced) while the incident is open."""
-    if incident.status != "open":
-        return
-    from blametrail.ai.summary import request_refresh  # why: ai.summary builds on this module
+    _summaries_changed(session, [incident], now)
 
-    request_refresh(session=session, incident=incident, now=now)
+
+def _summaries_changed(session: Session, changed: list[Incident], now: datetime) -> None:
+    asked = db.memo(session).setdefault("summary_refresh_requested", set())
+    # why: a delivery of many alerts asks once per incident and transaction, not once per alert
+    todo = [incident for incident in changed if incident.status == "open" and incident.id not in asked]
+    if not todo:
+        return
+    from blametrail.ai.summary import request_refreshes  # why: ai.summary builds on this module
+
+    request_refreshes(session=session, incidents=todo, now=now)
+    asked.update(incident.id for incident in todo)
+
+
+def flush_entries(*, session: Session, now: datetime) -> None:
+    """Write the entries added with add_entry(flush=False) and queue their incidents' summaries, in batches."""
+    pending = db.memo(session).pop("entries_pending", {})
+    session.flush()
+    _summaries_changed(session, list(pending.values()), now)
 
 
 def duration_minutes(incident: Incident) -> int | None:
@@ -84,13 +100,20 @@ def open_system(
 
 def add_entry(
     *, session: Session, incident: Incident, kind: str, at: datetime, body: str, now: datetime,
-    author: str | None = None, data: dict | None = None,
+    author: str | None = None, data: dict | None = None, flush: bool = True,
 ) -> TimelineEntry:
-    """Add a system timeline entry (kind "monitor" or "alert") with its structured evidence."""
+    """Add a system timeline entry (kind "monitor" or "alert") with its structured evidence.
+
+    flush=False leaves the INSERT and the summary refresh to a later flush_entries(), so many entries go to the
+    database in one batch.
+    """
     entry = TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind=kind, at=at, body=body[:20_000],
                           author=author, data=data, created_at=now)
     session.add(entry)
     incident.updated_at = now
+    if not flush:
+        db.memo(session).setdefault("entries_pending", {})[incident.id] = incident
+        return entry
     session.flush()
     _summary_changed(session, incident, now)
     return entry
@@ -102,6 +125,7 @@ def find_open_for_service(*, session: Session, org_id: int, service: str) -> Inc
         select(Incident).where(Incident.org_id == org_id, Incident.status == "open",
                                Incident.id.in_(select(IncidentService.incident_id).where(IncidentService.service == service)))
         .order_by(Incident.id.desc()).limit(1)
+        .options(lazyload(Incident.services))  # why: hot on the alert path, which rarely reads the services
     )
 
 
@@ -125,6 +149,8 @@ def list_incidents(
     if cursor:
         try:
             before = int(cursor)
+            if not 1 <= before <= db.MAX_INT:  # why: a larger number is an out-of-range error on PostgreSQL
+                raise ValueError(cursor)
         except ValueError as exc:
             raise ValidationFailed("Invalid cursor.", [{"loc": ["cursor"], "msg": "not a cursor"}]) from exc
         query = query.where(Incident.id < before)
