@@ -423,3 +423,57 @@ def test_one_delivery_may_mention_an_alert_twice(client, rt, hook):
     assert rows["twice"].status == "resolved" and rows["other"].status == "firing"
     entries = alert_entries(rt, rows["twice"].incident_id)
     assert [e.data["status"] for e in entries if e.data["fingerprint"] == "twice"] == ["firing", "resolved"]
+
+
+def test_resolve_racing_its_own_firing_delivery_is_not_lost(rt, hook):
+    """PostgreSQL: a resolved notification whose instance another delivery is inserting right now (not committed yet)
+    waits for it, then resolves it; SQLite serializes deliveries, so there the race cannot happen."""
+    import threading
+
+    from sqlalchemy import text
+
+    from blametrail.alerts import parsers
+    from blametrail.alerts import service as alerts
+    from blametrail.alerts.models import Webhook
+
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("needs concurrent writers (PostgreSQL); SQLite runs one delivery at a time")
+    hook_id = hook[0]
+    firing = raw(alertmanager(am_alert(fingerprint="race", service="checkout")))
+    resolved = raw(alertmanager(am_alert(fingerprint="race", service="checkout", status="resolved",
+                                         ends="2026-11-26T09:59:30Z")))
+    results, errors, firing_written = {}, [], threading.Event()
+
+    def deliver(name: str, body: bytes, hold: threading.Event | None) -> None:
+        try:
+            with db.transaction(rt.factory) as s:
+                batch = parsers.parse("alertmanager", body, default_service=None, default_severity="SEV-3")
+                results[name] = alerts.ingest(session=s, hook=s.get(Webhook, hook_id), alerts=batch,
+                                              now=rt.clock.now()).as_dict()
+                if hold is not None:  # keep the firing delivery's transaction open until the other one waits on it
+                    firing_written.set()
+                    hold.wait(60)
+        except Exception as exc:  # pragma: no cover - shown by the assertion below
+            errors.append(exc)
+
+    release = threading.Event()
+    first = threading.Thread(target=deliver, args=("firing", firing, release))
+    first.start()
+    assert firing_written.wait(60)
+    second = threading.Thread(target=deliver, args=("resolved", resolved, None))
+    second.start()
+    with rt.engine.connect() as conn:  # wait (bounded) until the resolve is blocked on the uncommitted insert
+        for _ in range(600):
+            waiting = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                        "AND wait_event_type = 'Lock'")).scalar()
+            if waiting:
+                break
+            threading.Event().wait(0.05)
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert not errors, errors
+    assert results["resolved"]["resolved"] == 1
+    row = next(a for a in alerts_of(rt) if a.fingerprint == "race")
+    assert row.status == "resolved"
+    assert [e.data["status"] for e in alert_entries(rt, row.incident_id)] == ["firing", "resolved"]

@@ -297,15 +297,20 @@ def _ingest_wave(session: Session, hook: Webhook, wave: list[NormalizedAlert], n
     inserted = _insert_all(session, hook, [row for _, row, _, _ in fresh])
     for (a, _, older, incident), (row, created) in zip(fresh, inserted, strict=True):
         known.setdefault(a.fingerprint, []).append(row)
-        if not created:
-            summary.unchanged += 1
+        if not created:  # a concurrent delivery stored this instance first: apply this one as a repeat of it
+            if row.status == "firing" and a.status == "resolved":
+                row.status, row.ends_at, row.updated_at = "resolved", max(a.ends_at or now, row.starts_at), now
+                resolved.append((a, row))
+            else:
+                summary.unchanged += 1
             continue
         summary.created += 1
         if row.status == "firing":
             _close_superseded(older, row, now)
-            if incident is None:
-                incident = _open_for(session, hook, row, now, summary)
-                open_incidents.opened(row.service, incident)
+            if incident is None:  # another alert of this wave may have opened the service's incident already
+                incident = open_incidents.get(row.service) or _open_for(session, hook, row, now, summary)
+                if incident is not None:
+                    open_incidents.opened(row.service, incident)
                 row.incident_id = incident.id if incident else None
             summary.fired += 1
         else:
