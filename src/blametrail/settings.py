@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "blametrail-dev-secret-do-not-use-in-production"
@@ -56,6 +57,30 @@ class Settings(BaseSettings):
     connector_max_series: int = Field(50, ge=1, le=10_000, description="Series kept per metric signal and service (the ones with the highest peak).")
     connector_max_points: int = Field(1000, ge=10, le=11_000, description="Points per series; the query step is coarsened to stay under it.")
     connector_max_log_lines: int = Field(5000, ge=1, le=100_000, description="Log lines fetched per log signal and service.")
+    outbound_allow: str = Field("", description="Comma-separated addresses, CIDR ranges and host names that monitors, connections and the AI endpoint may reach although the SSRF guard would refuse them (link-local, cloud metadata, or private ranges when BLAMETRAIL_OUTBOUND_BLOCK_PRIVATE is on).")
+    outbound_block_private: bool = Field(False, description="Also refuse outbound requests to loopback, private (RFC 1918), unique local IPv6 and CGNAT addresses; for shared installations where org admins must not reach the internal network.")
+    idempotency_ttl_hours: int = Field(24, ge=1, le=720, description="How long the API remembers an Idempotency-Key: a retry with the same key within this time replays the first response instead of acting again.")
+    login_max_failures: int = Field(5, ge=1, le=1000, description="Failed logins per account (email, known or not) within the window before logins to it are refused for the lockout time.")
+    login_ip_max_failures: int = Field(30, ge=1, le=100_000, description="Failed logins from one client address (an IPv6 address counts as its /64) within the window before logins from it are refused for the lockout time.")
+    login_window_seconds: int = Field(900, ge=1, le=604_800, description="The sliding window in which failed logins are counted.")
+    login_lockout_seconds: int = Field(900, ge=1, le=604_800, description="How long logins stay refused (429 with Retry-After, the password is not checked) once a failed-login limit is reached.")
+    trusted_proxies: str = Field("", description="Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For header names the client address (empty: the socket peer is the client).")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(item, strict=False)  # why: a typo must stop start-up, not silently trust nobody
+        return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _check_outbound_allow(cls, value: str) -> str:
+        if value.strip():
+            from blametrail.netguard import parse_allow
+
+            parse_allow(value)  # why: a typo must stop start-up, not silently allow nothing
+        return value
 
     @property
     def resolved_database_url(self) -> str:

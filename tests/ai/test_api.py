@@ -95,3 +95,19 @@ def test_one_organizations_config_is_invisible_to_another(client, factory, rt):
 def test_the_api_is_in_the_openapi_document(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"get", "put", "delete"} <= set(paths[URL])
+
+
+def test_a_metadata_base_url_is_422_and_nothing_is_stored(client, factory, rt, monkeypatch):
+    owner = factory.member(factory.org(), "owner")
+    sentence = ("169.254.169.254 is a link-local/cloud metadata address; BlameTrail refuses it unless "
+                "BLAMETRAIL_OUTBOUND_ALLOW lists it.")
+    for body in ({**BODY, "base_url": "http://169.254.169.254/v1"},
+                 {**BODY, "engine": "openai", "options": {"azure_endpoint": "http://169.254.169.254/"}}):
+        r = client.put(URL, headers=owner.headers, json=body)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        assert sentence in r.json()["detail"]
+    assert client.get(URL, headers=owner.headers).json()["source"] == "installation"
+    with db.transaction(rt.factory) as s:
+        assert s.query(AIConfig).count() == 0
+    monkeypatch.setattr(rt.settings, "outbound_allow", "169.254.169.254/32")
+    assert client.put(URL, headers=owner.headers, json={**BODY, "base_url": "http://169.254.169.254/v1"}).status_code == 200

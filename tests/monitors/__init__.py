@@ -17,6 +17,7 @@ class LocalServer:
         self.body = "all good"
         self.delay = 0.0
         self.routes: dict[str, tuple[int, str, float]] = {}  # path → (status, body, delay), overriding the default
+        self.redirects: dict[str, str] = {}  # path → Location of a 302 answer
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
         outer = self
@@ -26,6 +27,13 @@ class LocalServer:
                 with outer._lock:
                     outer.hits[self.path] += 1
                     status, body, delay = outer.routes.get(self.path, (outer.status, outer.body, outer.delay))
+                    location = outer.redirects.get(self.path)
+                if location:
+                    self.send_response(302)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if delay:
                     time.sleep(delay)
                 data = body.encode()

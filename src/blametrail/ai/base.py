@@ -129,6 +129,7 @@ def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBo
                                               "or the organization's AI model.")
     from blametrail.ai.llm import LLMEngine  # why: cheap; pydantic-ai itself is imported only when a call is made
     from blametrail.ai.providers import ProviderSpec
+    from blametrail.netguard import policy_from
 
     spec = ProviderSpec(name=name, model=model, base_url=base_url or None, api_key=api_key or None,
                         output_mode=output_mode or None,
@@ -144,6 +145,7 @@ def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBo
         retry_max_wait_seconds=float(opt("retry_max_wait_seconds", settings.ai_retry_max_wait_seconds)),
         context_tokens=int(opt("context_tokens", settings.ai_context_tokens)),
         max_output_tokens=int(opt("max_output_tokens", settings.ai_max_output_tokens)),
+        outbound=policy_from(settings),
     )
 
 

@@ -15,6 +15,7 @@ from blametrail.ai.base import Audit
 from blametrail.ai.providers import ProviderSpec, build_model, describe, output_mode
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.errors import UpstreamError
+from blametrail.netguard import OutboundPolicy, async_client_v2, blocked_in
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,10 @@ class LLMEngine:
     def __init__(
         self, spec: ProviderSpec, *, timeout_seconds: float = 60.0, max_retries: int = 3,
         retry_max_wait_seconds: float = 120.0, context_tokens: int = 24_000, max_output_tokens: int = 4_096,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = time.sleep, outbound: OutboundPolicy | None = None,
     ) -> None:
         self.spec = spec
+        self.outbound = outbound or OutboundPolicy()
         self.label = f"{spec.name}:{spec.model}"
         self.timeout_seconds = timeout_seconds
         self.max_retries = max_retries
@@ -114,14 +116,13 @@ class LLMEngine:
             retries += 1
 
     async def _call(self, prompt, schema: type, messages: list):
-        """Run one agent call (with its one repair attempt) through a fresh HTTP client; fill `messages`."""
-        import httpx2
+        """Run one agent call (with its one repair attempt) through a fresh SSRF-guarded HTTP client; fill `messages`."""
         from pydantic_ai import Agent, capture_run_messages
         from pydantic_ai.output import NativeOutput, PromptedOutput, ToolOutput
         from pydantic_ai.usage import UsageLimits
 
         wrap = {"tool": ToolOutput, "native": NativeOutput, "prompted": PromptedOutput}[output_mode(self.spec)]
-        async with httpx2.AsyncClient(timeout=self.timeout_seconds, follow_redirects=False) as http:
+        async with async_client_v2(self.outbound, timeout=self.timeout_seconds, follow_redirects=False) as http:
             model = build_model(self.spec, http)
             agent = Agent(model, output_type=wrap(schema), instructions=prompt.system, retries={"output": 1, "tools": 1})
             settings = {"max_tokens": self.max_output_tokens, "timeout": self.timeout_seconds,
@@ -138,6 +139,8 @@ class LLMEngine:
         """Return seconds to wait before retrying a 429/5xx (Retry-After wins, else exponential backoff), or None."""
         from pydantic_ai.exceptions import ModelHTTPError, ModelRateLimitError, ModelServerError, ModelUnavailableError
 
+        if blocked_in(error) is not None:
+            return None  # the SSRF guard refused the endpoint: asking again cannot help
         status = getattr(error, "status_code", None)
         retryable = isinstance(error, (ModelRateLimitError, ModelServerError, ModelUnavailableError)) or (
             isinstance(error, ModelHTTPError) and (status == 429 or (status or 0) >= 500))
@@ -157,6 +160,11 @@ class LLMEngine:
             UsageLimitExceeded,
         )
 
+        blocked = blocked_in(error)
+        if blocked is not None:  # the SDKs wrap it as a connection error; the guard's own sentence says what to do
+            exc = UpstreamError(f"{self.who} was not called: {blocked}")
+            exc.__cause__ = error
+            return exc
         who = self.who
         status = getattr(error, "status_code", None)
         reason = _provider_reason(error)
@@ -190,6 +198,8 @@ class LLMEngine:
             msg = f"{who} failed: {reason}."
         else:
             msg = f"{who} failed: {type(error).__name__}: {_short(error)}."
+        if self.spec.api_key:  # why: providers may echo the key in their error; the message is shown and stored
+            msg = msg.replace(self.spec.api_key, "[REDACTED]")
         exc = UpstreamError(msg)
         exc.__cause__ = error
         return exc

@@ -13,6 +13,7 @@ from blametrail.ai.base import ENGINE_OPTIONS
 from blametrail.ai.models import AIConfig
 from blametrail.crypto import SecretBox
 from blametrail.errors import NotFound, ValidationFailed
+from blametrail.netguard import OutboundPolicy
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 from blametrail.settings import Settings
@@ -54,7 +55,7 @@ def read(*, session: Session, actor: Actor, settings: Settings) -> dict:
 def put(
     *, session: Session, actor: Actor, box: SecretBox, now: datetime, engine: str, model: str | None = None,
     base_url: str | None = None, api_key: str | None = None, output_mode: str | None = None,
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None, policy: OutboundPolicy | None = None,
 ) -> AIConfig:
     """Replace the organization's AI configuration (owner only).
 
@@ -75,9 +76,11 @@ def put(
             errors.append({"loc": ["base_url"], "msg": "must be an http:// or https:// URL"})
         elif parts.username or parts.password:
             errors.append({"loc": ["base_url"], "msg": "must not carry credentials; send the key as api_key"})
+        elif sentence := (policy or OutboundPolicy()).refusal_for_url(base_url):
+            errors.append({"loc": ["base_url"], "msg": sentence})
     if output_mode is not None and output_mode not in OUTPUT_MODES:
         errors.append({"loc": ["output_mode"], "msg": f"choose one of: {', '.join(OUTPUT_MODES)}"})
-    clean, option_errors = _options(options or {})
+    clean, option_errors = _options(options or {}, policy or OutboundPolicy())
     errors += option_errors
     if errors:
         raise ValidationFailed("The AI configuration is not valid: " + "; ".join(
@@ -107,7 +110,7 @@ def delete(*, session: Session, actor: Actor) -> None:
     session.flush()
 
 
-def _options(options: dict[str, Any]) -> tuple[dict, list[dict]]:
+def _options(options: dict[str, Any], policy: OutboundPolicy) -> tuple[dict, list[dict]]:
     clean, errors = {}, []
     for key, value in options.items():
         if key not in ENGINE_OPTIONS:
@@ -124,6 +127,8 @@ def _options(options: dict[str, Any]) -> tuple[dict, list[dict]]:
             errors.append({"loc": ["options", key], "msg": "must be a non-empty string"})
         elif key == "azure_endpoint" and urlsplit(value).scheme not in ("http", "https"):
             errors.append({"loc": ["options", key], "msg": "must be an http:// or https:// URL"})
+        elif key == "azure_endpoint" and (sentence := policy.refusal_for_url(value.strip())):
+            errors.append({"loc": ["options", key], "msg": sentence})
         else:
             clean[key] = value.strip()
     return clean, errors

@@ -92,6 +92,10 @@ class CloudWatchConnector:
         except ImportError as exc:
             raise UpstreamError("The CloudWatch connector needs the aws extra: pip install 'blametrail[aws]'") from exc
 
+        if self.endpoint_url:
+            # why: botocore resolves the host itself, so vet it here first (AWS's own endpoints need no check); a DNS
+            # answer that changes between this check and botocore's lookup is not caught
+            self.config.limits.outbound.check_url(self.endpoint_url, resolve=True)
         creds = self.config.credentials
         session = boto3.session.Session(
             aws_access_key_id=creds.get("access_key_id") or None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -12,7 +14,9 @@ from typing import Literal
 
 import httpx
 
+from blametrail import netguard
 from blametrail.errors import UpstreamError
+from blametrail.netguard import DEFAULT_POLICY, OutboundPolicy, policy_from
 
 _SERVICE = re.compile(r"\$\{service\}|\$service\b")
 LIMIT_OPTIONS = ("timeout_seconds", "max_series", "max_points", "max_lines")
@@ -55,12 +59,14 @@ class Limits:
     max_series: int = 50  # per signal and service
     max_points: int = 1000  # per series
     max_lines: int = 5000  # per signal and service
+    outbound: OutboundPolicy = DEFAULT_POLICY  # which addresses requests may reach (the SSRF guard)
 
     @classmethod
     def from_settings(cls, settings) -> Limits:
-        """Return the operator's defaults (BLAMETRAIL_CONNECTOR_*)."""
+        """Return the operator's defaults (BLAMETRAIL_CONNECTOR_*, BLAMETRAIL_OUTBOUND_*)."""
         return cls(timeout_seconds=settings.connector_timeout_seconds, max_series=settings.connector_max_series,
-                   max_points=settings.connector_max_points, max_lines=settings.connector_max_log_lines)
+                   max_points=settings.connector_max_points, max_lines=settings.connector_max_log_lines,
+                   outbound=policy_from(settings))
 
     def with_options(self, options: dict | None) -> Limits:
         """Return these limits with a connection's own overrides applied."""
@@ -171,8 +177,33 @@ def server_text(response: httpx.Response, limit: int = 300) -> str:
                 break
     if not text:
         text = response.text
+    for secret in _sent_credentials(response):  # why: some proxies echo the request's Authorization in their error,
+        text = text.replace(secret, "[REDACTED]")  # which would land in pages, evidence and the database
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _sent_credentials(response: httpx.Response) -> list[str]:
+    """Return the credentials the request carried (Authorization and key headers, Basic decoded), longest first."""
+    try:
+        headers = response.request.headers
+    except RuntimeError:  # a response built without a request
+        return []
+    found: set[str] = set()
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered != "authorization" and not any(w in lowered for w in ("key", "token", "secret", "password")):
+            continue
+        scheme, _, credential = value.strip().partition(" ")
+        credential = credential.strip() or scheme
+        found.add(credential)
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credential, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            found |= {decoded, decoded.partition(":")[2]}
+    return sorted((f for f in found if len(f) >= 4), key=len, reverse=True)
 
 
 def retry_after(headers, default: str = "later") -> str:
@@ -234,13 +265,24 @@ class UpstreamStatusError(UpstreamError):
         self.status = status
 
 
+def redirect_message(what: str, response: httpx.Response, outbound: OutboundPolicy | None = None) -> str:
+    """Return the human message for a redirect (connectors never follow one), naming the guard's refusal if any."""
+    target = str(response.url.join(response.headers.get("location", "")))
+    message = (f"{what} redirected to {target} (HTTP {response.status_code}); BlameTrail does not follow redirects "
+               "from observability backends: set the endpoint to the final URL")
+    refusal = (outbound or DEFAULT_POLICY).refusal_for_url(target)
+    return f"{message}. {refusal}" if refusal else message
+
+
 def request_json(client: httpx.Client, method: str, url: str, *, what: str, timeout: float,
-                 bad_query_statuses=(400, 422), **kwargs) -> dict:
+                 bad_query_statuses=(400, 422), outbound: OutboundPolicy | None = None, **kwargs) -> dict:
     """Send a request and return its JSON body, or raise UpstreamError with an actionable message."""
     try:
         response = client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise UpstreamError(transport_message(what, exc, timeout)) from exc
+    if response.is_redirect:
+        raise UpstreamStatusError(redirect_message(what, response, outbound), response.status_code)
     if response.status_code >= 400:
         raise UpstreamStatusError(status_message(what, response.status_code, server_text(response), response.headers,
                                                  bad_query_statuses=bad_query_statuses), response.status_code)
@@ -255,7 +297,7 @@ def request_json(client: httpx.Client, method: str, url: str, *, what: str, time
 
 
 def http_client(config: ConnectorConfig, headers: dict | None = None) -> httpx.Client:
-    """Return an httpx client with the connection's auth (bearer token or basic), timeout and TLS choice."""
+    """Return an SSRF-guarded httpx client with the connection's auth (bearer token or basic), timeout and TLS choice."""
     creds = config.credentials
     auth = None
     all_headers = {"User-Agent": "blametrail", "Accept": "application/json", **(headers or {})}
@@ -263,8 +305,9 @@ def http_client(config: ConnectorConfig, headers: dict | None = None) -> httpx.C
         all_headers["Authorization"] = f"Bearer {creds['token']}"
     elif creds.get("username") or creds.get("password"):
         auth = httpx.BasicAuth(creds.get("username", ""), creds.get("password", ""))
-    return httpx.Client(timeout=config.limits.timeout_seconds, headers=all_headers, auth=auth,
-                        verify=bool(config.options.get("verify_tls", True)), follow_redirects=False)
+    # why: the guarded client vets every address it connects to, so a connection cannot reach metadata endpoints
+    return netguard.client(config.limits.outbound, timeout=config.limits.timeout_seconds, headers=all_headers,
+                           auth=auth, verify=bool(config.options.get("verify_tls", True)), follow_redirects=False)
 
 
 def api_url(endpoint: str, path: str) -> str:

@@ -74,6 +74,9 @@ class DatadogConnector:
         from datadog_api_client.exceptions import ApiException, ApiTypeError, ApiValueError
         import urllib3
 
+        # why: the client (urllib3) resolves the host itself, so vet it here first; a DNS answer that changes between
+        # this check and urllib3's own lookup is not caught (httpx-based connectors connect to the vetted address)
+        self.config.limits.outbound.check_url(self.host, resolve=True)
         try:
             with ApiClient(self._configuration()) as client:
                 return fn(client)

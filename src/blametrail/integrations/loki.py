@@ -39,7 +39,7 @@ class LokiConnector:
     def _get(self, path: str, params: dict) -> dict:
         with http_client(self.config, self.headers) as client:
             body = request_json(client, "GET", api_url(self.config.endpoint, path), params=params, what=self.what,
-                                timeout=self.config.limits.timeout_seconds)
+                                timeout=self.config.limits.timeout_seconds, outbound=self.config.limits.outbound)
         if body.get("status") not in (None, "success"):
             raise UpstreamError(f"{self.what} rejected the query: {body.get('error') or body.get('status')}")
         return body

@@ -48,7 +48,7 @@ class PrometheusConnector:
     def _get(self, path: str, params: dict) -> dict:
         with http_client(self.config) as client:
             return request_json(client, "GET", api_url(self.config.endpoint, path), params=params, what=self.what,
-                                timeout=self.config.limits.timeout_seconds)
+                                timeout=self.config.limits.timeout_seconds, outbound=self.config.limits.outbound)
 
     def test(self) -> str:
         """Check the server answers with these credentials; return a one-line description."""

@@ -20,7 +20,9 @@ from blametrail.errors import Conflict, NotFound, UpstreamError, ValidationFaile
 from blametrail.integrations.base import Connector, Limits, Signal, connector_for
 from blametrail.integrations.cloudwatch import STATS
 from blametrail.integrations.models import Connection
+from blametrail.integrations.datadog import api_host
 from blametrail.integrations.schemas import ConnectionCreate, ConnectionUpdate, SignalIn
+from blametrail.netguard import OutboundPolicy
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 
@@ -64,19 +66,28 @@ def _http_url(value: str, loc: list) -> str:
     return value.rstrip("/")
 
 
-def _endpoint(provider: str, value: str) -> str:
+def _reachable(url: str, loc: list, policy: OutboundPolicy | None) -> str:
+    """Refuse a URL the SSRF guard would refuse from its spelling alone (no DNS: the host may not resolve yet)."""
+    sentence = (policy or OutboundPolicy()).refusal_for_url(url)
+    if sentence:
+        raise _fail(loc, sentence)
+    return url
+
+
+def _endpoint(provider: str, value: str, policy: OutboundPolicy | None = None) -> str:
     value = (value or "").strip()
     loc = ["body", "endpoint"]
     if provider in ("prometheus", "loki"):
         if not value:
             raise _fail(loc, f"give the {provider.title()} base URL, e.g. http://{provider}:"
                              f"{9090 if provider == 'prometheus' else 3100}")
-        return _http_url(value, loc)
+        return _reachable(_http_url(value, loc), loc, policy)
     if provider == "datadog":
         if "://" in value:
-            return _http_url(value, loc)
+            return _reachable(_http_url(value, loc), loc, policy)
         if value and not _SITE.match(value.lower()):
             raise _fail(loc, "give a Datadog site such as datadoghq.com, datadoghq.eu or us5.datadoghq.com")
+        _reachable(api_host(value.lower()), loc, policy)
         return value.lower() or "datadoghq.com"
     if provider == "cloudwatch":
         if not _REGION.match(value):
@@ -105,7 +116,7 @@ def _credentials(provider: str, creds: dict[str, str] | None) -> dict[str, str]:
     return creds
 
 
-def _options(provider: str, options: dict | None) -> dict:
+def _options(provider: str, options: dict | None, policy: OutboundPolicy | None = None) -> dict:
     allowed = {**_COMMON_OPTIONS, **PROVIDER_OPTIONS[provider]}
     out = {}
     for key, value in (options or {}).items():
@@ -124,7 +135,7 @@ def _options(provider: str, options: dict | None) -> dict:
         if kind is str and not low <= len(value) <= high:
             raise _fail(loc, f"must be {low}–{high} characters")
         if key == "endpoint_url":
-            value = _http_url(value, loc)
+            value = _reachable(_http_url(value, loc), loc, policy)
         out[key] = value
     return out
 
@@ -250,15 +261,15 @@ def _encrypt(creds: dict[str, str], box: SecretBox) -> str | None:
 
 
 def create(*, session: Session, actor: Actor, data: ConnectionCreate, box: SecretBox, now: datetime,
-           allow_fake: bool = False) -> Connection:
+           allow_fake: bool = False, policy: OutboundPolicy | None = None) -> Connection:
     """Add a connection (owner/admin); credentials are encrypted before they reach the database."""
     require(actor.role, Action.MANAGE)
     if data.provider == "fake" and not allow_fake:
         raise _fail(["body", "provider"], "the fake provider is for development mode and tests only")
     connection = Connection(
-        org_id=actor.org_id, name=data.name, provider=data.provider, endpoint=_endpoint(data.provider, data.endpoint),
+        org_id=actor.org_id, name=data.name, provider=data.provider, endpoint=_endpoint(data.provider, data.endpoint, policy),
         credentials_encrypted=_encrypt(_credentials(data.provider, data.credentials), box),
-        signals=_signals(data.provider, data.signals), options=_options(data.provider, data.options),
+        signals=_signals(data.provider, data.signals), options=_options(data.provider, data.options, policy),
         enabled=data.enabled, created_by_user_id=actor.user_id, created_at=now, updated_at=now)
     _name_free(session, actor.org_id, data.name)
     session.add(connection)
@@ -267,7 +278,7 @@ def create(*, session: Session, actor: Actor, data: ConnectionCreate, box: Secre
 
 
 def update(*, session: Session, actor: Actor, connection: Connection, data: ConnectionUpdate, box: SecretBox,
-           now: datetime) -> Connection:
+           now: datetime, policy: OutboundPolicy | None = None) -> Connection:
     """Change a connection (owner/admin); a new endpoint or credentials clear the last test result."""
     require(actor.role, Action.MANAGE)
     given = data.model_fields_set
@@ -277,7 +288,7 @@ def update(*, session: Session, actor: Actor, connection: Connection, data: Conn
         _name_free(session, connection.org_id, data.name, except_id=connection.id)
         connection.name = data.name
     if "endpoint" in given and data.endpoint is not None:
-        endpoint = _endpoint(provider, data.endpoint)
+        endpoint = _endpoint(provider, data.endpoint, policy)
         reach_changed |= endpoint != connection.endpoint
         connection.endpoint = endpoint
     if "credentials" in given:
@@ -286,7 +297,7 @@ def update(*, session: Session, actor: Actor, connection: Connection, data: Conn
     if "signals" in given and data.signals is not None:
         connection.signals = _signals(provider, data.signals)
     if "options" in given and data.options is not None:
-        connection.options = _options(provider, data.options)
+        connection.options = _options(provider, data.options, policy)
         reach_changed = True
     if "enabled" in given and data.enabled is not None:
         connection.enabled = data.enabled

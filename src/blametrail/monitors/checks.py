@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import httpx
 
-ERROR_KINDS = ("timeout", "connect", "dns", "tls", "status", "keyword", "too_many_redirects", "other")
+from blametrail.netguard import blocked_in
+
+ERROR_KINDS = ("timeout", "connect", "dns", "tls", "status", "keyword", "too_many_redirects", "blocked", "other")
 MAX_BODY_BYTES = 1_048_576  # the keyword is looked for in the first 1 MB only
 MAX_REDIRECTS = 5
 _MAX_MESSAGE = 500
@@ -86,6 +88,9 @@ def _where(url: str) -> str:
 
 def classify(exc: BaseException, target: CheckTarget) -> tuple[str, str]:
     """Map an exception raised by a check to (error_kind, short human message)."""
+    blocked = blocked_in(exc)
+    if blocked is not None:  # the SSRF guard refused the URL or a redirect hop; nothing was sent there
+        return "blocked", _short(str(blocked))
     where = _where(target.url)
     chain = list(_chain(exc))
     text = " | ".join(str(e) for e in chain).lower()

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from blametrail import __version__, db
+from blametrail import __version__, db, netguard
 from blametrail.monitors import service
 from blametrail.monitors.checks import MAX_REDIRECTS, CheckTarget, run_check
+from blametrail.netguard import OutboundPolicy
 
 if TYPE_CHECKING:
     from blametrail.runtime import Runtime
@@ -28,12 +29,12 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def make_client(concurrency: int) -> httpx.Client:
-    """Return the shared HTTP client: redirects followed (at most 5), a fresh connection per check."""
-    # why: no keep-alive, so every check sees DNS, connect and TLS the way a new visitor would
-    return httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS,
-                        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=0),
-                        headers={"User-Agent": f"BlameTrail-Monitor/{__version__}"})
+def make_client(concurrency: int, policy: OutboundPolicy | None = None) -> httpx.Client:
+    """Return the shared HTTP client: redirects followed (at most 5), every hop vetted by the SSRF guard."""
+    # why: no keep-alive, so every check sees DNS, connect and TLS the way a new visitor would (a fresh connection)
+    return netguard.client(policy, follow_redirects=True, max_redirects=MAX_REDIRECTS,
+                           limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=0),
+                           headers={"User-Agent": f"BlameTrail-Monitor/{__version__}"})
 
 
 class Scheduler:
@@ -43,7 +44,7 @@ class Scheduler:
         self.rt = runtime
         self.owner = owner or default_owner()
         self.concurrency = runtime.settings.monitor_concurrency
-        self._client = make_client(self.concurrency)
+        self._client = make_client(self.concurrency, netguard.policy_from(runtime.settings))
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="blametrail-check")
         self._lock = threading.Lock()
         self._in_flight = 0

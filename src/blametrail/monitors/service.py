@@ -15,7 +15,8 @@ state "up" (entry `at` = recovered_at):
      "failed_checks": int, "total_checks": int (every check from the first failure up to and including the one
      that confirmed recovery), "failure_share": failed_checks / total_checks in 0..1 (4 decimals),
      "error_kinds": {kind: count}}
-Error kinds: timeout, connect, dns, tls, status, keyword, too_many_redirects, other (see checks.py).
+Error kinds: timeout, connect, dns, tls, status, keyword, too_many_redirects, blocked (the SSRF guard refused the
+URL or a redirect hop, see netguard.py), other (see checks.py).
 The impact window is therefore first failure → first good check: it matches the real outage within one
 check interval at each end.
 """
@@ -39,6 +40,7 @@ from blametrail.incidents.models import Incident
 from blametrail.monitors.checks import CheckOutcome, CheckTarget
 from blametrail.monitors.models import CheckResult, Monitor
 from blametrail.monitors.schemas import MonitorCreate, MonitorUpdate
+from blametrail.netguard import OutboundPolicy
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 from blametrail.postmortems import service as postmortems
@@ -184,9 +186,18 @@ def _check_name_free(session: Session, org_id: int, name: str, except_id: int | 
         raise Conflict(f"A monitor named {name!r} already exists.")
 
 
-def create(*, session: Session, actor: Actor, data: MonitorCreate, now: datetime) -> Monitor:
+def _check_reachable(url: str, policy: OutboundPolicy | None) -> None:
+    """Refuse a URL the SSRF guard would refuse from its spelling alone (no DNS: the host may not resolve yet)."""
+    sentence = (policy or OutboundPolicy()).refusal_for_url(url)
+    if sentence:
+        raise ValidationFailed(sentence, [{"loc": ["body", "url"], "msg": sentence}])
+
+
+def create(*, session: Session, actor: Actor, data: MonitorCreate, now: datetime,
+           policy: OutboundPolicy | None = None) -> Monitor:
     """Create a monitor (owner/admin); its first check is due right away."""
     require(actor.role, Action.MANAGE)
+    _check_reachable(data.url, policy)
     _check_name_free(session, actor.org_id, data.name)
     monitor = Monitor(org_id=actor.org_id, **data.model_dump(), next_check_at=now, state="unknown",
                       consecutive_failures=0, consecutive_successes=0, outage_checks=0, outage_failures=0,
@@ -211,12 +222,15 @@ def get_or_404(*, session: Session, org_id: int, monitor_id: int) -> Monitor:
     return monitor
 
 
-def update(*, session: Session, actor: Actor, monitor_id: int, data: MonitorUpdate, now: datetime) -> Monitor:
+def update(*, session: Session, actor: Actor, monitor_id: int, data: MonitorUpdate, now: datetime,
+           policy: OutboundPolicy | None = None) -> Monitor:
     """Change a monitor's configuration (owner/admin); the result must be a valid monitor as a whole."""
     monitor = get_or_404(session=session, org_id=actor.org_id, monitor_id=monitor_id)
     require(actor.role, Action.MANAGE)
     changes = data.model_dump(exclude_unset=True)
     valid = _validated({f: getattr(monitor, f) for f in CONFIG_FIELDS} | changes)
+    if "url" in changes:
+        _check_reachable(valid.url, policy)
     if "name" in changes:
         _check_name_free(session, actor.org_id, valid.name, except_id=monitor.id)
     was_enabled = monitor.enabled

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from blametrail import netguard
 from blametrail.ai import service as ai
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 
@@ -36,7 +37,8 @@ def get_ai_config(actor: ApiActor, session: SessionDep, rt: RuntimeDep):
 def put_ai_config(data: AIConfigPut, actor: ApiActor, session: SessionDep, now: NowDep, rt: RuntimeDep):
     """Set the organization's own engine, model, endpoint and key (owner only)."""
     config = ai.put(session=session, actor=actor, box=rt.secret_box, now=now, engine=data.engine, model=data.model,
-                    base_url=data.base_url, api_key=data.api_key, output_mode=data.output_mode, options=data.options)
+                    base_url=data.base_url, api_key=data.api_key, output_mode=data.output_mode, options=data.options,
+                    policy=netguard.policy_from(rt.settings))
     return ai.to_read(settings=rt.settings, config=config)
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from blametrail import db
+from blametrail import db, netguard
 from blametrail.errors import UpstreamError
 from blametrail.integrations import service as connections
 from blametrail.integrations.base import Limits, connector_for
 from blametrail.integrations.schemas import ConnectionCreate, ConnectionRead, ConnectionTestResult, ConnectionUpdate
 from blametrail.orgs.permissions import Action, require
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/api/v1", tags=["connections"])
 
@@ -20,7 +21,7 @@ def create_connection(data: ConnectionCreate, actor: ApiActor, session: SessionD
     """Add an observability connection; credentials are write-only and stored encrypted."""
     box = rt.secret_box
     connection = connections.create(session=session, actor=actor, data=data, box=box, now=now,
-                                    allow_fake=rt.settings.dev_mode)
+                                    allow_fake=rt.settings.dev_mode, policy=netguard.policy_from(rt.settings))
     return connections.to_read(connection, box)
 
 
@@ -32,24 +33,24 @@ def list_connections(actor: ApiActor, session: SessionDep, rt: RuntimeDep):
 
 
 @router.get("/connections/{connection_id}", response_model=ConnectionRead)
-def get_connection(connection_id: int, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
+def get_connection(connection_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     require(actor.role, Action.READ)
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
     return connections.to_read(connection, rt.secret_box)
 
 
 @router.patch("/connections/{connection_id}", response_model=ConnectionRead)
-def update_connection(connection_id: int, data: ConnectionUpdate, actor: ApiActor, session: SessionDep,
+def update_connection(connection_id: IdPath, data: ConnectionUpdate, actor: ApiActor, session: SessionDep,
                       rt: RuntimeDep, now: NowDep):
     """Change a connection; `credentials` replaces the stored ones ({} removes them), omitted keeps them."""
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
     box = rt.secret_box
     return connections.to_read(connections.update(session=session, actor=actor, connection=connection, data=data,
-                                                  box=box, now=now), box)
+                                                  box=box, now=now, policy=netguard.policy_from(rt.settings)), box)
 
 
 @router.delete("/connections/{connection_id}", status_code=204)
-def delete_connection(connection_id: int, actor: ApiActor, session: SessionDep):
+def delete_connection(connection_id: IdPath, actor: ApiActor, session: SessionDep):
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
     connections.delete(session=session, actor=actor, connection=connection)
     return Response(status_code=204)
@@ -57,7 +58,7 @@ def delete_connection(connection_id: int, actor: ApiActor, session: SessionDep):
 
 @router.post("/connections/{connection_id}/test", response_model=ConnectionTestResult,
              response_model_exclude_none=True)
-def test_connection(connection_id: int, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
+def test_connection(connection_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     """Ask the backend whether it answers: 200 with {"ok": true, "message"} or {"ok": false, "error"}."""
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
     require(actor.role, Action.MANAGE)

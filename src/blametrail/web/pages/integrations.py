@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from blametrail import db
+from blametrail import db, netguard
 from blametrail.alerts import webhooks
 from blametrail.alerts.models import WEBHOOK_KINDS
 from blametrail.errors import Conflict, ValidationFailed
@@ -21,7 +21,8 @@ from blametrail.monitors.schemas import MonitorCreate, MonitorUpdate
 from blametrail.orgs.permissions import Action, can, require
 from blametrail.web.api import connections as connections_api
 from blametrail.web.api.webhooks import WebhookCreate, webhook_read
-from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep, get_runtime
+from blametrail.web.params import IdPath
 from blametrail.web.pages.common import FormDep, field, flash, is_htmx, redirect, render, split_list
 
 router = APIRouter(prefix="/settings")
@@ -161,7 +162,8 @@ def monitor_create(request: Request, form: FormDep, actor: PageActor, session: S
         checked = MonitorCreate.model_validate(data)
         if errors:
             raise ValidationFailed("Invalid monitor.")
-        monitor = monitors.create(session=session, actor=actor, data=checked, now=now)
+        monitor = monitors.create(session=session, actor=actor, data=checked, now=now,
+                                  policy=netguard.policy_from(get_runtime(request).settings))
     except (ValidationError, ValidationFailed, Conflict) as exc:
         db.rollback(session)
         if isinstance(exc, ValidationError) or exc.extra.get("errors"):
@@ -173,7 +175,7 @@ def monitor_create(request: Request, form: FormDep, actor: PageActor, session: S
 
 
 @router.get("/monitors/{monitor_id}")
-def monitor_detail(monitor_id: int, request: Request, actor: PageActor, session: SessionDep):
+def monitor_detail(monitor_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
     return _monitor_detail(request, session=session, actor=actor, monitor_id=monitor_id)
 
 
@@ -185,7 +187,8 @@ def _update_monitor(request, *, session, actor, now, monitor_id: int, data: dict
         change = MonitorUpdate.model_validate(data)
         if errors:
             raise ValidationFailed("Invalid monitor.")
-        return monitors.update(session=session, actor=actor, monitor_id=monitor_id, data=change, now=now), None
+        return monitors.update(session=session, actor=actor, monitor_id=monitor_id, data=change, now=now,
+                               policy=netguard.policy_from(get_runtime(request).settings)), None
     except (ValidationError, ValidationFailed, Conflict) as exc:
         db.rollback(session)
         if isinstance(exc, ValidationError) or exc.extra.get("errors"):
@@ -195,7 +198,7 @@ def _update_monitor(request, *, session, actor, now, monitor_id: int, data: dict
 
 
 @router.post("/monitors/{monitor_id}")
-def monitor_update(monitor_id: int, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+def monitor_update(monitor_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
                    now: NowDep):
     monitors.get_or_404(session=session, org_id=actor.org_id, monitor_id=monitor_id)
     require(actor.role, Action.MANAGE)
@@ -222,17 +225,17 @@ def _set_enabled(request, *, session, actor, now, monitor_id: int, enabled: bool
 
 
 @router.post("/monitors/{monitor_id}/enable")
-def monitor_enable(monitor_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def monitor_enable(monitor_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
     return _set_enabled(request, session=session, actor=actor, now=now, monitor_id=monitor_id, enabled=True)
 
 
 @router.post("/monitors/{monitor_id}/disable")
-def monitor_disable(monitor_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def monitor_disable(monitor_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
     return _set_enabled(request, session=session, actor=actor, now=now, monitor_id=monitor_id, enabled=False)
 
 
 @router.post("/monitors/{monitor_id}/delete")
-def monitor_delete(monitor_id: int, request: Request, actor: PageActor, session: SessionDep):
+def monitor_delete(monitor_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
     monitor = monitors.get_or_404(session=session, org_id=actor.org_id, monitor_id=monitor_id)
     name = monitor.name
     monitors.delete_monitor(session=session, actor=actor, monitor_id=monitor_id)
@@ -286,7 +289,7 @@ def webhook_create(request: Request, form: FormDep, actor: PageActor, session: S
 
 
 @router.get("/webhooks/{webhook_id}")
-def webhook_detail(webhook_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
+def webhook_detail(webhook_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
     hook = webhooks.get_or_404(session=session, org_id=actor.org_id, webhook_id=webhook_id)
     return _page(request, "integrations/webhook_detail.html", {
         "hook": webhook_read(hook, rt.settings.public_url), "kind_labels": KIND_LABELS,
@@ -295,14 +298,14 @@ def webhook_detail(webhook_id: int, request: Request, actor: PageActor, session:
 
 
 @router.post("/webhooks/{webhook_id}/rotate")
-def webhook_rotate(webhook_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
+def webhook_rotate(webhook_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
     webhooks.get_or_404(session=session, org_id=actor.org_id, webhook_id=webhook_id)
     hook, secret = webhooks.rotate_secret(session=session, actor=actor, box=rt.secret_box, webhook_id=webhook_id)
     return _secret_page(request, actor=actor, rt=rt, hook=hook, secret=secret, rotated=True)
 
 
 @router.post("/webhooks/{webhook_id}/disable")
-def webhook_disable(webhook_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def webhook_disable(webhook_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
     webhooks.get_or_404(session=session, org_id=actor.org_id, webhook_id=webhook_id)
     hook = webhooks.disable(session=session, actor=actor, webhook_id=webhook_id, now=now)
     flash(request, f"Webhook {hook.name} disabled: its URL now answers 404 to senders.", "success")
@@ -398,7 +401,7 @@ def connection_create(request: Request, form: FormDep, actor: PageActor, session
                                                 "endpoint": new["endpoint"], "credentials": _credentials(form),
                                                 "signals": signals})
         connection = connections.create(session=session, actor=actor, data=data, box=rt.secret_box, now=now,
-                                        allow_fake=rt.settings.dev_mode)
+                                        allow_fake=rt.settings.dev_mode, policy=netguard.policy_from(rt.settings))
     except (ValidationError, ValidationFailed, Conflict) as exc:
         db.rollback(session)
         return _connection_list(request, session=session, actor=actor, rt=rt, new=new,
@@ -408,12 +411,12 @@ def connection_create(request: Request, form: FormDep, actor: PageActor, session
 
 
 @router.get("/connections/{connection_id}")
-def connection_detail(connection_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
+def connection_detail(connection_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
     return _connection_detail(request, session=session, actor=actor, rt=rt, connection_id=connection_id)
 
 
 @router.post("/connections/{connection_id}")
-def connection_update(connection_id: int, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+def connection_update(connection_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
                       rt: RuntimeDep, now: NowDep):
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
     require(actor.role, Action.MANAGE)
@@ -429,7 +432,7 @@ def connection_update(connection_id: int, request: Request, form: FormDep, actor
     try:
         data = ConnectionUpdate.model_validate(change)
         connections.update(session=session, actor=actor, connection=connection, data=data, box=rt.secret_box,
-                           now=now)
+                           now=now, policy=netguard.policy_from(rt.settings))
     except (ValidationError, ValidationFailed, Conflict) as exc:
         db.rollback(session)
         return _connection_detail(request, session=session, actor=actor, rt=rt, connection_id=connection_id,
@@ -440,7 +443,7 @@ def connection_update(connection_id: int, request: Request, form: FormDep, actor
 
 
 @router.post("/connections/{connection_id}/delete")
-def connection_delete(connection_id: int, request: Request, actor: PageActor, session: SessionDep):
+def connection_delete(connection_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
     name = connection.name
     connections.delete(session=session, actor=actor, connection=connection)
@@ -449,7 +452,7 @@ def connection_delete(connection_id: int, request: Request, actor: PageActor, se
 
 
 @router.post("/connections/{connection_id}/test")
-def connection_test(connection_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
+def connection_test(connection_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
     # why: the API's handler commits before it talks to the backend and records the outcome afterwards;
     # calling it keeps one implementation of that transaction split
     result = connections_api.test_connection(connection_id=connection_id, actor=actor, session=session, rt=rt)
