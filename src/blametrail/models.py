@@ -7,11 +7,15 @@ from blametrail.deploys.models import Commit, Deploy
 from blametrail.monitors.models import CheckResult, Monitor
 from blametrail.integrations.models import Connection
 from blametrail.incidents.models import Incident, IncidentService, TimelineEntry
-from blametrail.orgs.models import ApiToken, LoginSession, Membership, MonthlyUsage, Organization, SetupToken, User
+from blametrail.orgs.models import (
+    ApiToken, IdempotencyRecord, LoginAttempt, LoginSession, LoginThrottle, Membership, MonthlyUsage, Organization,
+    SetupToken, User,
+)
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 
 __all__ = [
     "AIConfig", "IncidentSummary", "Alert", "CheckResult", "Connection", "Monitor", "Webhook", "WebhookDelivery",
-    "ApiToken", "Base", "Commit", "Deploy", "GenerationRun", "Incident", "IncidentService", "LoginSession",
+    "ApiToken", "Base", "Commit", "Deploy", "GenerationRun", "IdempotencyRecord", "Incident", "IncidentService",
+    "LoginAttempt", "LoginSession", "LoginThrottle",
     "Membership", "MonthlyUsage", "Organization", "Postmortem", "Revision", "SetupToken", "TimelineEntry", "User",
 ]

@@ -1,10 +1,10 @@
-"""Organizations, users, memberships, API tokens, login sessions and monthly usage."""
+"""Organizations, users, memberships, API tokens, login sessions, monthly usage, login throttling, idempotency keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from blametrail.db import Base
@@ -100,4 +100,47 @@ class SetupToken(Base):
     created_at: Mapped[datetime]
 
 
+class LoginThrottle(Base):
+    """Failed-login state of one subject (a hashed email or a client address); the row also serializes its updates."""
+
+    __tablename__ = "login_throttle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(80), unique=True)
+    locked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LoginAttempt(Base):
+    """One admitted login attempt not (yet) known to have succeeded; counted in the sliding window."""
+
+    __tablename__ = "login_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    throttle_id: Mapped[int] = mapped_column(ForeignKey("login_throttle.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+
+
+class IdempotencyRecord(Base):
+    """An API POST made with an Idempotency-Key: reserved with the request's transaction, then its response."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("org_id", "token_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_token.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(2048))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    claim: Mapped[str] = mapped_column(String(32))  # random per reservation: only its own request stores the response
+    status: Mapped[str] = mapped_column(String(16))  # processing | done
+    response_status: Mapped[int | None]
+    response_headers: Mapped[dict | None]
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
 Index("ix_login_session_expires", LoginSession.expires_at)
+Index("ix_login_attempt_throttle_at", LoginAttempt.throttle_id, LoginAttempt.at)

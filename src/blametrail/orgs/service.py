@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -32,6 +32,7 @@ class Actor:
     org_id: int
     role: str
     label: str  # the user's name or email, used as author on records
+    token_id: int | None = None  # the API token that authenticated this request (None on pages)
 
 
 def _digest(raw: str) -> str:
@@ -176,7 +177,7 @@ def authenticate_token(*, session: Session, raw: str, now: datetime) -> Actor:
         raise Unauthenticated("The API token's user is no longer a member of its organization.")
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
         token.last_used_at = now  # why: throttled so reads do not write on every request
-    return actor_for(m)
+    return replace(actor_for(m), token_id=token.id)
 
 
 def check_login(*, session: Session, email: str, password: str) -> list[Membership]:

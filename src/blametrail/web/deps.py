@@ -15,6 +15,7 @@ from blametrail.errors import Unauthenticated
 from blametrail.orgs import service as orgs
 from blametrail.orgs.service import Actor
 from blametrail.runtime import Runtime
+from blametrail.web import idempotency
 
 SESSION_KEY = "sid"
 
@@ -30,12 +31,17 @@ def get_runtime(request: Request) -> Runtime:
 MAX_DB_REQUESTS = 32
 
 
+def db_gate(app) -> asyncio.Semaphore:
+    """Return the app's gate admitting at most MAX_DB_REQUESTS database users at once (requests, response stores)."""
+    gate = getattr(app.state, "db_gate", None)
+    if gate is None:
+        gate = app.state.db_gate = asyncio.Semaphore(MAX_DB_REQUESTS)
+    return gate
+
+
 async def db_slot(request: Request) -> AsyncIterator[None]:
     """Wait on the event loop (holding no thread) until the request may open a database session."""
-    gate = getattr(request.app.state, "db_gate", None)
-    if gate is None:
-        gate = request.app.state.db_gate = asyncio.Semaphore(MAX_DB_REQUESTS)
-    async with gate:
+    async with db_gate(request.app):
         yield
 
 
@@ -62,12 +68,18 @@ NowDep = Annotated[datetime, Depends(get_now)]
 
 
 def api_actor(request: Request, session: SessionDep, now: NowDep) -> Actor:
-    """Authenticate the bearer token."""
+    """Authenticate the bearer token; take the request's Idempotency-Key, if any, in the same transaction."""
     header = request.headers.get("authorization", "")
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise Unauthenticated("Send an API token as 'Authorization: Bearer <token>'.")
-    return orgs.authenticate_token(session=session, raw=raw.strip(), now=now)
+    actor = orgs.authenticate_token(session=session, raw=raw.strip(), now=now)
+    pending = getattr(request.state, idempotency.STATE_KEY, None)
+    if pending is not None:  # why: here every API route passes, so no POST route can forget the key
+        rt = request.app.state.runtime
+        idempotency.reserve(session=session, pending=pending, actor=actor, now=now,
+                            ttl=idempotency.ttl_of(rt.settings), box=rt.secret_box)
+    return actor
 
 
 def page_actor_or_none(request: Request, session: SessionDep, now: NowDep) -> Actor | None:

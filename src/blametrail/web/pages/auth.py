@@ -7,8 +7,9 @@ import re
 from fastapi import APIRouter, Request
 
 from blametrail import db
-from blametrail.errors import DomainError, Unauthenticated
+from blametrail.errors import DomainError, RateLimited, Unauthenticated
 from blametrail.orgs import service as orgs
+from blametrail.orgs import throttle
 from blametrail.orgs.models import Membership
 from blametrail.web.deps import SESSION_KEY, MaybePageActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render, safe_next
@@ -41,14 +42,46 @@ def login_page(request: Request, actor: MaybePageActor, session: SessionDep, nex
     return render(request, "login.html", {"next": next})
 
 
+def client_address(request: Request, settings) -> str:
+    """Return the client's address: the socket peer, or what trusted proxies forwarded."""
+    peer = request.client.host if request.client else None
+    return throttle.client_address(peer, request.headers.getlist("x-forwarded-for"),
+                                   throttle.trusted_networks(settings.trusted_proxies))
+
+
+def _admit(session, rt, now, subjects: dict[str, int], account: str | None = None) -> throttle.Attempt:
+    """Count the attempt before any secret is checked, committed at once so concurrent guesses see it."""
+    limits = throttle.Limits.from_settings(rt.settings)
+    try:
+        attempt = throttle.admit(session=session, subjects=subjects, now=now, limits=limits, account=account)
+    except RateLimited:
+        db.rollback(session)
+        raise
+    db.commit(session)  # why: other processes must count it now, and no row lock may last through the password check
+    return attempt
+
+
+def _throttled(request: Request, template: str, context: dict, exc: RateLimited):
+    return render(request, template, {**context, "error": exc.detail}, status_code=429,
+                  headers={"Retry-After": str(exc.retry_after)})
+
+
 @router.post("/login")
 def login(request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep, now: NowDep):
     email, password, next_url = field(form, "email"), form.get("password") or "", field(form, "next")
+    limits = throttle.Limits.from_settings(rt.settings)
+    subjects = throttle.login_subjects(email=email, address=client_address(request, rt.settings), limits=limits)
+    try:  # why: a locked account or address is refused before the password is looked at, known email or not
+        attempt = _admit(session, rt, now, subjects, account=throttle.account_subject(email))
+    except RateLimited as exc:
+        return _throttled(request, "login.html", {"next": next_url, "email": email}, exc)
     try:
         memberships = orgs.check_login(session=session, email=email, password=str(password))
     except Unauthenticated as exc:
+        throttle.record_failure(session=session, attempt=attempt, now=now, limits=limits)
         return render(request, "login.html", {"next": next_url, "email": email, "error": exc.detail},
                       status_code=400)
+    throttle.record_success(session=session, attempt=attempt, now=now)
     _start_login(request, session=session, rt=rt, membership=memberships[0], now=now)
     return redirect(safe_next(next_url))
 
@@ -84,14 +117,25 @@ def setup(request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep, 
         return redirect("/login")
     values = {k: field(form, k) for k in ("token", "org_name", "org_slug", "email")}
     slug = values["org_slug"] or _slugify(values["org_name"])
+    limits = throttle.Limits.from_settings(rt.settings)
+    address = throttle.address_subject(client_address(request, rt.settings))
+    try:  # why: the setup token is a secret too; wrong ones count against the address like failed logins
+        attempt = _admit(session, rt, now, {address: limits.address_max})
+    except RateLimited as exc:
+        return _throttled(request, "setup.html", values, exc)
     try:
         membership = orgs.complete_setup(
             session=session, token=values["token"], org_slug=slug, org_name=values["org_name"] or slug,
             email=values["email"], password=str(form.get("password") or ""), now=now)
     except DomainError as exc:
         db.rollback(session)  # why: setup may have created the organization before failing on the owner
+        if exc.status == 401:
+            throttle.record_failure(session=session, attempt=attempt, now=now, limits=limits)
+        else:
+            throttle.refund(session=session, attempt=attempt, now=now)
         status = 403 if exc.status == 401 else exc.status
         return render(request, "setup.html", {**values, "error": exc.detail}, status_code=status)
+    throttle.refund(session=session, attempt=attempt, now=now)
     _start_login(request, session=session, rt=rt, membership=membership, now=now)
     flash(request, "Welcome to BlameTrail: your organization and owner account are ready.", "success")
     return redirect("/incidents")
