@@ -2,6 +2,8 @@
 # Install the servers the test suite runs for real (Debian packages), only those the machine lacks.
 #   prometheus, prometheus-alertmanager  -> tests/alerts/test_e2e_prometheus.py
 #   chromium, chromium-driver            -> browser tests
+#   redis-server, postgresql (initdb)    -> tests/faults: private servers the tests kill and restart
+#   docker-compose, systemd-analyze      -> tests/test_production.py checks deploy/compose.yaml and the systemd units
 # Idempotent: when every binary is already on PATH it only prints what it found and exits 0.
 # Exits non-zero when an install fails. Services are never started by the packages (policy-rc.d denies it
 # for the duration of the install): the tests start their own processes with temporary configs.
@@ -14,6 +16,9 @@ declare -A WANT=(
   [prometheus-alertmanager]=prometheus-alertmanager
   [chromium]=chromium
   [chromedriver]=chromium-driver
+  [redis-server]=redis-server
+  [docker-compose]=docker-compose
+  [systemd-analyze]=systemd
 )
 
 missing=()
@@ -25,6 +30,13 @@ for bin in "${!WANT[@]}"; do
     [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
   fi
 done
+
+# PostgreSQL's server binaries are not on PATH: look for initdb where Debian puts them
+if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  echo "test-setup: initdb found at $(compgen -G "/usr/lib/postgresql/*/bin/initdb" | head -1)"
+else
+  missing+=(postgresql)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test-setup: nothing to install"
@@ -65,6 +77,10 @@ if ! $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; then
 fi
 
 status=0
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  echo "test-setup: initdb still missing after installing postgresql" >&2
+  status=1
+fi
 for bin in "${!WANT[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1; then
     echo "test-setup: $bin still missing after installing ${WANT[$bin]}" >&2

@@ -17,11 +17,17 @@ def run_migrations_online() -> None:
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
             connection.commit()
         try:
+            sqlite = connection.dialect.name == "sqlite"
             context.configure(
                 connection=connection,
                 target_metadata=Base.metadata,
-                render_as_batch=connection.dialect.name == "sqlite",
+                render_as_batch=sqlite,
                 compare_type=True,
+                # why: without transactional DDL alembic commits after each migration on SQLite, so a process starting
+                # at the same time reads the version between two of them and runs the next one again ("already
+                # exists"). One transaction (BEGIN IMMEDIATE: the write lock) around reading the version and every
+                # migration makes the others wait, then find the schema at head.
+                transactional_ddl=True if sqlite else None,
             )
             with context.begin_transaction():
                 context.run_migrations()

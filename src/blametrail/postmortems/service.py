@@ -39,6 +39,15 @@ def find(*, session: Session, org_id: int, incident_id: int) -> Postmortem | Non
     return session.scalar(select(Postmortem).where(Postmortem.incident_id == incident_id, Postmortem.org_id == org_id))
 
 
+def statuses(*, session: Session, org_id: int, incident_ids: list[int]) -> dict[int, str]:
+    """Return the postmortem status of each of these incidents that has one (one query for a whole page)."""
+    if not incident_ids:
+        return {}
+    rows = session.execute(select(Postmortem.incident_id, Postmortem.status)
+                           .where(Postmortem.org_id == org_id, Postmortem.incident_id.in_(incident_ids)))
+    return {incident_id: status for incident_id, status in rows}
+
+
 def get_or_404(*, session: Session, org_id: int, incident_id: int) -> Postmortem:
     """Return the incident's postmortem or raise NotFound."""
     incidents.get_or_404(session=session, org_id=org_id, incident_id=incident_id)
@@ -162,6 +171,9 @@ def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patc
         raise ValidationFailed("Give at least one section to change.", [{"loc": ["sections"], "msg": "empty"}])
     if pm.sections is None:
         raise InvalidState("There is no draft to edit yet; wait for the generation to finish.")
+    if not 1 <= version < db.MAX_INT:  # why: PostgreSQL cannot even compare a larger number with the INTEGER column
+        raise VersionConflict(f"There is no version {version} (current version {pm.version}); reload and edit again.",
+                              current_version=pm.version)
     try:
         merged = dump(Sections.model_validate({**pm.sections, **changes}))
     except ValidationError as exc:
@@ -303,19 +315,20 @@ def sweep(*, session: Session, now: datetime, stale_generating_seconds: int, sta
     """Re-queue generations whose worker went silent and queued rows nobody picked up; return ids to enqueue."""
     dead_before = now - timedelta(seconds=stale_generating_seconds)
     silent = func.coalesce(Postmortem.heartbeat_at, Postmortem.claimed_at) < dead_before
-    dead = list(session.scalars(select(Postmortem.id).where(Postmortem.status == "generating", silent)))
+    # why: one UPDATE … RETURNING, so a heartbeat landing between a SELECT and the UPDATE cannot get a live run
+    # abandoned; only the rows this statement changed are re-queued and have their runs closed
+    dead = list(session.execute(
+        update(Postmortem).where(Postmortem.status == "generating", silent)
+        .values(status="queued", claimed_at=None, heartbeat_at=None, queued_at=now)
+        .returning(Postmortem.id).execution_options(synchronize_session=False)).scalars())
     if dead:
-        session.execute(update(Postmortem).where(Postmortem.id.in_(dead), Postmortem.status == "generating", silent)
-                        .values(status="queued", claimed_at=None, heartbeat_at=None, queued_at=now)
-                        .execution_options(synchronize_session=False))
         session.execute(update(GenerationRun).where(GenerationRun.postmortem_id.in_(dead), GenerationRun.status == "running")
                         .values(status="abandoned", error="worker stopped sending heartbeats before finishing",
                                 finished_at=now)
                         .execution_options(synchronize_session=False))
     old_before = now - timedelta(seconds=stale_queued_seconds)
-    stuck = list(session.scalars(select(Postmortem.id).where(Postmortem.status == "queued", Postmortem.queued_at < old_before)))
-    if stuck:
-        session.execute(update(Postmortem).where(Postmortem.id.in_(stuck)).values(queued_at=now)
-                        .execution_options(synchronize_session=False))
+    stuck = list(session.execute(
+        update(Postmortem).where(Postmortem.status == "queued", Postmortem.queued_at < old_before)
+        .values(queued_at=now).returning(Postmortem.id).execution_options(synchronize_session=False)).scalars())
     session.flush()
     return sorted(set(dead) | set(stuck))
