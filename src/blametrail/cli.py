@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import os
@@ -121,6 +122,8 @@ def cmd_serve(args) -> None:
 
     from blametrail.app import create_app
 
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1")
     settings = _settings()
     try:
         settings.effective_secret_key
@@ -132,10 +135,27 @@ def cmd_serve(args) -> None:
 
         print(seed_demo(rt), flush=True)
     _first_run_hint(rt, args.host, args.port)
-    app = create_app(settings, runtime=rt, background=True)
     print(f"BlameTrail serving on http://{args.host}:{args.port}  (data: {settings.data_dir.resolve()}, "
-          f"database: {_redact(settings.resolved_database_url)})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(), lifespan="on")
+          f"database: {_redact(settings.resolved_database_url)}, {args.workers} web process(es))", flush=True)
+    options = dict(host=args.host, port=args.port, log_level=settings.log_level.lower(), lifespan="on",
+                   forwarded_allow_ips=args.forwarded_allow_ips, workers=args.workers)  # why: never WEB_CONCURRENCY
+    if args.workers == 1:
+        uvicorn.run(create_app(settings, runtime=rt, background=True), **options)
+        return
+    rt.close()  # why: each uvicorn worker process builds its own runtime (web_app); this one only migrated and seeded
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn >= 0.37
+        # why: the default 5 s kills a worker still importing the app on a busy host, and restarts it in a loop
+        options["timeout_worker_healthcheck"] = 60
+    uvicorn.run("blametrail.cli:web_app", factory=True, **options)
+
+
+def web_app():
+    """Build the app of one `serve --workers N` process from the environment (the schema is already migrated)."""
+    from blametrail.app import create_app
+    from blametrail.runtime import build_runtime
+
+    settings = Settings()
+    return create_app(settings, runtime=build_runtime(settings, migrate=False), background=True)
 
 
 def cmd_worker(args) -> None:
@@ -262,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
                                          "monitor scheduler")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="web processes sharing the port (each with its own embedded consumers; default: 1)")
+    serve.add_argument("--forwarded-allow-ips", default=None, metavar="IPS",
+                       help="comma-separated proxy addresses (or *) whose X-Forwarded-For/-Proto headers are trusted "
+                            "(default: 127.0.0.1,::1)")
     serve.add_argument("--demo", action="store_true", help="seed the demo organization first")
     serve.set_defaults(func=cmd_serve)
 
