@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from blametrail import __version__
 from blametrail.runtime import Runtime, build_runtime
 from blametrail.settings import Settings
+from blametrail.web.form_guard import guard_forms
 
 log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).parent
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
-    from blametrail.web import errors, receivers_alerts, receivers_deploys
+    from blametrail.web import errors, idempotency, receivers_alerts, receivers_deploys
     from blametrail.web.api import ai as ai_api
     from blametrail.web.api import connections, incidents, monitors, org, postmortems, summary, webhooks
     from blametrail.web.pages import routes as pages
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     def healthz():
         return {"status": "ok"}
 
+    idempotency.install(app)  # inside the session middleware: API POSTs with an Idempotency-Key
     app.add_middleware(SessionMiddleware, secret_key=settings.effective_secret_key, session_cookie="blametrail_session",
                        max_age=settings.session_max_age_seconds, same_site="lax", https_only=settings.cookie_secure)
     csrf = asgi_csrf(
@@ -104,7 +106,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         always_protect={"/login", "/setup"},
         skip_if_scope=lambda scope: scope["path"].startswith(CSRF_FREE_PREFIXES),
     )
-    return _Wrapped(app, _security_headers(csrf))
+    return _Wrapped(app, _security_headers(guard_forms(csrf, skip_prefixes=CSRF_FREE_PREFIXES)))
 
 
 class _Wrapped:

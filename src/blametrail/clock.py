@@ -55,3 +55,16 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def check_range(value: datetime) -> datetime:
+    """Return an aware timestamp if it lies in 1970..9000, else raise ValueError (windows around it stay computable)."""
+    # why: year 1 or 9999 with an offset cannot even be converted to UTC (OverflowError, a 500 in every page
+    # and job that reads it), and no incident, deploy or alert happened before 1970
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("timestamp out of range (1970-01-01 to 8999-12-31)")
+    return value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +68,7 @@ def make_engine(settings: Settings, **kwargs) -> Engine:
         def _sqlite_pragmas(dbapi_conn, _record):  # why: FKs are off by default; WAL lets readers run during writes
             dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN IMMEDIATE
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cur)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute(f"PRAGMA synchronous={synchronous}")
@@ -76,11 +78,49 @@ def make_engine(settings: Settings, **kwargs) -> Engine:
         def _sqlite_begin(conn):  # why: IMMEDIATE takes the write lock up front, so read-then-write never deadlocks
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        engine = create_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_nul_parameters)
+    return engine
+
+
+def _has_nul(value: object) -> bool:
+    """Tell whether a statement's parameters (a row, many rows, or flat values) hold text with a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _refuse_nul_parameters(_conn, _cursor, _statement, parameters, _context, executemany) -> None:
+    """Refuse text with a NUL character in any statement, a lookup as much as a write (PostgreSQL cannot take it)."""
+    from blametrail.errors import ValidationFailed
+
+    if _has_nul(parameters):
+        raise ValidationFailed("Text cannot contain NUL characters (\\u0000); remove them and try again.",
+                               [{"loc": ["request"], "msg": "contains NUL", "type": "nul_character"}])
+
+
+def _use_wal(cur) -> None:
+    """Put the file in WAL mode (it stays so), waiting while another process switches a brand-new file."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            # why: changing the journal mode answers "database is locked" at once, without the busy timeout, while
+            # another connection holds a lock: servers starting together on a new database hit this
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 Dispatcher = Callable[[str, tuple], None]
@@ -88,7 +128,43 @@ Dispatcher = Callable[[str, tuple], None]
 
 def make_sessionmaker(engine: Engine, dispatcher: Dispatcher | None = None) -> sessionmaker[Session]:
     """Return the session factory used by requests, jobs and the CLI; `dispatcher` enqueues deferred jobs."""
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True, info={"dispatcher": dispatcher})
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True, info={"dispatcher": dispatcher})
+    event.listen(factory, "before_flush", _refuse_unstorable)
+    return factory
+
+
+def _refuse_unstorable(session: Session, _context, _instances) -> None:
+    """Refuse, before any SQL, a value one of the databases cannot store: the same 422 on SQLite and PostgreSQL."""
+    # why: PostgreSQL rejects NUL characters in text, text longer than VARCHAR(n) and integers past int4 with a
+    # DataError (a 500 that aborts the transaction); SQLite silently stores all three. Input reaches these columns
+    # from many places (API, forms, webhook payloads, connector data), so the one place they all meet checks them.
+    from sqlalchemy import Integer, String, inspect
+
+    from blametrail.errors import ValidationFailed
+
+    for obj, new in (*((o, True) for o in session.new), *((o, False) for o in session.dirty)):
+        state = inspect(obj)
+        mapper = state.mapper
+        for attr in mapper.column_attrs:
+            if not new and not state.attrs[attr.key].history.added:  # only what this flush writes
+                continue
+            value = state.dict.get(attr.key)  # loaded values only: never a lazy load inside the flush
+            if value is None or isinstance(value, bool):
+                continue
+            column = attr.columns[0]
+            where = f"{mapper.local_table.name}.{attr.key}"
+            if isinstance(value, str):
+                if "\x00" in value:
+                    raise ValidationFailed(f"Text cannot contain NUL characters (\\u0000): {where} has one.",
+                                           [{"loc": [where], "msg": "contains NUL", "type": "nul_character"}])
+                length = getattr(column.type, "length", None)
+                if isinstance(column.type, String) and length and len(value) > length:
+                    raise ValidationFailed(f"{where} is longer than {length} characters.",
+                                           [{"loc": [where], "msg": f"at most {length} characters",
+                                             "type": "string_too_long"}])
+            elif isinstance(value, int) and isinstance(column.type, Integer) and not -MAX_INT <= value <= MAX_INT:
+                raise ValidationFailed(f"{where} is out of range: {value}.",
+                                       [{"loc": [where], "msg": "out of range", "type": "int_out_of_range"}])
 
 
 def defer(session: Session, task: str, *args: object) -> None:

@@ -126,3 +126,35 @@ def test_resolving_refreshes_the_summary_to_say_it_ended(client, factory):
     body = client.get(f"/api/v1/incidents/{iid}/summary", headers=owner.headers).json()
     text = str(body["content"])
     assert "was resolved" in text and "is open" not in text
+
+
+def test_evidence_arriving_while_the_summary_is_written_queues_another_refresh(rt, factory):
+    """The job reads the evidence, writes the summary outside any transaction, then checks nothing moved meanwhile."""
+    from blametrail.incidents import service as incidents
+    from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
+
+    actor = factory.team()["member"].actor
+    with db.transaction(rt.factory) as s:
+        incident_id = incidents.create(session=s, actor=actor, data=IncidentCreate(title="x", services=["api"]),
+                                       now=rt.clock.now()).id
+        s.info["deferred"] = []
+
+    class PostsWhileWriting:
+        label = "fake:slow"
+
+        def summarize(self, pack):
+            with db.transaction(rt.factory) as s:  # a person posts an update while the model is writing
+                inc = incidents.get_or_404(session=s, org_id=actor.org_id, incident_id=incident_id)
+                incidents.add_update(session=s, actor=actor, incident=inc, data=UpdateCreate(body="late news"),
+                                     now=rt.clock.now())
+                s.info["deferred"] = []
+            return write_summary(pack)
+
+    outcome = summary.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now,
+                                  lookback_minutes=120, engine=PostsWhileWriting())
+    assert outcome == "requeued"  # and (immediate test queue) the new refresh ran with the late update
+    with db.transaction(rt.factory) as s:
+        row = summary.find(session=s, incident_id=incident_id)
+        assert row.status == "ready" and "late news" in row.content["what_is_happening"]
+    quiet = summary.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now, lookback_minutes=120)
+    assert quiet == "ready"

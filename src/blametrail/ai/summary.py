@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -262,6 +262,16 @@ def refresh(session: Session, incident, *, now: datetime, lookback_minutes: int,
     return _store(session, incident, content, label, error, evidence_version(pack), now)
 
 
+def _evidence_marker(session: Session, incident) -> tuple:
+    """Return what changes whenever the incident's evidence may have (cheap: no evidence pack is built)."""
+    from blametrail.deploys.models import Deploy
+    from blametrail.incidents.models import TimelineEntry
+
+    last_entry = session.scalar(select(func.max(TimelineEntry.id)).where(TimelineEntry.incident_id == incident.id))
+    last_deploy = session.scalar(select(func.max(Deploy.id)).where(Deploy.org_id == incident.org_id))
+    return incident.status, incident.updated_at, last_entry, last_deploy
+
+
 def run_refresh(*, factory: sessionmaker[Session], incident_id: int, clock: Callable[[], datetime],
                 lookback_minutes: int, engine=None) -> str:
     """The job: read the evidence, summarise outside any transaction, store; re-queue if evidence moved meanwhile."""
@@ -273,6 +283,7 @@ def run_refresh(*, factory: sessionmaker[Session], incident_id: int, clock: Call
         if incident is None:
             return "missing"
         pack = build_pack(session=session, incident=incident, lookback_minutes=lookback_minutes, now=clock())
+        marker = _evidence_marker(session, incident)
         engine = _engine_allowed(session, incident, engine)
     version = evidence_version(pack)
     content, label, error = summarize_with(engine, pack)  # why: a model call never holds database locks
@@ -281,9 +292,7 @@ def run_refresh(*, factory: sessionmaker[Session], incident_id: int, clock: Call
         if incident is None:
             return "missing"
         row = _store(session, incident, content, label, error, version, clock())
-        current = evidence_version(build_pack(session=session, incident=incident, lookback_minutes=lookback_minutes,
-                                              now=clock()))
-        if current != version:  # evidence arrived while this ran (its request was debounced): go again
+        if _evidence_marker(session, incident) != marker:  # evidence arrived while this ran (debounced): go again
             row.status, row.requested_at = "queued", clock()
             db.defer(session, TASK, incident_id)
             return "requeued"

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from blametrail.clock import check_range
 from blametrail.errors import DomainError, ValidationFailed
 
 MAX_ALERTS = 1000
@@ -118,7 +119,7 @@ def parse_time(value: str) -> datetime | None:
     zone = m.group(8)
     text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}"
     text += "+00:00" if zone in ("Z", "z") else zone
-    return datetime.fromisoformat(text).astimezone(UTC)
+    return check_range(datetime.fromisoformat(text)).astimezone(UTC)
 
 
 def map_severity(value: object) -> str | None:

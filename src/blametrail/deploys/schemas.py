@@ -7,11 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from blametrail.clock import check_range
+
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("timestamp needs a timezone (use Z for UTC)")
-    return value
+    return value if value is None else check_range(value)
 
 
 class CommitIn(BaseModel):

@@ -7,13 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from blametrail.clock import check_range
+
 Severity = Literal["SEV-1", "SEV-2", "SEV-3", "SEV-4"]
 
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("timestamp needs a timezone (use Z for UTC)")
-    return value
+    return value if value is None else check_range(value)
 
 
 def _services(value: list[str]) -> list[str]:

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from blametrail.clock import check_range
+
 SECTION_KEYS = (
     "summary", "severity", "customer_impact", "timeline", "root_cause", "contributing_factors",
     "what_went_well", "what_went_poorly", "action_items", "confidence",
@@ -39,7 +41,7 @@ class TimelineItem(_Strict):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("timestamp needs a timezone (use Z for UTC)")
-        return value
+        return check_range(value)
 
 
 class ActionItem(_Strict):

@@ -33,8 +33,41 @@ def _html(request: Request, status: int, title: str, detail: str) -> HTMLRespons
                                       status_code=status)
 
 
+PROBLEM_SCHEMA = {
+    "title": "Problem", "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}},
+    "additionalProperties": True,  # per-problem extras: retry_after, current_version, limit…
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers below send: every 4xx is problem+json, never FastAPI's shape."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Problem"] = PROBLEM_SCHEMA
+        problem = {"description": "A problem (RFC 9457): what went wrong and what to do, with the fields at fault",
+                   "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                responses["4XX"] = problem
+        return schema
+
+    app.openapi = openapi
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers on the app."""
+    """Register the handlers on the app (and document their problem responses in its OpenAPI)."""
+    _document_problems(app)
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):

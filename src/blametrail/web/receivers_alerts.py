@@ -17,7 +17,7 @@ from blametrail.alerts import parsers
 from blametrail.alerts import service as alerts
 from blametrail.alerts import webhooks
 from blametrail.web.receivers_common import (
-    DELIVERY_HEADER, capped_body, presented_secret,
+    DELIVERY_HEADER, JSON_BODY, capped_body, presented_secret,
 )
 from blametrail.web.deps import NowDep, RuntimeDep, SessionDep
 
@@ -61,17 +61,18 @@ _DOC = ("Authenticate with `Authorization: Bearer <secret>` (or `X-BlameTrail-Se
 
 
 @router.post("/webhooks/alertmanager/{uid}", summary="Receive a Prometheus Alertmanager delivery (payload version 4)",
-             description=_DOC)
+             description=_DOC, openapi_extra=JSON_BODY)
 def alertmanager(uid: str, body: Body, _gate: Gate, request: Request, session: SessionDep, rt: RuntimeDep, now: NowDep):
     return receive(kind="alertmanager", uid=uid, body=body, request=request, session=session, rt=rt, now=now)
 
 
-@router.post("/webhooks/grafana/{uid}", summary="Receive a Grafana alerting delivery", description=_DOC)
+@router.post("/webhooks/grafana/{uid}", summary="Receive a Grafana alerting delivery", description=_DOC,
+             openapi_extra=JSON_BODY)
 def grafana(uid: str, body: Body, _gate: Gate, request: Request, session: SessionDep, rt: RuntimeDep, now: NowDep):
     return receive(kind="grafana", uid=uid, body=body, request=request, session=session, rt=rt, now=now)
 
 
 @router.post("/webhooks/alerts/{uid}", summary="Receive a generic JSON alert delivery (docs/webhooks.md)",
-             description=_DOC)
+             description=_DOC, openapi_extra=JSON_BODY)
 def generic(uid: str, body: Body, _gate: Gate, request: Request, session: SessionDep, rt: RuntimeDep, now: NowDep):
     return receive(kind="generic_alert", uid=uid, body=body, request=request, session=session, rt=rt, now=now)

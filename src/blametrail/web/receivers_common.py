@@ -11,6 +11,9 @@ from blametrail.errors import DomainError
 
 SECRET_HEADER = "x-blametrail-secret"
 DELIVERY_HEADER = "x-blametrail-delivery"
+# The receivers read the raw body (size-capped, and signed for GitHub), so FastAPI cannot infer it: document it.
+JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "The sender's JSON payload, as it sends it (docs/webhooks.md)."}}}}}
 
 
 class PayloadTooLarge(DomainError):

@@ -21,7 +21,7 @@ from blametrail.deploys import parsers
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import DeployRead
 from blametrail.errors import Unauthenticated
-from blametrail.web.receivers_common import capped_body, presented_secret
+from blametrail.web.receivers_common import JSON_BODY, capped_body, presented_secret
 from blametrail.web.deps import NowDep, RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -78,7 +78,8 @@ def _accept(*, session: Session, hook: Webhook, key: str, event: str | None, par
     return {"status": "recorded", "detail": summary, "deploy": deploys.to_read(deploy)}
 
 
-@router.post("/github/{uid}", response_model=ReceiverResult, response_model_exclude_none=True)
+@router.post("/github/{uid}", response_model=ReceiverResult, response_model_exclude_none=True,
+             openapi_extra=JSON_BODY)
 def receive_github(uid: str, request: Request, response: Response, body: BodyDep, session: SessionDep,
                    rt: RuntimeDep, now: NowDep):
     """Receive a GitHub webhook delivery (deployment_status and push record deploys; ping answers ok)."""
@@ -94,7 +95,8 @@ def receive_github(uid: str, request: Request, response: Response, body: BodyDep
                    response=response)
 
 
-@router.post("/deploys/{uid}", response_model=ReceiverResult, response_model_exclude_none=True)
+@router.post("/deploys/{uid}", response_model=ReceiverResult, response_model_exclude_none=True,
+             openapi_extra=JSON_BODY)
 def receive_generic(uid: str, request: Request, response: Response, body: BodyDep, session: SessionDep,
                     rt: RuntimeDep, now: NowDep):
     """Receive a generic deploy: the POST /api/v1/deploys JSON, secret as Bearer or X-BlameTrail-Secret."""

@@ -14,20 +14,31 @@ from blametrail.incidents.schemas import (
 from blametrail.orgs.permissions import Action, require
 from blametrail.postmortems import service as postmortems
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
 
-def incident_read(session, incident: Incident) -> dict:
-    """Return the API shape of an incident."""
-    pm = postmortems.find(session=session, org_id=incident.org_id, incident_id=incident.id)
+def incident_read(session, incident: Incident, *, postmortem_status: str | None | bool = False) -> dict:
+    """Return the API shape of an incident (give postmortem_status when already known, see incident_reads)."""
+    if postmortem_status is False:
+        pm = postmortems.find(session=session, org_id=incident.org_id, incident_id=incident.id)
+        postmortem_status = pm.status if pm else None
     return {
         "id": incident.id, "title": incident.title, "description": incident.description, "severity": incident.severity,
         "status": incident.status, "services": incident.service_names, "started_at": incident.started_at,
         "resolved_at": incident.resolved_at, "resolved_by": incident.resolved_by, "created_at": incident.created_at,
         "updated_at": incident.updated_at, "duration_minutes": incidents.duration_minutes(incident),
-        "postmortem_status": pm.status if pm else None, "postmortem_skip_reason": incident.postmortem_skip_reason,
+        "postmortem_status": postmortem_status, "postmortem_skip_reason": incident.postmortem_skip_reason,
     }
+
+
+def incident_reads(session, rows: list[Incident]) -> list[dict]:
+    """Return the API shapes of a page of incidents, with their postmortem statuses read in one query."""
+    if not rows:
+        return []
+    found = postmortems.statuses(session=session, org_id=rows[0].org_id, incident_ids=[i.id for i in rows])
+    return [incident_read(session, i, postmortem_status=found.get(i.id)) for i in rows]
 
 
 def resolve_and_trigger(*, session, actor, incident: Incident, resolved_at, now) -> Incident:
@@ -49,16 +60,16 @@ def list_incidents(
 ):
     rows, next_cursor = incidents.list_incidents(session=session, org_id=actor.org_id, status=status, service=service,
                                                  severity=severity, q=q, limit=limit, cursor=cursor)
-    return {"items": [incident_read(session, i) for i in rows], "next_cursor": next_cursor}
+    return {"items": incident_reads(session, rows), "next_cursor": next_cursor}
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentRead)
-def get_incident(incident_id: int, actor: ApiActor, session: SessionDep):
+def get_incident(incident_id: IdPath, actor: ApiActor, session: SessionDep):
     return incident_read(session, incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id))
 
 
 @router.post("/incidents/{incident_id}/updates", status_code=201, response_model=UpdateRead)
-def post_update(incident_id: int, data: UpdateCreate, actor: ApiActor, session: SessionDep, now: NowDep):
+def post_update(incident_id: IdPath, data: UpdateCreate, actor: ApiActor, session: SessionDep, now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.WRITE_INCIDENTS)
     e = incidents.add_update(session=session, actor=actor, incident=incident, data=data, now=now)
@@ -67,7 +78,7 @@ def post_update(incident_id: int, data: UpdateCreate, actor: ApiActor, session: 
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentRead)
-def resolve_incident(incident_id: int, actor: ApiActor, session: SessionDep, now: NowDep,
+def resolve_incident(incident_id: IdPath, actor: ApiActor, session: SessionDep, now: NowDep,
                      data: ResolveRequest | None = None):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.WRITE_INCIDENTS)
@@ -77,7 +88,7 @@ def resolve_incident(incident_id: int, actor: ApiActor, session: SessionDep, now
 
 
 @router.get("/incidents/{incident_id}/timeline", response_model=list[TimelineItemRead])
-def get_timeline(incident_id: int, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+def get_timeline(incident_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     return incidents.timeline(session=session, incident=incident, lookback_minutes=rt.settings.lookback_minutes, now=now)
 
@@ -101,5 +112,5 @@ def list_deploys(actor: ApiActor, session: SessionDep, service: str | None = Non
 
 
 @router.get("/deploys/{deploy_id}", response_model=DeployRead, tags=["deploys"])
-def get_deploy(deploy_id: int, actor: ApiActor, session: SessionDep):
+def get_deploy(deploy_id: IdPath, actor: ApiActor, session: SessionDep):
     return deploys.to_read(deploys.get_or_404(session=session, org_id=actor.org_id, deploy_id=deploy_id))

@@ -9,6 +9,7 @@ from blametrail.clock import iso
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, require
 from blametrail.web.deps import ApiActor, NowDep, SessionDep
+from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/api/v1/org", tags=["organization"])
 
@@ -83,7 +84,7 @@ def create_token(actor: ApiActor, session: SessionDep, now: NowDep, data: TokenC
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, actor: ApiActor, session: SessionDep, now: NowDep):
+def revoke_token(token_id: IdPath, actor: ApiActor, session: SessionDep, now: NowDep):
     own = [t.id for t in orgs.list_tokens(session=session, org_id=actor.org_id, user_id=actor.user_id)]
     if token_id not in own:
         require(actor.role, Action.MANAGE)
@@ -102,14 +103,14 @@ def add_member(data: MemberCreate, actor: ApiActor, session: SessionDep, now: No
 
 
 @router.patch("/members/{user_id}")
-def change_member(user_id: int, data: MemberPatch, actor: ApiActor, session: SessionDep):
+def change_member(user_id: IdPath, data: MemberPatch, actor: ApiActor, session: SessionDep):
     require(actor.role, Action.MANAGE)
     return member_read(orgs.change_role(session=session, org_id=actor.org_id, user_id=user_id, role=data.role,
                                         by_role=actor.role))
 
 
 @router.delete("/members/{user_id}", status_code=204)
-def remove_member(user_id: int, actor: ApiActor, session: SessionDep, now: NowDep):
+def remove_member(user_id: IdPath, actor: ApiActor, session: SessionDep, now: NowDep):
     require(actor.role, Action.MANAGE)
     orgs.remove_member(session=session, org_id=actor.org_id, user_id=user_id, by_role=actor.role, now=now)
     return Response(status_code=204)

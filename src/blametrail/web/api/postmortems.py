@@ -7,10 +7,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from blametrail.clock import iso
+from blametrail.db import MAX_INT
 from blametrail.incidents import service as incidents
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.sections import SectionsPatch
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/api/v1/incidents/{incident_id}/postmortem", tags=["postmortems"])
 
@@ -22,7 +24,7 @@ class RegenerateRequest(BaseModel):
 
 class PostmortemPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(..., ge=1)
+    version: int = Field(..., ge=1, le=MAX_INT)
     sections: SectionsPatch
 
 
@@ -32,18 +34,18 @@ def revision_read(r) -> dict:
 
 
 @router.get("")
-def get_postmortem(incident_id: int, actor: ApiActor, session: SessionDep):
+def get_postmortem(incident_id: IdPath, actor: ApiActor, session: SessionDep):
     return postmortems.to_read(postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id))
 
 
 @router.post("", status_code=202)
-def create_postmortem(incident_id: int, actor: ApiActor, session: SessionDep, now: NowDep):
+def create_postmortem(incident_id: IdPath, actor: ApiActor, session: SessionDep, now: NowDep):
     pm = postmortems.request_generation(session=session, actor=actor, incident_id=incident_id, now=now)
     return postmortems.to_read(pm)
 
 
 @router.post("/regenerate", status_code=202)
-def regenerate_postmortem(incident_id: int, actor: ApiActor, session: SessionDep, now: NowDep, rt: RuntimeDep,
+def regenerate_postmortem(incident_id: IdPath, actor: ApiActor, session: SessionDep, now: NowDep, rt: RuntimeDep,
                           data: RegenerateRequest | None = None):
     pm = postmortems.regenerate(session=session, actor=actor, incident_id=incident_id,
                                 overwrite_edited=bool(data and data.overwrite_edited), now=now,
@@ -52,19 +54,19 @@ def regenerate_postmortem(incident_id: int, actor: ApiActor, session: SessionDep
 
 
 @router.patch("")
-def edit_postmortem(incident_id: int, data: PostmortemPatch, actor: ApiActor, session: SessionDep, now: NowDep):
+def edit_postmortem(incident_id: IdPath, data: PostmortemPatch, actor: ApiActor, session: SessionDep, now: NowDep):
     pm = postmortems.edit(session=session, actor=actor, incident_id=incident_id, version=data.version,
                           patch=data.sections, now=now)
     return postmortems.to_read(pm)
 
 
 @router.post("/publish")
-def publish_postmortem(incident_id: int, actor: ApiActor, session: SessionDep, now: NowDep):
+def publish_postmortem(incident_id: IdPath, actor: ApiActor, session: SessionDep, now: NowDep):
     return postmortems.to_read(postmortems.publish(session=session, actor=actor, incident_id=incident_id, now=now))
 
 
 @router.get("/original")
-def get_original(incident_id: int, actor: ApiActor, session: SessionDep):
+def get_original(incident_id: IdPath, actor: ApiActor, session: SessionDep):
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     if pm.original_sections is None:
         from blametrail.errors import NotFound
@@ -73,20 +75,20 @@ def get_original(incident_id: int, actor: ApiActor, session: SessionDep):
 
 
 @router.get("/revisions")
-def list_revisions(incident_id: int, actor: ApiActor, session: SessionDep):
+def list_revisions(incident_id: IdPath, actor: ApiActor, session: SessionDep):
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     return [revision_read(r) for r in postmortems.list_revisions(session=session, pm=pm)]
 
 
 @router.get("/revisions/{number}")
-def get_revision(incident_id: int, number: int, actor: ApiActor, session: SessionDep):
+def get_revision(incident_id: IdPath, number: IdPath, actor: ApiActor, session: SessionDep):
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     r = postmortems.get_revision(session=session, pm=pm, number=number)
     return {**revision_read(r), "sections": r.sections}
 
 
 @router.get("/runs")
-def list_runs(incident_id: int, actor: ApiActor, session: SessionDep):
+def list_runs(incident_id: IdPath, actor: ApiActor, session: SessionDep):
     """List the generation runs; owners and admins also see the audit (prompt sent, raw model response)."""
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     audit = actor.role in ("owner", "admin")
@@ -98,8 +100,10 @@ def list_runs(incident_id: int, actor: ApiActor, session: SessionDep):
             for r in postmortems.runs(session=session, pm=pm)]
 
 
-@router.get("/export.md")
-def export_markdown(incident_id: int, actor: ApiActor, session: SessionDep):
+@router.get("/export.md", response_class=Response, responses={200: {
+    "description": "The postmortem as a Markdown document (a download)",
+    "content": {"text/markdown": {"schema": {"type": "string"}}}}})
+def export_markdown(incident_id: IdPath, actor: ApiActor, session: SessionDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     if pm.sections is None:

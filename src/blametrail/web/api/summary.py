@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from blametrail.ai import summary
 from blametrail.incidents import service as incidents
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
@@ -37,6 +38,6 @@ def summary_for(*, session, incident, rt, now) -> dict:
 
 
 @router.get("/incidents/{incident_id}/summary", response_model=SummaryRead)
-def get_summary(incident_id: int, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+def get_summary(incident_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     return summary_for(session=session, incident=incident, rt=rt, now=now)

@@ -14,6 +14,7 @@ from blametrail.alerts import webhooks
 from blametrail.alerts.models import Webhook, WebhookDelivery
 from blametrail.clock import iso
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath, IdQuery
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 Kind = Literal["alertmanager", "grafana", "generic_alert", "github", "generic_deploy"]
@@ -114,25 +115,25 @@ def list_webhooks(actor: ApiActor, session: SessionDep, rt: RuntimeDep):
 
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookRead)
-def get_webhook(webhook_id: int, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
+def get_webhook(webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     hook = webhooks.get_or_404(session=session, org_id=actor.org_id, webhook_id=webhook_id)
     return webhook_read(hook, rt.settings.public_url, _last_deliveries(session, [hook.id]).get(hook.id))
 
 
 @router.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookWithSecret)
-def rotate_secret(webhook_id: int, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
+def rotate_secret(webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     hook, secret = webhooks.rotate_secret(session=session, actor=actor, box=rt.secret_box, webhook_id=webhook_id)
     return {**webhook_read(hook, rt.settings.public_url), "secret": secret}
 
 
 @router.delete("/webhooks/{webhook_id}", response_model=WebhookRead)
-def disable_webhook(webhook_id: int, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+def disable_webhook(webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
     hook = webhooks.disable(session=session, actor=actor, webhook_id=webhook_id, now=now)
     return webhook_read(hook, rt.settings.public_url)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryRead])
-def list_deliveries(webhook_id: int, actor: ApiActor, session: SessionDep, limit: int = Query(50, ge=1, le=200)):
+def list_deliveries(webhook_id: IdPath, actor: ApiActor, session: SessionDep, limit: int = Query(50, ge=1, le=200)):
     rows = webhooks.recent_deliveries(session=session, org_id=actor.org_id, webhook_id=webhook_id, limit=limit)
     return [{"id": d.id, "delivery_key": d.delivery_key, "received_at": iso(d.received_at), "event": d.event,
              "items": d.items, "summary": d.summary} for d in rows]
@@ -141,7 +142,7 @@ def list_deliveries(webhook_id: int, actor: ApiActor, session: SessionDep, limit
 @router.get("/alerts", response_model=list[AlertRead], tags=["alerts"])
 def list_alerts(
     actor: ApiActor, session: SessionDep, status: Literal["firing", "resolved"] | None = None,
-    incident_id: int | None = None, webhook_id: int | None = None, limit: int = Query(50, ge=1, le=200),
+    incident_id: IdQuery = None, webhook_id: IdQuery = None, limit: int = Query(50, ge=1, le=200),
 ):
     return [alerts.to_read(a) for a in alerts.list_alerts(session=session, org_id=actor.org_id, status=status,
                                                           incident_id=incident_id, webhook_id=webhook_id, limit=limit)]

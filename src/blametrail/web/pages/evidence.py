@@ -23,6 +23,7 @@ from blametrail.incidents import service as incidents
 from blametrail.incidents.models import EVIDENCE_PREFIX, TimelineEntry
 from blametrail.postmortems import service as postmortems
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath
 from blametrail.web.pages.common import render, templates
 
 router = APIRouter()
@@ -185,7 +186,7 @@ def load_evidence(session, *, actor, incident, evidence_id: str, rt, now) -> dic
 
 
 @router.get("/incidents/{incident_id}/evidence/{evidence_id}")
-def evidence_page(incident_id: int, evidence_id: str, request: Request, actor: PageActor, session: SessionDep,
+def evidence_page(incident_id: IdPath, evidence_id: str, request: Request, actor: PageActor, session: SessionDep,
                   rt: RuntimeDep, now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     ev = load_evidence(session, actor=actor, incident=incident, evidence_id=evidence_id, rt=rt, now=now)
@@ -196,7 +197,7 @@ def evidence_page(incident_id: int, evidence_id: str, request: Request, actor: P
 # --- the print-ready postmortem ---------------------------------------------------------------------
 
 @router.get("/incidents/{incident_id}/postmortem/print")
-def postmortem_print(incident_id: int, request: Request, actor: PageActor, session: SessionDep):
+def postmortem_print(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
     """A clean page for printing or saving as PDF: no navigation, print CSS only."""
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)

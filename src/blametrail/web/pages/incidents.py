@@ -11,8 +11,9 @@ from blametrail.incidents import service as incidents
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.orgs.permissions import Action, require
 from blametrail.postmortems.sections import SEVERITIES
-from blametrail.web.api.incidents import incident_read, resolve_and_trigger
+from blametrail.web.api.incidents import incident_read, incident_reads, resolve_and_trigger
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath
 from blametrail.web.pages.common import (
     FormDep, field, flash, query_url, redirect, render, split_list, validation_messages,
 )
@@ -29,7 +30,7 @@ def _list_context(*, session, actor, status, service, severity, q, cursor) -> di
                                                  service=service or None, severity=severity or None, q=q or None,
                                                  limit=PAGE_SIZE, cursor=cursor or None)
     return {
-        "incidents": [incident_read(session, i) for i in rows], "filters": filters,
+        "incidents": incident_reads(session, rows), "filters": filters,
         "filtered": any(filters.values()),
         "next_url": query_url("/incidents", **filters, cursor=next_cursor) if next_cursor else None,
         "first_url": query_url("/incidents", **filters) if cursor else None,
@@ -79,13 +80,13 @@ def render_detail(request: Request, *, session, actor, rt, now, incident_id: int
 
 
 @router.get("/incidents/{incident_id}")
-def incident_detail(incident_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep,
+def incident_detail(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep,
                     now: NowDep):
     return render_detail(request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id)
 
 
 @router.post("/incidents/{incident_id}/updates")
-def incident_update(incident_id: int, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+def incident_update(incident_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
                     rt: RuntimeDep, now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.WRITE_INCIDENTS)
@@ -104,7 +105,7 @@ def incident_update(incident_id: int, request: Request, form: FormDep, actor: Pa
 
 
 @router.post("/incidents/{incident_id}/resolve")
-def incident_resolve(incident_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def incident_resolve(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.WRITE_INCIDENTS)
     resolved = resolve_and_trigger(session=session, actor=actor, incident=incident, resolved_at=None, now=now)

@@ -10,6 +10,7 @@ from blametrail.orgs import service as orgs
 from blametrail.orgs.models import ROLES
 from blametrail.orgs.permissions import Action, can, require
 from blametrail.web.deps import NowDep, PageActor, SessionDep
+from blametrail.web.params import IdPath
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render
 
 router = APIRouter(prefix="/settings")
@@ -66,7 +67,7 @@ def members_invite(request: Request, form: FormDep, actor: PageActor, session: S
 
 
 @router.post("/members/{user_id}/role")
-def members_role(user_id: int, request: Request, form: FormDep, actor: PageActor, session: SessionDep):
+def members_role(user_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep):
     require(actor.role, Action.MANAGE)
     try:
         m = orgs.change_role(session=session, org_id=actor.org_id, user_id=user_id, role=field(form, "role"),
@@ -79,7 +80,7 @@ def members_role(user_id: int, request: Request, form: FormDep, actor: PageActor
 
 
 @router.post("/members/{user_id}/remove")
-def members_remove(user_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def members_remove(user_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
     require(actor.role, Action.MANAGE)
     m = orgs.get_membership_by_user(session=session, org_id=actor.org_id, user_id=user_id)
     email = m.user.email
@@ -119,7 +120,7 @@ def tokens_create(request: Request, form: FormDep, actor: PageActor, session: Se
 
 
 @router.post("/tokens/{token_id}/revoke")
-def tokens_revoke(token_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def tokens_revoke(token_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
     own = {t.id for t in orgs.list_tokens(session=session, org_id=actor.org_id, user_id=actor.user_id)}
     if token_id not in own:
         everyone = {t.id for t in orgs.list_tokens(session=session, org_id=actor.org_id)}

@@ -17,6 +17,7 @@ from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.sections import SEVERITIES, TIMELINE_SOURCES, SectionsPatch
 from blametrail.web.api import postmortems as api
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath
 from blametrail.web.pages import editform
 from blametrail.web.pages.card import render_card
 from blametrail.web.pages.common import FormDep, flash, is_htmx, redirect, render
@@ -29,7 +30,7 @@ CONFLICT_MESSAGE = "Someone else saved this postmortem — review their changes"
 
 
 @router.get("/card")
-def card(incident_id: int, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def card(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     return render_card(request, session=session, actor=actor, incident=incident, now=now)
 
@@ -58,7 +59,7 @@ def _card_action(request: Request, *, session, actor, rt, now, incident_id: int,
 
 
 @router.post("/generate")
-def generate(incident_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+def generate(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
     return _card_action(
         request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id,
         action=lambda: postmortems.request_generation(session=session, actor=actor, incident_id=incident_id, now=now),
@@ -66,7 +67,7 @@ def generate(incident_id: int, request: Request, actor: PageActor, session: Sess
 
 
 @router.post("/regenerate")
-def regenerate(incident_id: int, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+def regenerate(incident_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
                rt: RuntimeDep, now: NowDep):
     overwrite = form.get("overwrite_edited") in ("1", "on", "true")
     return _card_action(
@@ -78,7 +79,7 @@ def regenerate(incident_id: int, request: Request, form: FormDep, actor: PageAct
 
 
 @router.post("/publish")
-def publish(incident_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+def publish(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
     return _card_action(
         request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id,
         action=lambda: postmortems.publish(session=session, actor=actor, incident_id=incident_id, now=now),
@@ -104,14 +105,14 @@ def _load_for_edit(*, session, actor, incident_id: int):
 
 
 @router.get("/edit")
-def edit_page(incident_id: int, request: Request, actor: PageActor, session: SessionDep):
+def edit_page(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
     incident, pm = _load_for_edit(session=session, actor=actor, incident_id=incident_id)
     return _editor(request, actor=actor, incident=incident, pm=pm, values=editform.values_from_sections(pm.sections),
                    version=pm.version)
 
 
 @router.post("/edit")
-def edit_save(incident_id: int, request: Request, form: FormDep, actor: PageActor, session: SessionDep, now: NowDep):
+def edit_save(incident_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep, now: NowDep):
     incident, pm = _load_for_edit(session=session, actor=actor, incident_id=incident_id)
     values = editform.values_from_form(form)
     try:
@@ -147,7 +148,7 @@ def edit_save(incident_id: int, request: Request, form: FormDep, actor: PageActo
 
 
 @router.get("/original")
-def original(incident_id: int, request: Request, actor: PageActor, session: SessionDep):
+def original(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     draft = api.get_original(incident_id=incident_id, actor=actor, session=session)  # same rules as the API
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
@@ -158,7 +159,7 @@ def original(incident_id: int, request: Request, actor: PageActor, session: Sess
 
 
 @router.get("/revisions")
-def revisions(incident_id: int, request: Request, actor: PageActor, session: SessionDep):
+def revisions(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     rows = postmortems.list_revisions(session=session, pm=pm)
@@ -170,5 +171,5 @@ def revisions(incident_id: int, request: Request, actor: PageActor, session: Ses
 
 
 @router.get("/export.md")
-def export_markdown(incident_id: int, actor: PageActor, session: SessionDep):
+def export_markdown(incident_id: IdPath, actor: PageActor, session: SessionDep):
     return api.export_markdown(incident_id=incident_id, actor=actor, session=session)  # byte-for-byte the API's

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from blametrail.incidents import service as incidents
 from blametrail.web.api.summary import summary_for
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.params import IdPath
 from blametrail.web.pages.common import render
 
 router = APIRouter()
@@ -21,7 +22,7 @@ def summary_context(*, session, incident, rt, now) -> dict:
 
 
 @router.get("/incidents/{incident_id}/summary")
-def summary_fragment(incident_id: int, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep,
+def summary_fragment(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep,
                      now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     ctx = summary_context(session=session, incident=incident, rt=rt, now=now)

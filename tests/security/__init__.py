@@ -1,0 +1,1 @@
+"""Security tests: API fuzzing, stored XSS, secrets never leaking, route isolation and roles."""

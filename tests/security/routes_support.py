@@ -1,0 +1,609 @@
+"""Route-generated security suites: the app's route list, the route table, and a world of two organizations.
+
+The route table (ROUTES) names, for every (method, path) the app serves, the Action the role table requires (or
+PUBLIC / RECEIVER), the state an incident must be in, and the body a permitted caller sends. PARAMS names, for every
+path-parameter name, how to make a record it can point at. `check_table_covers` fails on any route or parameter
+the tables do not know, so a new route cannot slip past the isolation and role suites.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from fastapi import routing as fastapi_routing
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select
+
+from blametrail import db
+from blametrail.ai import service as ai
+from blametrail.alerts import webhooks
+from blametrail.alerts.webhooks import KIND_BY_PATH
+from blametrail.clock import FrozenClock
+from blametrail.deploys import service as deploys
+from blametrail.deploys.schemas import CommitIn, DeployCreate
+from blametrail.incidents import service as incidents
+from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
+from blametrail.integrations import service as connections
+from blametrail.integrations.schemas import ConnectionCreate
+from blametrail.models import Base
+from blametrail.monitors import service as monitors
+from blametrail.monitors.schemas import MonitorCreate
+from blametrail.orgs import service as orgs
+from blametrail.orgs.models import MonthlyUsage
+from blametrail.orgs.permissions import ALLOWED, Action
+from blametrail.postmortems import service as postmortems
+from blametrail.postmortems.models import Postmortem
+from blametrail.settings import Settings
+from blametrail.web.pages import editform
+from tests.conftest import START, _truncate_pg
+
+PUBLIC = "public"  # no actor: home, login, logout, setup (tests/security/test_auth_security.py)
+RECEIVER = "receiver"  # webhook receivers: the webhook's secret authenticates the sender
+ROLES = ("owner", "admin", "member", "viewer")
+PASSWORD = "correct-horse-battery"
+SKIPPED = {"/docs", "/openapi.json", "/healthz"}  # no data behind them (the docs page, the schema, liveness)
+SESSION_COOKIE = "blametrail_session"
+HTML = {"accept": "text/html,application/xhtml+xml"}
+
+
+# --- the app's routes -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    method: str
+    path: str
+
+    @property
+    def kind(self) -> str:
+        """api, receiver or page."""
+        if self.path.startswith("/api/"):
+            return "api"
+        if self.path.startswith("/webhooks/"):
+            return "receiver"
+        return "page"
+
+    @property
+    def params(self) -> list[str]:
+        return re.findall(r"{(\w+)(?::[^}]*)?}", self.path)
+
+    def url(self, values: dict) -> str:
+        return re.sub(r"{(\w+)(?::[^}]*)?}", lambda m: str(values[m.group(1)]), self.path)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _contexts(fastapi_app) -> Iterator:
+    # why: FastAPI ≥ 0.16x keeps included routers lazy (`_IncludedRouter`); iter_route_contexts flattens them the way
+    # the OpenAPI generator does. Older versions list plain routes.
+    flatten = getattr(fastapi_routing, "iter_route_contexts", None)
+    return iter(flatten(fastapi_app.routes) if flatten else fastapi_app.routes)
+
+
+def app_routes(app) -> list[Route]:
+    """Return every (method, path) the app serves (HEAD and data-free routes aside); fail on what cannot be called."""
+    fastapi_app = getattr(app, "app", app)
+    found: set[Route] = set()
+    for ctx in _contexts(fastapi_app):
+        path = getattr(ctx, "path", None)
+        if path in SKIPPED or path == "/static" or (path or "").startswith("/static/"):
+            continue
+        methods = getattr(ctx, "methods", None)
+        if not path or not methods:
+            raise AssertionError(f"{ctx!r} at {path!r} is not an HTTP route with methods (a mount or websocket?): "
+                                 "teach tests/security/routes_support.py how to call it")
+        found.update(Route(m, path) for m in methods if m != "HEAD")
+    return sorted(found)
+
+
+def query_id_params(app, route: Route) -> list[str]:
+    """Return the route's query parameters that name a record (`*_id`), e.g. GET /api/v1/alerts?incident_id=."""
+    for ctx in _contexts(getattr(app, "app", app)):
+        if getattr(ctx, "path", None) == route.path and route.method in (getattr(ctx, "methods", None) or ()):
+            dependant = getattr(ctx, "dependant", None)
+            return [p.name for p in (dependant.query_params if dependant else []) if p.name.endswith("_id")]
+    return []
+
+
+# --- the route table --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spec:
+    action: Action | str  # the Action the role table requires, or PUBLIC / RECEIVER
+    incident: str = "drafted"  # what {incident_id} points at: drafted (resolved, draft ready), resolved, open
+    body: Callable[[Call], dict] | None = None  # JSON (API) or form fields (pages) a permitted caller sends
+    consumes: bool = False  # a success uses the record up (resolve, publish, delete…): the next caller needs a new one
+    prepare: Callable[[World, Side], None] | None = None  # state the organization needs before each call
+
+
+R, W, PW, PUB, M, OS = (Action.READ, Action.WRITE_INCIDENTS, Action.POSTMORTEM_WRITE, Action.PUBLISH, Action.MANAGE,
+                        Action.ORG_SETTINGS)
+
+
+def _edit_form(c: Call) -> dict:
+    """The editor's fields for the stored draft (as a browser submits them), with a changed summary."""
+    sections, version = c.world.postmortem(c.ids["incident_id"])
+    v = editform.values_from_sections(sections)
+    form = {k: v[k] for k in ("severity", "impact_description", "impact_duration", "impact_services", "root_cause",
+                              "contributing_factors", "what_went_well", "what_went_poorly", "confidence_level",
+                              "confidence_reason")}
+    form |= {"summary": f"Edited summary {c.n}", "version": str(version)}
+    for prefix, rows, keys in (("action", v["action_items"], ("title", "priority", "owner")),
+                               ("timeline", v["timeline"], ("at", "source", "description", "evidence"))):
+        for key in keys:
+            form[f"{prefix}_{key}"] = [row[key] for row in rows]
+    return form
+
+
+def _pm_patch(c: Call) -> dict:
+    return {"version": c.world.postmortem(c.ids["incident_id"])[1], "sections": {"summary": f"Edited {c.n}"}}
+
+
+def _monitor_form(c: Call) -> dict:
+    return {"name": f"{c.marker} monitor form {c.n}", "url": "http://127.0.0.1:9/health", "expected_statuses": "200"}
+
+
+ROUTES: dict[tuple[str, str], Spec] = {
+    # JSON API: incidents, deploys, alerts
+    ("GET", "/api/v1/incidents"): Spec(R),
+    ("POST", "/api/v1/incidents"): Spec(W, body=lambda c: {"title": f"{c.marker} api incident {c.n}",
+                                                           "services": ["checkout"]}),
+    ("GET", "/api/v1/incidents/{incident_id}"): Spec(R),
+    ("GET", "/api/v1/incidents/{incident_id}/timeline"): Spec(R),
+    ("GET", "/api/v1/incidents/{incident_id}/summary"): Spec(R),
+    ("POST", "/api/v1/incidents/{incident_id}/updates"): Spec(W, body=lambda c: {"body": f"update {c.n}"}),
+    ("POST", "/api/v1/incidents/{incident_id}/resolve"): Spec(W, incident="open", consumes=True),
+    ("GET", "/api/v1/deploys"): Spec(R),
+    ("POST", "/api/v1/deploys"): Spec(W, body=lambda c: {"service": "checkout", "version": f"{c.marker}-v{c.n}"}),
+    ("GET", "/api/v1/deploys/{deploy_id}"): Spec(R),
+    ("GET", "/api/v1/alerts"): Spec(R),
+    # JSON API: postmortems
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem"): Spec(R),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem"): Spec(PW, incident="resolved", consumes=True),
+    ("PATCH", "/api/v1/incidents/{incident_id}/postmortem"): Spec(PW, body=_pm_patch),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/regenerate"): Spec(PW),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/original"): Spec(R),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions"): Spec(R),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions/{number}"): Spec(R),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/runs"): Spec(R),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/export.md"): Spec(R),
+    # JSON API: monitors, webhooks, connections
+    ("GET", "/api/v1/monitors"): Spec(R),
+    ("POST", "/api/v1/monitors"): Spec(M, body=lambda c: {"name": f"{c.marker} api monitor {c.n}",
+                                                          "url": "http://127.0.0.1:9/health"}),
+    ("GET", "/api/v1/monitors/{monitor_id}"): Spec(R),
+    ("PATCH", "/api/v1/monitors/{monitor_id}"): Spec(M, body=lambda c: {"name": f"{c.marker} renamed {c.n}"}),
+    ("DELETE", "/api/v1/monitors/{monitor_id}"): Spec(M, consumes=True),
+    ("GET", "/api/v1/monitors/{monitor_id}/checks"): Spec(R),
+    ("GET", "/api/v1/webhooks"): Spec(R),
+    ("POST", "/api/v1/webhooks"): Spec(M, body=lambda c: {"kind": "alertmanager", "name": f"{c.marker} hook {c.n}"}),
+    ("GET", "/api/v1/webhooks/{webhook_id}"): Spec(R),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): Spec(M),
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): Spec(M),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): Spec(R),
+    ("GET", "/api/v1/connections"): Spec(R),
+    ("POST", "/api/v1/connections"): Spec(M, body=lambda c: {"name": f"{c.marker} api conn {c.n}", "provider": "fake",
+                                                             "credentials": {"token": "t0ken"}}),
+    ("GET", "/api/v1/connections/{connection_id}"): Spec(R),
+    ("PATCH", "/api/v1/connections/{connection_id}"): Spec(M, body=lambda c: {"name": f"{c.marker} conn {c.n}"}),
+    ("DELETE", "/api/v1/connections/{connection_id}"): Spec(M, consumes=True),
+    ("POST", "/api/v1/connections/{connection_id}/test"): Spec(M),
+    # JSON API: the organization
+    ("GET", "/api/v1/org/settings"): Spec(R),
+    ("PATCH", "/api/v1/org/settings"): Spec(OS, body=lambda c: {"ai_enabled": True}),
+    ("GET", "/api/v1/org/usage"): Spec(R),
+    ("GET", "/api/v1/org/ai"): Spec(M),
+    ("PUT", "/api/v1/org/ai"): Spec(OS, body=lambda c: {"engine": "builtin"}),
+    ("DELETE", "/api/v1/org/ai"): Spec(OS, prepare=lambda w, side: w.ai_config(side)),
+    ("GET", "/api/v1/org/members"): Spec(R),
+    ("POST", "/api/v1/org/members"): Spec(M, body=lambda c: {"email": f"invited{c.n}@{c.marker}.test",
+                                                             "role": "viewer"}),
+    ("PATCH", "/api/v1/org/members/{user_id}"): Spec(M, body=lambda c: {"role": "viewer"}),
+    ("DELETE", "/api/v1/org/members/{user_id}"): Spec(M, consumes=True),
+    ("GET", "/api/v1/org/tokens"): Spec(R),
+    ("POST", "/api/v1/org/tokens"): Spec(R, body=lambda c: {"name": f"{c.marker} own token {c.n}"}),  # one's own
+    ("DELETE", "/api/v1/org/tokens/{token_id}"): Spec(M),  # {token_id} is someone else's token
+    # receivers (the webhook's secret authenticates; tests/security/test_route_isolation.py)
+    ("POST", "/webhooks/alertmanager/{uid}"): Spec(RECEIVER),
+    ("POST", "/webhooks/grafana/{uid}"): Spec(RECEIVER),
+    ("POST", "/webhooks/alerts/{uid}"): Spec(RECEIVER),
+    ("POST", "/webhooks/github/{uid}"): Spec(RECEIVER),
+    ("POST", "/webhooks/deploys/{uid}"): Spec(RECEIVER),
+    # pages: logging in
+    ("GET", "/"): Spec(PUBLIC),
+    ("GET", "/login"): Spec(PUBLIC),
+    ("POST", "/login"): Spec(PUBLIC),
+    ("POST", "/logout"): Spec(PUBLIC),
+    ("GET", "/setup"): Spec(PUBLIC),
+    ("POST", "/setup"): Spec(PUBLIC),
+    # pages: incidents and postmortems
+    ("GET", "/incidents"): Spec(R),
+    ("POST", "/incidents"): Spec(W, body=lambda c: {"title": f"{c.marker} page incident {c.n}", "severity": "SEV-3",
+                                                    "services": "checkout"}),
+    ("GET", "/incidents/{incident_id}"): Spec(R),
+    ("POST", "/incidents/{incident_id}/updates"): Spec(W, body=lambda c: {"body": f"page update {c.n}"}),
+    ("POST", "/incidents/{incident_id}/resolve"): Spec(W, incident="open", consumes=True),
+    ("GET", "/incidents/{incident_id}/summary"): Spec(R),
+    ("GET", "/incidents/{incident_id}/evidence/{evidence_id}"): Spec(R),
+    ("GET", "/incidents/{incident_id}/postmortem/card"): Spec(R),
+    ("POST", "/incidents/{incident_id}/postmortem/generate"): Spec(PW, incident="resolved", consumes=True),
+    ("POST", "/incidents/{incident_id}/postmortem/regenerate"): Spec(PW),
+    ("POST", "/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True),
+    ("GET", "/incidents/{incident_id}/postmortem/edit"): Spec(PW),
+    ("POST", "/incidents/{incident_id}/postmortem/edit"): Spec(PW, body=_edit_form),
+    ("GET", "/incidents/{incident_id}/postmortem/original"): Spec(R),
+    ("GET", "/incidents/{incident_id}/postmortem/revisions"): Spec(R),
+    ("GET", "/incidents/{incident_id}/postmortem/export.md"): Spec(R),
+    ("GET", "/incidents/{incident_id}/postmortem/print"): Spec(R),
+    # pages: settings
+    ("GET", "/settings"): Spec(R),
+    ("POST", "/settings/ai"): Spec(OS, body=lambda c: {"ai_enabled": "true"}),
+    ("GET", "/settings/members"): Spec(R),
+    ("POST", "/settings/members"): Spec(M, body=lambda c: {"email": f"page{c.n}@{c.marker}.test", "role": "viewer"}),
+    ("POST", "/settings/members/{user_id}/role"): Spec(M, body=lambda c: {"role": "viewer"}),
+    ("POST", "/settings/members/{user_id}/remove"): Spec(M, consumes=True),
+    ("GET", "/settings/tokens"): Spec(R),
+    ("POST", "/settings/tokens"): Spec(R, body=lambda c: {"name": f"{c.marker} page token {c.n}"}),  # one's own
+    ("POST", "/settings/tokens/{token_id}/revoke"): Spec(M),  # {token_id} is someone else's token
+    ("GET", "/settings/monitors"): Spec(R),
+    ("POST", "/settings/monitors"): Spec(M, body=_monitor_form),
+    ("GET", "/settings/monitors/{monitor_id}"): Spec(R),
+    ("POST", "/settings/monitors/{monitor_id}"): Spec(M, body=_monitor_form),
+    ("POST", "/settings/monitors/{monitor_id}/enable"): Spec(M),
+    ("POST", "/settings/monitors/{monitor_id}/disable"): Spec(M),
+    ("POST", "/settings/monitors/{monitor_id}/delete"): Spec(M, consumes=True),
+    ("GET", "/settings/webhooks"): Spec(R),
+    ("POST", "/settings/webhooks"): Spec(M, body=lambda c: {"kind": "alertmanager", "name": f"{c.marker} hook {c.n}",
+                                                            "default_severity": "SEV-3"}),
+    ("GET", "/settings/webhooks/{webhook_id}"): Spec(R),
+    ("POST", "/settings/webhooks/{webhook_id}/rotate"): Spec(M),
+    ("POST", "/settings/webhooks/{webhook_id}/disable"): Spec(M),
+    ("GET", "/settings/connections"): Spec(R),
+    ("POST", "/settings/connections"): Spec(M, body=lambda c: {"provider": "fake", "name": f"{c.marker} conn {c.n}",
+                                                               "endpoint": "", "cred_token": "t0ken"}),
+    ("GET", "/settings/connections/{connection_id}"): Spec(R),
+    ("POST", "/settings/connections/{connection_id}"): Spec(M, body=lambda c: {"name": f"{c.marker} conn {c.n}",
+                                                                               "endpoint": "", "enabled": "on"}),
+    ("POST", "/settings/connections/{connection_id}/delete"): Spec(M, consumes=True),
+    ("POST", "/settings/connections/{connection_id}/test"): Spec(M),
+}
+
+
+def spec_of(route: Route) -> Spec:
+    return ROUTES[(route.method, route.path)]
+
+
+def table_routes() -> list[Route]:
+    return sorted(Route(m, p) for m, p in ROUTES)
+
+
+# --- what a path parameter points at ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    make: Callable  # (world, side, route, spec, ids so far) -> the value to put in the path
+    owned: bool = True  # a record of the organization (False: a position inside the record before it)
+
+
+PARAMS: dict[str, Param] = {
+    "incident_id": Param(lambda w, side, route, spec, ids: w.incident(side, spec.incident)),
+    "number": Param(lambda w, side, route, spec, ids: w.revision_number(ids["incident_id"]), owned=False),
+    "evidence_id": Param(lambda w, side, route, spec, ids: w.evidence_id(ids["incident_id"])),
+    "deploy_id": Param(lambda w, side, route, spec, ids: w.deploy(side)),
+    "monitor_id": Param(lambda w, side, route, spec, ids: w.monitor(side)),
+    "webhook_id": Param(lambda w, side, route, spec, ids: w.webhook(side)["id"]),
+    "connection_id": Param(lambda w, side, route, spec, ids: w.connection(side)),
+    "user_id": Param(lambda w, side, route, spec, ids: w.member(side)),
+    "token_id": Param(lambda w, side, route, spec, ids: w.token(side)),
+    "uid": Param(lambda w, side, route, spec, ids: w.webhook(side, receiver_kind(route))["uid"]),
+}
+
+
+def receiver_kind(route: Route) -> str:
+    """The webhook kind a receiver path serves (/webhooks/<path>/{uid})."""
+    segment = route.path.split("/")[2]
+    if segment not in KIND_BY_PATH:
+        raise AssertionError(f"{route}: no webhook kind is served at /webhooks/{segment}/ (alerts.webhooks.URL_PATH)")
+    return KIND_BY_PATH[segment]
+
+
+def check_table_covers(app) -> None:
+    """Fail unless ROUTES lists exactly the app's routes and every path parameter has a factory."""
+    served, listed = set(app_routes(app)), set(table_routes())
+    problems = [f"not in ROUTES (add it with its Action): {r}" for r in sorted(served - listed)]
+    problems += [f"in ROUTES but not served any more: {r}" for r in sorted(listed - served)]
+    for route in sorted(served & listed):
+        problems += [f"{route}: no factory in PARAMS for {{{p}}}" for p in route.params if p not in PARAMS]
+        if route.kind == "receiver" and spec_of(route).action != RECEIVER:
+            problems.append(f"{route}: a /webhooks/ route must be a RECEIVER")
+        if route.kind == "receiver":
+            try:
+                receiver_kind(route)
+            except AssertionError as exc:
+                problems.append(str(exc))
+        if route.kind == "api" and spec_of(route).action in (PUBLIC, RECEIVER):
+            problems.append(f"{route}: every /api/ route needs an Action")
+    assert not problems, "route table out of date:\n" + "\n".join(problems)
+
+
+def allowed(role: str, action: Action) -> bool:
+    return role in ALLOWED[action]
+
+
+# --- the world: two organizations, each with a member per role, tokens and logged-in browsers -------------------
+
+
+@dataclass
+class Side:
+    """One organization as the suites see it."""
+
+    slug: str
+    org_id: int
+    marker: str  # appears in every record name of this organization (and its slug), never in the other's
+    members: dict = field(default_factory=dict)  # role -> {"actor", "token", "email"}
+    browsers: dict = field(default_factory=dict)  # role -> logged-in TestClient
+    revoked_token: str = ""
+    ended_browser: TestClient | None = None  # its session was logged out server-side
+
+    def headers(self, role: str) -> dict:
+        return {"Authorization": f"Bearer {self.members[role]['token']}"}
+
+    @property
+    def owner(self):
+        return self.members["owner"]["actor"]
+
+
+@dataclass
+class Call:
+    """What a body builder may use: the world, the side called, the filled path values, a unique number."""
+
+    world: World
+    side: Side
+    ids: dict
+    n: int
+
+    @property
+    def marker(self) -> str:
+        return self.side.marker
+
+
+class World:
+    """A runtime, an app and two organizations; builds records through the services."""
+
+    def __init__(self, settings: Settings, clock: FrozenClock) -> None:
+        from blametrail.app import create_app
+        from blametrail.runtime import build_runtime
+
+        self.settings, self.clock = settings, clock
+        self.rt = build_runtime(settings, clock=clock, migrate=False, immediate=True, queue_url="memory://")
+        self.app = create_app(settings, runtime=self.rt, background=False)
+        self.api = TestClient(self.app)
+        self._seq = itertools.count(1)
+        self._updates: dict[int, int] = {}
+        self._filled: dict[tuple, dict] = {}
+        self.opened: list[TestClient] = [self.api]
+        self.anonymous = self.browser()
+        self.a = self.side("alpha")
+        self.b = self.side("bravo")
+
+    def close(self) -> None:
+        for c in self.opened:
+            c.close()
+        self.rt.close()
+
+    def n(self) -> int:
+        return next(self._seq)
+
+    def now(self):
+        return self.clock.now()
+
+    def browser(self) -> TestClient:
+        c = TestClient(self.app, headers=HTML)
+        self.opened.append(c)
+        assert c.get("/login").status_code == 200  # receives the csrftoken cookie
+        return c
+
+    def login(self, email: str) -> TestClient:
+        c = self.browser()
+        r = c.post("/login", data={"email": email, "password": PASSWORD, "csrftoken": c.cookies["csrftoken"]},
+                   follow_redirects=False)
+        assert r.status_code == 303 and c.cookies.get(SESSION_COOKIE), r.text
+        return c
+
+    def side(self, name: str) -> Side:
+        marker = f"{name}{secrets.token_hex(3)}"
+        with db.transaction(self.rt.factory) as s:
+            org = orgs.create_org(session=s, slug=marker, name=marker.title(), plan="pro", now=self.now())
+            org.ai_enabled = True
+            side = Side(slug=marker, org_id=org.id, marker=marker)
+            for role in ROLES:
+                m = orgs.create_user(session=s, email=f"{role}@{marker}.test", org=org, role=role, password=None,
+                                     now=self.now())
+                m.user.password_hash = cheap_hash()
+                _, raw = orgs.create_token(session=s, membership=m, name=f"{marker} {role}", now=self.now())
+                side.members[role] = {"actor": orgs.actor_for(m), "token": raw, "email": m.user.email}
+                if role == "owner":  # the owner's second token, revoked: only the revocation stops it
+                    token, side.revoked_token = orgs.create_token(session=s, membership=m, name=f"{marker} revoked",
+                                                                  now=self.now())
+            orgs.revoke_token(session=s, org_id=org.id, token_id=token.id, now=self.now())
+        side.browsers = {role: self.login(side.members[role]["email"]) for role in ROLES}
+        ended = self.login(side.members["owner"]["email"])
+        cookie = ended.cookies[SESSION_COOKIE]
+        assert ended.post("/logout", data={"csrftoken": ended.cookies["csrftoken"]},
+                          follow_redirects=False).status_code == 303
+        side.ended_browser = self.browser()
+        side.ended_browser.cookies.set(SESSION_COOKIE, cookie, domain="testserver.local")
+        return side
+
+    # --- records -----------------------------------------------------------------------------------------------
+
+    def incident(self, side: Side, state: str = "drafted") -> int:
+        """An incident of the side: open, resolved without a postmortem, or resolved with its draft ready."""
+        n = self.n()
+        with db.transaction(self.rt.factory) as s:
+            inc = incidents.create(session=s, actor=side.owner, now=self.now(), data=IncidentCreate(
+                title=f"{side.marker} incident {n}", services=["checkout"], severity="SEV-2",
+                description=f"{side.marker} description {n}"))
+            entry = incidents.add_update(session=s, actor=side.owner, incident=inc, now=self.now(),
+                                         data=UpdateCreate(body=f"{side.marker} rolled back {n}"))
+            self._updates[inc.id] = entry.id
+            if state == "resolved":
+                incidents.resolve(session=s, incident=inc, now=self.now(), resolved_at=None, by_label="t",
+                                  by_user_id=None)  # no resolve hook: no postmortem
+            elif state == "drafted":
+                postmortems.resolve_incident(session=s, incident=inc, now=self.now(), resolved_at=None,
+                                             by_label=side.owner.label, by_user_id=side.owner.user_id)
+            else:
+                assert state == "open", state
+            incident_id = inc.id
+        with db.transaction(self.rt.factory) as s:  # why: the suites draft far more than one plan's monthly quota
+            s.execute(delete(MonthlyUsage))
+        if state == "drafted":
+            assert self.postmortem(incident_id)[0] is not None, "the in-process queue should have drafted it"
+        return incident_id
+
+    def postmortem(self, incident_id: int) -> tuple[dict | None, int]:
+        with db.transaction(self.rt.factory) as s:
+            pm = s.scalar(select(Postmortem).where(Postmortem.incident_id == incident_id))
+            return pm.sections, pm.version
+
+    def revision_number(self, incident_id: int) -> int:
+        with db.transaction(self.rt.factory) as s:
+            pm = s.scalar(select(Postmortem).where(Postmortem.incident_id == incident_id))
+            return postmortems.list_revisions(session=s, pm=pm)[0].number
+
+    def evidence_id(self, incident_id: int) -> str:
+        return f"upd_{self._updates[incident_id]}"
+
+    def deploy(self, side: Side) -> int:
+        n = self.n()
+        with db.transaction(self.rt.factory) as s:
+            d, _ = deploys.create_or_get(session=s, actor=side.owner, now=self.now(), data=DeployCreate(
+                service="checkout", version=f"{side.marker}-v{n}", deployed_at=self.now(),
+                commits=[CommitIn(sha="abcdef12", message=f"{side.marker} change {n}")]))
+            return d.id
+
+    def monitor(self, side: Side) -> int:
+        with db.transaction(self.rt.factory) as s:
+            return monitors.create(session=s, actor=side.owner, now=self.now(), data=MonitorCreate(
+                name=f"{side.marker} monitor {self.n()}", url="http://127.0.0.1:9/health")).id
+
+    def webhook(self, side: Side, kind: str = "alertmanager") -> dict:
+        with db.transaction(self.rt.factory) as s:
+            hook, secret = webhooks.create(session=s, actor=side.owner, box=self.rt.secret_box, kind=kind,
+                                           name=f"{side.marker} {kind} {self.n()}", now=self.now(),
+                                           default_service="checkout")
+            made = {"id": hook.id, "uid": hook.uid, "secret": secret, "kind": kind}
+        return made
+
+    def connection(self, side: Side) -> int:
+        with db.transaction(self.rt.factory) as s:
+            return connections.create(session=s, actor=side.owner, box=self.rt.secret_box, now=self.now(),
+                                      allow_fake=True, data=ConnectionCreate(
+                                          name=f"{side.marker} connection {self.n()}", provider="fake",
+                                          credentials={"token": "t0ken"})).id
+
+    def member(self, side: Side, role: str = "member") -> int:
+        with db.transaction(self.rt.factory) as s:
+            org = orgs.get_org(session=s, org_id=side.org_id)
+            return orgs.create_user(session=s, email=f"extra{self.n()}@{side.marker}.test", org=org, role=role,
+                                    password=None, now=self.now()).user_id
+
+    def token(self, side: Side) -> int:
+        """A token of another member of the side (so revoking it needs MANAGE)."""
+        user_id = self.member(side)
+        with db.transaction(self.rt.factory) as s:
+            m = orgs.get_membership_by_user(session=s, org_id=side.org_id, user_id=user_id)
+            return orgs.create_token(session=s, membership=m, name=f"{side.marker} token {self.n()}",
+                                     now=self.now())[0].id
+
+    def forget(self) -> None:
+        """Make every later fill build new records."""
+        self._filled.clear()
+
+    def fill(self, route: Route, side: Side, fresh: bool = False) -> dict:
+        """Return a record of the side for each path parameter of the route: new ones, or those made before."""
+        key = (side.slug, tuple(route.params), spec_of(route).incident)
+        if fresh or key not in self._filled:
+            ids: dict = {}
+            for name in route.params:
+                ids[name] = PARAMS[name].make(self, side, route, spec_of(route), ids)
+            self._filled[key] = ids
+        return dict(self._filled[key])
+
+    # --- calling ----------------------------------------------------------------------------------------------
+
+    def ai_config(self, side: Side) -> None:
+        """Give the organization an AI configuration of its own (the built-in engine)."""
+        with db.transaction(self.rt.factory) as s:
+            ai.put(session=s, actor=side.owner, box=self.rt.secret_box, now=self.now(), engine="builtin", model=None,
+                   base_url=None, api_key=None, output_mode=None, options={})
+
+    def body(self, route: Route, side: Side, ids: dict) -> dict | None:
+        """Prepare the organization for the route, and return the body a permitted caller sends."""
+        spec = spec_of(route)
+        if spec.prepare:
+            spec.prepare(self, side)
+        return spec.body(Call(self, side, ids, self.n())) if spec.body else None
+
+    def call(self, route: Route, who: str, side: Side, ids: dict, body: dict | None = None):
+        """Call the route as `who` of `side`: a role, "anonymous", or "revoked" (revoked token / ended session)."""
+        url = route.url(ids)
+        if route.kind == "api":
+            headers = ({} if who == "anonymous" else
+                       {"Authorization": f"Bearer {side.revoked_token}"} if who == "revoked" else side.headers(who))
+            return self.api.request(route.method, url, json=body, headers=headers)
+        client = (self.anonymous if who == "anonymous" else side.ended_browser if who == "revoked"
+                  else side.browsers[who])
+        if route.method == "GET":
+            return client.get(url, follow_redirects=False)
+        return client.request(route.method, url, data={**(body or {}), "csrftoken": client.cookies["csrftoken"]},
+                              follow_redirects=False)
+
+    def snapshot(self) -> dict:
+        """Every row of every table (token last-use times aside: reading with a token stamps them)."""
+        out = {}
+        with self.rt.engine.connect() as conn:
+            for table in Base.metadata.sorted_tables:
+                cols = [c for c in table.columns if c.name != "last_used_at"]
+                out[table.name] = sorted(repr(tuple(row)) for row in conn.execute(select(*cols)))
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def cheap_hash() -> str:
+    """An argon2id hash of PASSWORD with the lowest cost: logging in verifies it with its own parameters, in ~1 ms."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+
+
+def _module_settings(tmp_path_factory, schema: dict) -> Settings:
+    data = tmp_path_factory.mktemp("routes")
+    if schema["kind"] == "postgresql":
+        _truncate_pg(schema["url"])
+        url = schema["url"]
+    else:
+        shutil.copy(schema["template"], data / "blametrail.db")
+        url = f"sqlite:///{data / 'blametrail.db'}"
+    return Settings(data_dir=data, database_url=url, dev_mode=True, embedded_workers=0, regenerate_interval_seconds=0,
+                    _env_file=None)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, _schema) -> Iterator[World]:
+    """One world per test module (the logins cost argon2 time); records are made fresh per call that can change them."""
+    w = World(_module_settings(tmp_path_factory, _schema), FrozenClock(START))
+    yield w
+    w.close()
