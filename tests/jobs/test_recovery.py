@@ -17,18 +17,23 @@ def _resolved_incident(client, member):
     return iid
 
 
-def test_killed_worker_is_recovered_by_the_sweep(client, factory, rt, clock):
+def _queued_without_job(client, factory, rt, clock):
+    """Return (owner, incident id, postmortem id) of a postmortem queued in the database whose job never reached the
+    queue (AI off while resolving, so the test controls the generation step by step)."""
     owner = factory.team()["owner"]
-    rt.settings.stale_generation_seconds = 300
-    # AI off while resolving, so the test controls the generation step by step
     client.patch("/api/v1/org/settings", json={"ai_enabled": False}, headers=owner.headers)
     iid = _resolved_incident(client, owner)
     client.post(f"/api/v1/incidents/{iid}/resolve", headers=owner.headers)
     client.patch("/api/v1/org/settings", json={"ai_enabled": True}, headers=owner.headers)
     with db.transaction(rt.factory) as s:
-        pm = postmortems.request_generation(session=s, actor=owner.actor, incident_id=iid, now=clock.now())
-        s.info["deferred"] = []  # the job is "lost": the worker will die before finishing
-        pm_id = pm.id
+        pm_id = postmortems.request_generation(session=s, actor=owner.actor, incident_id=iid, now=clock.now()).id
+        s.info["deferred"] = []  # the job is "lost"
+    return owner, iid, pm_id
+
+
+def test_killed_worker_is_recovered_by_the_sweep(client, factory, rt, clock):
+    rt.settings.stale_generation_seconds = 300
+    owner, iid, pm_id = _queued_without_job(client, factory, rt, clock)
     with db.transaction(rt.factory) as s:  # a worker claims it … and is killed (no finish ever comes)
         claimed = postmortems.claim(session=s, pm_id=pm_id, engine="builtin", worker="doomed", now=clock.now())
         dead_attempt, dead_run = claimed[0].attempt, claimed[1].id
@@ -56,14 +61,7 @@ def test_killed_worker_is_recovered_by_the_sweep(client, factory, rt, clock):
 
 def test_queued_but_never_enqueued_is_enqueued_by_the_sweep(client, factory, rt, clock):
     """The web process died between commit and enqueue: the row is queued, the queue has nothing."""
-    owner = factory.team()["owner"]
-    client.patch("/api/v1/org/settings", json={"ai_enabled": False}, headers=owner.headers)
-    iid = _resolved_incident(client, owner)
-    client.post(f"/api/v1/incidents/{iid}/resolve", headers=owner.headers)
-    client.patch("/api/v1/org/settings", json={"ai_enabled": True}, headers=owner.headers)
-    with db.transaction(rt.factory) as s:
-        pm_id = postmortems.request_generation(session=s, actor=owner.actor, incident_id=iid, now=clock.now()).id
-        s.info["deferred"] = []
+    owner, iid, pm_id = _queued_without_job(client, factory, rt, clock)
     clock.advance(seconds=rt.settings.stale_queued_seconds - 1)
     assert rt.sweep_once() == []
     clock.advance(seconds=2)
@@ -124,14 +122,7 @@ def test_provider_failure_falls_back_to_builtin_draft(client, factory, rt):
 
 
 def _claimed(client, factory, rt, clock):
-    owner = factory.team()["owner"]
-    client.patch("/api/v1/org/settings", json={"ai_enabled": False}, headers=owner.headers)
-    iid = _resolved_incident(client, owner)
-    client.post(f"/api/v1/incidents/{iid}/resolve", headers=owner.headers)
-    client.patch("/api/v1/org/settings", json={"ai_enabled": True}, headers=owner.headers)
-    with db.transaction(rt.factory) as s:
-        pm_id = postmortems.request_generation(session=s, actor=owner.actor, incident_id=iid, now=clock.now()).id
-        s.info["deferred"] = []
+    _, _, pm_id = _queued_without_job(client, factory, rt, clock)
     with db.transaction(rt.factory) as s:
         attempt = postmortems.claim(session=s, pm_id=pm_id, engine="builtin", worker="slow", now=clock.now())[0].attempt
     return pm_id, attempt

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
@@ -136,7 +136,7 @@ def _insert_all(session: Session, hook: Webhook, rows: list[Alert]) -> list[tupl
         pass
     out = []
     for row in rows:
-        fresh = Alert(**{c: getattr(row, c) for c in _ALERT_COLUMNS})
+        fresh = Alert(**{attr.key: getattr(row, attr.key) for attr in _ALERT_COLUMNS})
         try:
             with session.begin_nested():
                 session.add(fresh)
@@ -151,8 +151,7 @@ def _insert_all(session: Session, hook: Webhook, rows: list[Alert]) -> list[tupl
     return out
 
 
-_ALERT_COLUMNS = ("org_id", "webhook_id", "fingerprint", "status", "name", "service", "severity", "summary", "labels",
-                  "annotations", "generator_url", "starts_at", "ends_at", "incident_id", "created_at", "updated_at")
+_ALERT_COLUMNS = [attr for attr in inspect(Alert).column_attrs if attr.key != "id"]  # copied by the retry above
 
 
 def _close_superseded(older: list[Alert], row: Alert, now: datetime) -> None:
@@ -275,6 +274,14 @@ def _incidents_by_id(session: Session, ids: set[int]) -> dict[int, Incident]:
     return {incident.id: incident for incident in rows}
 
 
+def _resolves(row: Alert, a: NormalizedAlert, now: datetime) -> bool:
+    """Apply a resolved notification to a firing instance; False when it changes nothing."""
+    if row.status != "firing" or a.status != "resolved":
+        return False
+    row.status, row.ends_at, row.updated_at = "resolved", max(a.ends_at or now, row.starts_at), now
+    return True
+
+
 def _ingest_wave(session: Session, hook: Webhook, wave: list[NormalizedAlert], now: datetime, *,
                  known: dict[str, list[Alert]], open_incidents: _OpenIncidents, summary: IngestSummary,
                  to_check: list[int]) -> None:
@@ -289,8 +296,7 @@ def _ingest_wave(session: Session, hook: Webhook, wave: list[NormalizedAlert], n
             row = _new_row(hook, a, now)
             row.incident_id = incident.id if incident else None
             fresh.append((a, row, older, incident))
-        elif row.status == "firing" and a.status == "resolved":
-            row.status, row.ends_at, row.updated_at = "resolved", max(a.ends_at or now, row.starts_at), now
+        elif _resolves(row, a, now):
             resolved.append((a, row))
         else:
             summary.unchanged += 1
@@ -298,8 +304,7 @@ def _ingest_wave(session: Session, hook: Webhook, wave: list[NormalizedAlert], n
     for (a, _, older, incident), (row, created) in zip(fresh, inserted, strict=True):
         known.setdefault(a.fingerprint, []).append(row)
         if not created:  # a concurrent delivery stored this instance first: apply this one as a repeat of it
-            if row.status == "firing" and a.status == "resolved":
-                row.status, row.ends_at, row.updated_at = "resolved", max(a.ends_at or now, row.starts_at), now
+            if _resolves(row, a, now):
                 resolved.append((a, row))
             else:
                 summary.unchanged += 1

@@ -9,17 +9,9 @@ the Authorization header, answers multipart with 415, and turns an undecodable b
 
 from __future__ import annotations
 
-import json
+from blametrail.web.errors import problem
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-
-async def _refuse(send, status: int, slug: str, title: str, detail: str) -> None:
-    body = json.dumps({"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/problem+json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _is_multipart(headers: list[tuple[bytes, bytes]]) -> bool:
@@ -36,8 +28,9 @@ def guard_forms(app, *, skip_prefixes: tuple[str, ...]):
         # why: pages never authenticate by header, and asgi-csrf skips its check when one says Bearer
         headers = [(name, value) for name, value in scope.get("headers") or [] if name != b"authorization"]
         if _is_multipart(headers):
-            return await _refuse(send, 415, "unsupported-media-type", "Unsupported media type",
-                                 "Forms are posted as application/x-www-form-urlencoded; multipart is not accepted.")
+            refusal = problem(415, "unsupported-media-type", "Unsupported media type",
+                              "Forms are posted as application/x-www-form-urlencoded; multipart is not accepted.")
+            return await refusal(scope, receive, send)
         started = False
 
         async def tracking_send(message):
@@ -50,6 +43,6 @@ def guard_forms(app, *, skip_prefixes: tuple[str, ...]):
         except UnicodeDecodeError:
             if started:
                 raise
-            await _refuse(send, 400, "bad-request", "Bad request", "The form is not valid UTF-8 text.")
+            await problem(400, "bad-request", "Bad request", "The form is not valid UTF-8 text.")(scope, receive, send)
 
     return guarded

@@ -19,11 +19,12 @@ from blametrail.web.params import IdPath
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
 
-def incident_read(session, incident: Incident, *, postmortem_status: str | None | bool = False) -> dict:
-    """Return the API shape of an incident (give postmortem_status when already known, see incident_reads)."""
-    if postmortem_status is False:
-        pm = postmortems.find(session=session, org_id=incident.org_id, incident_id=incident.id)
-        postmortem_status = pm.status if pm else None
+def incident_read(session, incident: Incident) -> dict:
+    """Return the API shape of an incident."""
+    return incident_reads(session, [incident])[0]
+
+
+def _shape(incident: Incident, postmortem_status: str | None) -> dict:
     return {
         "id": incident.id, "title": incident.title, "description": incident.description, "severity": incident.severity,
         "status": incident.status, "services": incident.service_names, "started_at": incident.started_at,
@@ -38,7 +39,7 @@ def incident_reads(session, rows: list[Incident]) -> list[dict]:
     if not rows:
         return []
     found = postmortems.statuses(session=session, org_id=rows[0].org_id, incident_ids=[i.id for i in rows])
-    return [incident_read(session, i, postmortem_status=found.get(i.id)) for i in rows]
+    return [_shape(i, found.get(i.id)) for i in rows]
 
 
 def resolve_and_trigger(*, session, actor, incident: Incident, resolved_at, now) -> Incident:
