@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from blametrail.safejson import problem as json_problem
+from blametrail.safejson import storable_text
 from blametrail.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 MAX_INT = 2**31 - 1  # INTEGER columns (every id): PostgreSQL's int4 ends here, SQLite's integer goes further
+UNICODE_MESSAGE = ("Text must be valid Unicode: a lone surrogate such as \\ud800 cannot be stored; "
+                   "remove it and try again.")
 
 
 class UTCDateTime(TypeDecorator):
@@ -87,24 +91,30 @@ def make_engine(settings: Settings, **kwargs) -> Engine:
     return engine
 
 
-def _has_nul(value: object) -> bool:
-    """Tell whether a statement's parameters (a row, many rows, or flat values) hold text with a NUL character."""
+def _bad_text(value: object) -> str | None:
+    """Return "nul" or "surrogate" if a statement's parameters (a row, many rows, flat values) hold such text."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return "nul"
+        return None if storable_text(value) else "surrogate"
     if isinstance(value, dict):
-        return any(_has_nul(v) for v in value.values())
+        return next((bad for v in value.values() if (bad := _bad_text(v))), None)
     if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
-    return False
+        return next((bad for v in value if (bad := _bad_text(v))), None)
+    return None
 
 
 def _refuse_nul_parameters(_conn, _cursor, _statement, parameters, _context, executemany) -> None:
-    """Refuse text with a NUL character in any statement, a lookup as much as a write (PostgreSQL cannot take it)."""
+    """Refuse text with a NUL character or a lone surrogate in any statement, a lookup as much as a write."""
     from blametrail.errors import ValidationFailed
 
-    if _has_nul(parameters):
+    bad = _bad_text(parameters)
+    if bad == "nul":  # PostgreSQL cannot take it
         raise ValidationFailed("Text cannot contain NUL characters (\\u0000); remove them and try again.",
                                [{"loc": ["request"], "msg": "contains NUL", "type": "nul_character"}])
+    if bad == "surrogate":  # neither driver can encode it (UnicodeEncodeError, a 500)
+        raise ValidationFailed(UNICODE_MESSAGE, [{"loc": ["request"], "msg": "not valid Unicode",
+                                                  "type": "unicode_surrogate"}])
 
 
 def _use_wal(cur) -> None:
@@ -157,14 +167,37 @@ def _refuse_unstorable(session: Session, _context, _instances) -> None:
                 if "\x00" in value:
                     raise ValidationFailed(f"Text cannot contain NUL characters (\\u0000): {where} has one.",
                                            [{"loc": [where], "msg": "contains NUL", "type": "nul_character"}])
+                if not storable_text(value):
+                    raise ValidationFailed(f"{where}: {UNICODE_MESSAGE}",
+                                           [{"loc": [where], "msg": "not valid Unicode", "type": "unicode_surrogate"}])
                 length = getattr(column.type, "length", None)
                 if isinstance(column.type, String) and length and len(value) > length:
                     raise ValidationFailed(f"{where} is longer than {length} characters.",
                                            [{"loc": [where], "msg": f"at most {length} characters",
                                              "type": "string_too_long"}])
+            elif isinstance(value, (dict, list)) and (reason := json_problem(value)):
+                # why: a lone surrogate in a JSON column is stored as an escape and breaks every later read (a 500
+                # when the page renders it); NaN breaks PostgreSQL; a deep value breaks json.dumps (RecursionError)
+                raise ValidationFailed(f"{where} cannot be stored: {reason}.",
+                                       [{"loc": [where], "msg": reason, "type": "json_unstorable"}])
             elif isinstance(value, int) and isinstance(column.type, Integer) and not -MAX_INT <= value <= MAX_INT:
                 raise ValidationFailed(f"{where} is out of range: {value}.",
                                        [{"loc": [where], "msg": "out of range", "type": "int_out_of_range"}])
+
+
+def fit(column, text: str | None, *, limit: int | None = None) -> str | None:
+    """Return system-written text a column can store: NUL and lone surrogates replaced, cut to its length with "…"."""
+    # why: the flush guard refuses such text with a 422, right for a person's input but fatal for a job that writes
+    # what a remote server or an exception said (a monitor's check error, a connector's failure)
+    if text is None:
+        return None
+    text = str(text).replace("\x00", "\ufffd")
+    if not storable_text(text):
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    lengths = [n for n in (getattr(getattr(column, "type", None), "length", None), limit) if n]
+    if lengths and len(text) > min(lengths):
+        text = text[: min(lengths) - 1] + "…"
+    return text
 
 
 def defer(session: Session, task: str, *args: object) -> None:

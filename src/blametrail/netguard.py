@@ -276,6 +276,22 @@ def policy_from(settings: Any) -> OutboundPolicy:
     return OutboundPolicy.from_settings(settings)
 
 
+def has_userinfo(url: str) -> bool:
+    """Tell whether a URL carries credentials before its host (`https://user:password@host`)."""
+    try:
+        return "@" in urlsplit(str(url)).netloc
+    except ValueError:
+        return bool(_USERINFO.search(str(url)))
+
+
+def redact_userinfo(url: str) -> str:
+    """Return the URL with any credentials before its host shown as `***` (rows stored before they were refused)."""
+    return _USERINFO.sub(r"\1***@", str(url)) if url and "@" in str(url) else url
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
 def blocked_in(exc: BaseException | None) -> OutboundBlocked | None:
     """Return the OutboundBlocked an exception was raised from (SDKs wrap it), if any."""
     seen: set[int] = set()

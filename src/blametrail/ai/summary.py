@@ -248,7 +248,7 @@ def _engine_allowed(session: Session, incident, engine):
 def _store(session: Session, incident, content: dict, label: str, error: str | None, version: str,
            now: datetime) -> IncidentSummary:
     row = _row(session, incident, now)
-    row.status, row.content, row.engine, row.error = "ready", content, label, error
+    row.status, row.content, row.engine, row.error = "ready", content, db.fit(IncidentSummary.engine, label), error
     row.evidence_version, row.generated_at = version, now
     return row
 

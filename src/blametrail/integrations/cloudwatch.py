@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
-    ConnectorConfig, Signal, cap_points, cap_series, finite, seconds, substitute,
+    ConnectorConfig, Signal, cap_points, cap_series, finite, reason_phrase, sanitize, seconds, substitute,
 )
+from blametrail.netguard import redact_userinfo
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 100
@@ -83,7 +84,8 @@ class CloudWatchConnector:
         self.config = config
         self.region = (config.endpoint or "us-east-1").strip()
         self.endpoint_url = config.options.get("endpoint_url") or None
-        self.what = f"CloudWatch in {self.region}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+        self.what = f"CloudWatch in {self.region}" + (f" at {redact_userinfo(self.endpoint_url)}"
+                                                      if self.endpoint_url else "")
 
     def _client(self, service: str):
         try:
@@ -127,10 +129,12 @@ class CloudWatchConnector:
         except bx.ParamValidationError as exc:
             raise UpstreamError(f"{self.what} rejected the query: {exc}") from exc
         except bx.BotoCoreError as exc:
-            raise UpstreamError(f"{self.what} failed: {exc}") from exc
+            raise UpstreamError(f"{self.what} failed: {sanitize(str(exc))}") from exc
 
     def _client_error(self, exc, action: str) -> str:
         code, message, status = _error_parts(exc)
+        # why: a numeric code means the answer was not AWS's error format, so its message may be any body
+        code, message = sanitize(code, 80), ("" if not code or code.isdigit() else sanitize(message))
         detail = f" ({code}): {message}" if message else f" ({code})"
         if code in _CREDENTIAL_CODES or (status == 401 and code not in _DENIED_CODES):
             return f"{self.what} rejected the credentials{detail}; check the access key, secret and session token"
@@ -142,7 +146,10 @@ class CloudWatchConnector:
             return f"{self.what} rejected the query{detail}"
         if code == "ResourceNotFoundException":
             return f"{self.what} has no such resource{detail}: check the log group name"
-        return f"{self.what} failed{detail or f' with HTTP {status}'}"
+        # why: an unknown error's message may be any body (a custom endpoint_url can be an internal service)
+        if code and not code.isdigit():
+            return f"{self.what} failed ({code})"
+        return f"{self.what} failed with HTTP {status}: {reason_phrase(status)}"
 
     def test(self) -> str:
         """Check the credentials can read what the signals need; return a one-line description."""

@@ -10,16 +10,18 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Literal
 
 import httpx
 
-from blametrail import netguard
+from blametrail import netguard, safejson
 from blametrail.errors import UpstreamError
-from blametrail.netguard import DEFAULT_POLICY, OutboundPolicy, policy_from
+from blametrail.netguard import DEFAULT_POLICY, OutboundPolicy, policy_from, redact_userinfo
 
 _SERVICE = re.compile(r"\$\{service\}|\$service\b")
 LIMIT_OPTIONS = ("timeout_seconds", "max_series", "max_points", "max_lines")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,14 @@ def seconds(value: float) -> str:
 # --- HTTP error messages (httpx-based connectors) -------------------------------------------------------------
 
 
-def server_text(response: httpx.Response, limit: int = 300) -> str:
-    """Return the server's own error text: a JSON `error`/`errors`/`message` field, else the body, shortened."""
+def server_text(response: httpx.Response, limit: int = 200) -> str:
+    """Return a rejected query's short reason: a JSON `error`/`errors`/`message`/`detail` field or a plain-text line.
+
+    `status_message` shows it for 400/422 only (what an admin needs to fix a query, e.g. Loki's LogQL parse error);
+    every other status shows its standard reason phrase. Why: with private ranges allowed, an endpoint may be any
+    internal service, whose error page (stack traces, configuration, tokens) must not land in `last_test_error` or
+    evidence, which the whole organization reads.
+    """
     try:
         body = response.json()
     except ValueError:
@@ -175,12 +183,26 @@ def server_text(response: httpx.Response, limit: int = 300) -> str:
             if value:
                 text = "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
                 break
-    if not text:
-        text = response.text
-    for secret in _sent_credentials(response):  # why: some proxies echo the request's Authorization in their error,
-        text = text.replace(secret, "[REDACTED]")  # which would land in pages, evidence and the database
+    elif body is None and response.headers.get("content-type", "").startswith("text/plain"):
+        text = response.text.strip().split("\n", 1)[0]
+    return sanitize(text, limit, secrets=_sent_credentials(response))
+
+
+def sanitize(text: str, limit: int = 200, *, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """Return text fit for a stored error: given secrets redacted, control characters dropped, one short line."""
+    for secret in secrets:  # why: some proxies echo the request's Authorization in their error
+        text = text.replace(secret, "[REDACTED]")
+    text = "".join(c if c.isprintable() else " " for c in str(text))
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def reason_phrase(status: int) -> str:
+    """Return the standard reason phrase of an HTTP status ("Internal Server Error"), not the server's own words."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "no reason given"
 
 
 def _sent_credentials(response: httpx.Response) -> list[str]:
@@ -225,28 +247,57 @@ def retry_after(headers, default: str = "later") -> str:
 
 
 def status_message(what: str, status: int, text: str, headers=None, *, bad_query_statuses=(400, 422)) -> str:
-    """Return the human message for an HTTP error status from an observability backend."""
+    """Return the human message for an HTTP error status: the status and its standard reason, never the body.
+
+    Only a rejected query (400/422) carries the server's own short reason (`text`, from `server_text`), which is
+    what tells an admin how to fix the query.
+    """
     headers = headers or {}
     if status == 401:
         return f"{what} rejected the credentials (401): check the token, API key or username/password"
     if status == 403:
-        return f"{what} answered forbidden (403): check the token's scopes" + (f" ({text})" if text else "")
+        return f"{what} answered forbidden (403): check the token's scopes"
     if status == 429:
         return f"{what} rate-limited the request (429); retry {retry_after(headers)}"
     if status in bad_query_statuses:
-        return f"{what} rejected the query ({status}): {text or 'no reason given'}"
+        return f"{what} rejected the query ({status}): {text or reason_phrase(status)}"
     if status == 404:
         return f"{what} answered 404 not found: check the URL (the API path is added for you)"
     if status in (502, 503, 504):
-        return f"{what} is unavailable ({status}): {text or 'try again later'}"
-    return f"{what} failed with HTTP {status}: {text or 'no reason given'}"
+        return f"{what} is unavailable ({status}): {reason_phrase(status)}; try again later"
+    return f"{what} failed with HTTP {status}: {reason_phrase(status)}"
+
+
+_PUBLIC_KINDS = (  # (words in a connector's message, what people without admin rights see); the first match wins
+    (" rejected the credentials", "the backend rejected the credentials"),
+    (" answered forbidden", "the backend refused access"), (" denied access", "the backend refused access"),
+    (" rate-limited the request", "the backend rate-limited the request"),
+    (" rejected the query", "the backend rejected the query"),
+    (" not found", "the backend answered not found"), (" has no such resource", "the backend answered not found"),
+    (" is unavailable", "the backend is unavailable"), (" failed with HTTP", "the backend answered an error"),
+    (" timed out", "the backend did not answer in time"), (" could not be reached", "the backend could not be reached"),
+    (" redirected to", "the backend answered with a redirect"),
+    (" cannot be decrypted", "the stored credentials cannot be decrypted"),
+)
+_PUBLIC_STATUS = re.compile(r" \((\d{3})\)[:;]| failed with HTTP (\d{3})\b| answered (\d{3}) not found")
+
+
+def public_error(message: str | None) -> str | None:
+    """Return what non-admins see of a stored connector error: the kind of failure and the HTTP status, no details."""
+    if not message:
+        return message
+    kind = next((said for words, said in _PUBLIC_KINDS if words in message), "the test failed")
+    found = _PUBLIC_STATUS.search(message)
+    status = int(next(g for g in found.groups() if g)) if found else None
+    where = f" (HTTP {status} {reason_phrase(status)})" if status else ""
+    return f"{kind[:1].upper()}{kind[1:]}{where}; an owner or admin can see the details."
 
 
 def transport_message(what: str, exc: Exception, timeout: float) -> str:
     """Return the human message for a request that got no HTTP answer."""
     if isinstance(exc, httpx.TimeoutException):
         return f"{what} timed out after {seconds(timeout)} s"
-    reason = str(exc) or type(exc).__name__
+    reason = sanitize(str(exc) or type(exc).__name__)
     lowered = reason.lower()
     if "refused" in lowered:
         reason = "connection refused"
@@ -267,7 +318,7 @@ class UpstreamStatusError(UpstreamError):
 
 def redirect_message(what: str, response: httpx.Response, outbound: OutboundPolicy | None = None) -> str:
     """Return the human message for a redirect (connectors never follow one), naming the guard's refusal if any."""
-    target = str(response.url.join(response.headers.get("location", "")))
+    target = sanitize(redact_userinfo(str(response.url.join(response.headers.get("location", "")))), 300)
     message = (f"{what} redirected to {target} (HTTP {response.status_code}); BlameTrail does not follow redirects "
                "from observability backends: set the endpoint to the final URL")
     refusal = (outbound or DEFAULT_POLICY).refusal_for_url(target)
@@ -288,6 +339,10 @@ def request_json(client: httpx.Client, method: str, url: str, *, what: str, time
                                                  bad_query_statuses=bad_query_statuses), response.status_code)
     try:
         body = response.json()
+        if _SURROGATE_ESCAPE.search(response.content):  # why: the database cannot store such text (see db.py)
+            body = safejson.scrub(body)
+    except RecursionError as exc:
+        raise UpstreamError(f"{what} answered with JSON nested too deeply to read") from exc
     except ValueError as exc:
         raise UpstreamError(f"{what} answered with something that is not JSON (HTTP {response.status_code}): "
                             "check that the URL points at the API") from exc

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
-    ConnectorConfig, Signal, cap_points, cap_series, finite, render, retry_after, seconds, utc_from_seconds,
+    ConnectorConfig, Signal, cap_points, cap_series, finite, reason_phrase, render, retry_after, sanitize, seconds,
+    utc_from_seconds,
 )
+from blametrail.netguard import redact_userinfo
 
 log = logging.getLogger(__name__)
 PAGE = 1000  # the log search API's largest page
@@ -36,13 +38,18 @@ def _sdk() -> None:
 
 
 def _body_text(body) -> str:
-    if isinstance(body, dict):
-        errors = body.get("errors") or body.get("error") or body.get("message")
-        if isinstance(errors, list):
-            return "; ".join(e if isinstance(e, str) else json.dumps(e) for e in errors)
-        return str(errors or "")
-    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
-    return " ".join(text.split())[:300]
+    """Return the short reason of a JSON error body's `errors`/`error`/`message` field; never the raw body."""
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return ""
+    if not isinstance(body, dict):
+        return ""
+    errors = body.get("errors") or body.get("error") or body.get("message")
+    if isinstance(errors, list):
+        return sanitize("; ".join(e if isinstance(e, str) else json.dumps(e) for e in errors))
+    return sanitize(str(errors or ""))
 
 
 class DatadogConnector:
@@ -53,7 +60,7 @@ class DatadogConnector:
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
         self.host = api_host(config.endpoint)
-        self.what = f"Datadog at {self.host}"
+        self.what = f"Datadog at {redact_userinfo(self.host)}"
 
     def _configuration(self):
         from datadog_api_client import Configuration
@@ -97,12 +104,12 @@ class DatadogConnector:
             return f"{self.what} rejected the API key (401): check api_key"
         if status == 403:
             return (f"{self.what} answered forbidden (403): check the application key and its scopes "
-                    f"(metrics_read, logs_read_data)" + (f" ({text})" if text else ""))
+                    f"(metrics_read, logs_read_data)")
         if status == 429:
             return f"{self.what} rate-limited the request (429); retry {retry_after(headers)}"
-        if status in (400, 422):
-            return f"{self.what} rejected the query ({status}): {text or exc.reason}"
-        return f"{self.what} failed with HTTP {status}: {text or exc.reason}"
+        if status in (400, 422):  # why: only a rejected query carries the server's reason; other bodies stay out
+            return f"{self.what} rejected the query ({status}): {text or reason_phrase(status)}"
+        return f"{self.what} failed with HTTP {status}: {reason_phrase(status)}"
 
     def _transport_message(self, exc) -> str:
         import urllib3

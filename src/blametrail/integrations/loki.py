@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
-    ConnectorConfig, Signal, api_url, cap_series, http_client, render, request_json, step_for,
+    ConnectorConfig, Signal, api_url, cap_series, http_client, render, request_json, sanitize, step_for,
 )
+from blametrail.netguard import redact_userinfo
 from blametrail.integrations.prometheus import parse_matrix
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class LokiConnector:
 
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
-        self.what = f"Loki at {config.endpoint}"
+        self.what = f"Loki at {redact_userinfo(config.endpoint)}"
         tenant = config.options.get("tenant")
         self.headers = {"X-Scope-OrgID": str(tenant)} if tenant else {}
 
@@ -41,7 +42,8 @@ class LokiConnector:
             body = request_json(client, "GET", api_url(self.config.endpoint, path), params=params, what=self.what,
                                 timeout=self.config.limits.timeout_seconds, outbound=self.config.limits.outbound)
         if body.get("status") not in (None, "success"):
-            raise UpstreamError(f"{self.what} rejected the query: {body.get('error') or body.get('status')}")
+            reason = sanitize(str(body.get("error") or body.get("status")))
+            raise UpstreamError(f"{self.what} rejected the query: {reason}")
         return body
 
     def test(self) -> str:

@@ -9,8 +9,9 @@ from blametrail.analysis.observations import LogLine, Series
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
     ConnectorConfig, Signal, UpstreamStatusError, api_url, cap_points, cap_series, finite, http_client, render,
-    request_json, seconds, step_for, utc_from_seconds,
+    request_json, sanitize, seconds, step_for, utc_from_seconds,
 )
+from blametrail.netguard import redact_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,8 @@ def parse_matrix(body: dict, *, what: str, signal: Signal, service: str | None, 
                  max_points: int) -> list[Series]:
     """Turn a Prometheus-style `matrix` (or `vector`/`scalar`) result into Series, dropping NaN and ±Inf."""
     if body.get("status") == "error":
-        raise UpstreamError(f"{what} rejected the query: {body.get('error') or body.get('errorType') or 'no reason given'}")
+        reason = sanitize(str(body.get("error") or body.get("errorType") or "no reason given"))
+        raise UpstreamError(f"{what} rejected the query: {reason}")
     data = body.get("data")
     if not isinstance(data, dict):
         raise UpstreamError(f"{what} answered without a data field: check that the URL points at the API")
@@ -43,7 +45,7 @@ class PrometheusConnector:
 
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
-        self.what = f"Prometheus at {config.endpoint}"
+        self.what = f"Prometheus at {redact_userinfo(config.endpoint)}"
 
     def _get(self, path: str, params: dict) -> dict:
         with http_client(self.config) as client:

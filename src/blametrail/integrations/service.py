@@ -14,15 +14,17 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from blametrail import db
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.crypto import SecretBox
 from blametrail.errors import Conflict, NotFound, UpstreamError, ValidationFailed
 from blametrail.integrations.base import Connector, Limits, Signal, connector_for
 from blametrail.integrations.cloudwatch import STATS
+from blametrail.integrations.common import public_error, sanitize
 from blametrail.integrations.models import Connection
 from blametrail.integrations.datadog import api_host
 from blametrail.integrations.schemas import ConnectionCreate, ConnectionUpdate, SignalIn
-from blametrail.netguard import OutboundPolicy
+from blametrail.netguard import OutboundPolicy, has_userinfo, redact_userinfo
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 
@@ -49,6 +51,7 @@ PROVIDER_OPTIONS = {
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _SITE = re.compile(r"^[a-z0-9]+([.-][a-z0-9]+)*\.[a-z]{2,}$")
 _PERIODS = (1, 5, 10, 30)
+ERROR_LIMIT = 2000  # characters of a stored test error (the column is unbounded text)
 
 
 def _fail(loc: list, msg: str) -> ValidationFailed:
@@ -66,6 +69,16 @@ def _http_url(value: str, loc: list) -> str:
     return value.rstrip("/")
 
 
+def _no_credentials(value: str, loc: list, provider: str) -> str:
+    """Refuse a URL with credentials before its host: they belong in the encrypted credential fields."""
+    if has_userinfo(value):
+        fields = " or ".join(CREDENTIAL_KEYS.get(provider, ("token",)))
+        raise _fail(loc, "the URL carries credentials (user:password@ before the host), which would be stored in plain "
+                         f"text and shown to everyone in the organization; remove them and put them in the "
+                         f"connection's credentials ({fields}), which are stored encrypted and never shown")
+    return value
+
+
 def _reachable(url: str, loc: list, policy: OutboundPolicy | None) -> str:
     """Refuse a URL the SSRF guard would refuse from its spelling alone (no DNS: the host may not resolve yet)."""
     sentence = (policy or OutboundPolicy()).refusal_for_url(url)
@@ -81,10 +94,10 @@ def _endpoint(provider: str, value: str, policy: OutboundPolicy | None = None) -
         if not value:
             raise _fail(loc, f"give the {provider.title()} base URL, e.g. http://{provider}:"
                              f"{9090 if provider == 'prometheus' else 3100}")
-        return _reachable(_http_url(value, loc), loc, policy)
+        return _reachable(_http_url(_no_credentials(value, loc, provider), loc), loc, policy)
     if provider == "datadog":
         if "://" in value:
-            return _reachable(_http_url(value, loc), loc, policy)
+            return _reachable(_http_url(_no_credentials(value, loc, provider), loc), loc, policy)
         if value and not _SITE.match(value.lower()):
             raise _fail(loc, "give a Datadog site such as datadoghq.com, datadoghq.eu or us5.datadoghq.com")
         _reachable(api_host(value.lower()), loc, policy)
@@ -135,7 +148,7 @@ def _options(provider: str, options: dict | None, policy: OutboundPolicy | None 
         if kind is str and not low <= len(value) <= high:
             raise _fail(loc, f"must be {low}–{high} characters")
         if key == "endpoint_url":
-            value = _reachable(_http_url(value, loc), loc, policy)
+            value = _reachable(_http_url(_no_credentials(value, loc, provider), loc), loc, policy)
         out[key] = value
     return out
 
@@ -233,15 +246,23 @@ def credential_keys(connection: Connection, box: SecretBox) -> list[str]:
         return []
 
 
-def to_read(connection: Connection, box: SecretBox) -> dict:
-    """Return the API shape of a connection: everything but the credentials."""
+def to_read(connection: Connection, box: SecretBox, *, details: bool = True) -> dict:
+    """Return the API shape of a connection: everything but the credentials; `details` for owners and admins only.
+
+    Credentials written into a URL before they were refused never show; without `details`, the last test's error
+    is only its kind and HTTP status (`public_error`).
+    """
+    options = dict(connection.options or {})
+    if isinstance(options.get("endpoint_url"), str):
+        options["endpoint_url"] = redact_userinfo(options["endpoint_url"])
+    error = connection.last_test_error if details else public_error(connection.last_test_error)
     return {
-        "id": connection.id, "name": connection.name, "provider": connection.provider, "endpoint": connection.endpoint,
+        "id": connection.id, "name": connection.name, "provider": connection.provider,
+        "endpoint": redact_userinfo(connection.endpoint),
         "has_credentials": bool(connection.credentials_encrypted), "credential_keys": credential_keys(connection, box),
-        "signals": [{"unit": "", **s} for s in connection.signals or []], "options": connection.options or {},
+        "signals": [{"unit": "", **s} for s in connection.signals or []], "options": options,
         "enabled": connection.enabled, "last_test_at": connection.last_test_at, "last_test_ok": connection.last_test_ok,
-        "last_test_error": connection.last_test_error, "created_at": connection.created_at,
-        "updated_at": connection.updated_at,
+        "last_test_error": error, "created_at": connection.created_at, "updated_at": connection.updated_at,
     }
 
 
@@ -336,14 +357,17 @@ def run_test(connector: Connector) -> TestOutcome:
         return TestOutcome(ok=False, error=str(exc))
     except Exception as exc:  # why: a connector bug must show as a failed test, not a server error
         log.exception("connection test crashed")
-        return TestOutcome(ok=False, error=f"The test failed unexpectedly: {type(exc).__name__}: {exc}")
+        return TestOutcome(ok=False, error=f"The test failed unexpectedly: {type(exc).__name__}: "
+                                           f"{sanitize(str(exc))}")
 
 
 def record_test(*, session: Session, connection: Connection, outcome: TestOutcome, now: datetime) -> Connection:
     """Store a test's outcome on the connection."""
     connection.last_test_at = now
     connection.last_test_ok = outcome.ok
-    connection.last_test_error = None if outcome.ok else outcome.error
+    # why: a connector's words (an exception's text) may hold anything; a stored error must never fail the flush guard
+    connection.last_test_error = None if outcome.ok else db.fit(Connection.last_test_error, outcome.error,
+                                                                 limit=ERROR_LIMIT)
     session.flush()
     return connection
 
@@ -416,7 +440,7 @@ def _run(task: FetchTask, start: datetime, end: datetime, step_seconds: int,
         return [], [], str(exc)
     except Exception as exc:  # why: one broken backend or connector bug must not cost the other evidence
         log.exception("fetching %s/%s failed", task.connection, task.signal.name)
-        return [], [], f"failed unexpectedly ({type(exc).__name__}: {exc})"
+        return [], [], f"failed unexpectedly ({type(exc).__name__}: {sanitize(str(exc))})"
 
 
 def collect(tasks: list[FetchTask], *, start: datetime, end: datetime, step_seconds: int = 60, line_limit: int = 2000,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from blametrail.netguard import blocked_in
+from blametrail.netguard import blocked_in, redact_userinfo
 
 ERROR_KINDS = ("timeout", "connect", "dns", "tls", "status", "keyword", "too_many_redirects", "blocked", "other")
 MAX_BODY_BYTES = 1_048_576  # the keyword is looked for in the first 1 MB only
@@ -95,7 +95,8 @@ def classify(exc: BaseException, target: CheckTarget) -> tuple[str, str]:
     chain = list(_chain(exc))
     text = " | ".join(str(e) for e in chain).lower()
     if isinstance(exc, httpx.TooManyRedirects):
-        return "too_many_redirects", f"More than {MAX_REDIRECTS} redirects starting at {_short(target.url, 200)}."
+        start = _short(redact_userinfo(target.url), 200)
+        return "too_many_redirects", f"More than {MAX_REDIRECTS} redirects starting at {start}."
     if isinstance(exc, httpx.ConnectTimeout):
         return "timeout", f"Could not connect to {where} within {target.timeout_seconds:g} s."
     if isinstance(exc, httpx.TimeoutException):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
@@ -33,6 +33,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
+from blametrail import db
 from blametrail.clock import iso
 from blametrail.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from blametrail.incidents import service as incidents
@@ -40,7 +41,7 @@ from blametrail.incidents.models import Incident
 from blametrail.monitors.checks import CheckOutcome, CheckTarget
 from blametrail.monitors.models import CheckResult, Monitor
 from blametrail.monitors.schemas import MonitorCreate, MonitorUpdate
-from blametrail.netguard import OutboundPolicy
+from blametrail.netguard import OutboundPolicy, has_userinfo, redact_userinfo
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 from blametrail.postmortems import service as postmortems
@@ -48,6 +49,7 @@ from blametrail.postmortems import service as postmortems
 log = logging.getLogger(__name__)
 LEASE_MARGIN_SECONDS = 60  # a lease outlives the check's timeout by this much; a dead scheduler's lease expires
 MAX_CHECKS_PAGE = 1000
+ERROR_LIMIT = 2000  # characters of a stored check error (the column is unbounded text)
 CONFIG_FIELDS = tuple(MonitorCreate.model_fields)
 
 
@@ -134,7 +136,7 @@ def step(
 
 def down_data(*, monitor_id: int, name: str, url: str, outage: Outage, last_error: str | None) -> dict:
     """Return the `data` of a "down" timeline entry (the contract in this module's docstring)."""
-    return {"monitor_id": monitor_id, "monitor": name, "url": url, "state": "down",
+    return {"monitor_id": monitor_id, "monitor": name, "url": redact_userinfo(url), "state": "down",
             "first_failure_at": iso(outage.first_failure_at), "failed_checks": outage.failed_checks,
             "total_checks": outage.total_checks, "error_kinds": dict(sorted(outage.error_kinds.items())),
             "last_error": last_error}
@@ -155,12 +157,12 @@ def _kinds_words(kinds: Mapping[str, int]) -> str:
 # --- configuration --------------------------------------------------------------------------------
 
 def to_read(monitor: Monitor) -> dict:
-    """Return the API shape of a monitor."""
+    """Return the API (and page) shape of a monitor; credentials in a URL stored before they were refused never show."""
     return {f: getattr(monitor, f) for f in (
         "id", "name", "url", "method", "expected_statuses", "keyword", "timeout_seconds", "interval_seconds",
         "failure_threshold", "recovery_threshold", "service", "severity", "enabled", "state", "consecutive_failures",
         "consecutive_successes", "first_failure_at", "incident_id", "last_checked_at", "last_ok", "last_error",
-        "next_check_at", "created_at", "updated_at")}
+        "next_check_at", "created_at", "updated_at")} | {"url": redact_userinfo(monitor.url)}
 
 
 def check_to_read(result: CheckResult) -> dict:
@@ -186,6 +188,16 @@ def _check_name_free(session: Session, org_id: int, name: str, except_id: int | 
         raise Conflict(f"A monitor named {name!r} already exists.")
 
 
+CREDENTIALS_IN_URL = ("The URL carries credentials (user:password@ before the host): they would be stored in plain "
+                      "text and shown to everyone in the organization. Monitors send no credentials: check an "
+                      "endpoint that answers without them, such as a health check.")
+
+
+def _check_no_credentials(url: str) -> None:
+    if has_userinfo(url):
+        raise ValidationFailed(CREDENTIALS_IN_URL, [{"loc": ["body", "url"], "msg": CREDENTIALS_IN_URL}])
+
+
 def _check_reachable(url: str, policy: OutboundPolicy | None) -> None:
     """Refuse a URL the SSRF guard would refuse from its spelling alone (no DNS: the host may not resolve yet)."""
     sentence = (policy or OutboundPolicy()).refusal_for_url(url)
@@ -197,6 +209,7 @@ def create(*, session: Session, actor: Actor, data: MonitorCreate, now: datetime
            policy: OutboundPolicy | None = None) -> Monitor:
     """Create a monitor (owner/admin); its first check is due right away."""
     require(actor.role, Action.MANAGE)
+    _check_no_credentials(data.url)
     _check_reachable(data.url, policy)
     _check_name_free(session, actor.org_id, data.name)
     monitor = Monitor(org_id=actor.org_id, **data.model_dump(), next_check_at=now, state="unknown",
@@ -230,6 +243,7 @@ def update(*, session: Session, actor: Actor, monitor_id: int, data: MonitorUpda
     changes = data.model_dump(exclude_unset=True)
     valid = _validated({f: getattr(monitor, f) for f in CONFIG_FIELDS} | changes)
     if "url" in changes:
+        _check_no_credentials(valid.url)
         _check_reachable(valid.url, policy)
     if "name" in changes:
         _check_name_free(session, actor.org_id, valid.name, except_id=monitor.id)
@@ -361,6 +375,10 @@ def apply_result(
     # why: a result older than the last one applied (a slow replica) is history, not news: store it, don't act on it
     current = monitor.enabled and (monitor.last_checked_at is None or checked_at >= monitor.last_checked_at)
     recovery_started_at = _recovery_start(session, monitor) if current else None
+    # why: a check's error quotes a remote server or an exception; the flush guard would refuse NUL or over-long
+    # text with a 422, which in this job means a monitor that can never record its checks again
+    outcome = replace(outcome, error_kind=db.fit(CheckResult.error_kind, outcome.error_kind),
+                      error=db.fit(CheckResult.error, outcome.error, limit=ERROR_LIMIT))
     result = CheckResult(org_id=monitor.org_id, monitor_id=monitor.id, checked_at=checked_at, ok=outcome.ok,
                          status_code=outcome.status_code, latency_ms=outcome.latency_ms, error_kind=outcome.error_kind,
                          error=outcome.error)
@@ -394,8 +412,8 @@ def _went_down(session: Session, monitor: Monitor, outage: Outage, outcome: Chec
             session=session, org_id=monitor.org_id, title=f"{monitor.name} is down", severity=monitor.severity,
             services=[monitor.service] if monitor.service else [], started_at=outage.first_failure_at, source="monitor",
             source_ref=f"monitor:{monitor.id}", opened_by=label, now=now,
-            description=f"Monitor {monitor.name} ({monitor.method} {monitor.url}) failed {outage.failed_checks} "
-                        f"consecutive checks.",
+            description=f"Monitor {monitor.name} ({monitor.method} {redact_userinfo(monitor.url)}) failed "
+                        f"{outage.failed_checks} consecutive checks.",
         )
     monitor.incident_id = incident.id
     body = (f"Monitor {monitor.name} is down: {outage.failed_checks} of {outage.total_checks} checks failed since "

@@ -246,6 +246,7 @@ def claim(*, session: Session, pm_id: int, engine: str, worker: str, now: dateti
     if result.rowcount != 1:
         return None
     pm = session.get(Postmortem, pm_id, populate_existing=True)
+    engine = db.fit(GenerationRun.engine, engine)  # why: "provider:" + a 200-character model name is longer
     run = GenerationRun(org_id=pm.org_id, postmortem_id=pm.id, attempt=pm.attempt, engine=engine, status="running",
                         started_at=now, worker=worker)
     session.add(run)
@@ -292,6 +293,7 @@ def finish(
     pm.sections, pm.original_sections, pm.edited_keys = merged, draft, kept
     pm.status = lifecycle.status_after_draft(kept)
     pm.version += 1
+    engine = db.fit(Postmortem.engine, engine)
     pm.engine, pm.error, pm.generated_at, pm.updated_at = engine, error, now, now
     pm.overwrite_edited, pm.claimed_at, pm.heartbeat_at = False, None, None
     session.flush()

@@ -19,8 +19,19 @@ _HTTP_SLUGS = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 405: 
 
 def problem(status: int, slug: str, title: str, detail: str, headers: dict | None = None, **extra) -> JSONResponse:
     """Return an RFC 9457 problem response."""
-    body = {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra}
+    body = _printable({"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail, **extra})
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _printable(value):
+    """Return the value with text a response can encode (an echoed JSON key may hold a lone surrogate)."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
 
 
 def _wants_html(request: Request) -> bool:
@@ -29,8 +40,8 @@ def _wants_html(request: Request) -> bool:
 
 def _html(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     templates = request.app.state.templates
-    return templates.TemplateResponse(request, "error.html", {"title": title, "detail": detail, "status": status},
-                                      status_code=status)
+    context = {"title": _printable(title), "detail": _printable(detail), "status": status}
+    return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
 
 PROBLEM_SCHEMA = {
@@ -72,6 +83,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError):
         headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        if exc.status >= 500:  # why: the operator must act (a key, a setting); one line, no traceback
+            log.error("%s on %s %s: %s", exc.slug, request.method, request.url.path, exc.detail)
         if exc.status == 401 and _wants_html(request):
             from fastapi.responses import RedirectResponse
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
@@ -85,7 +98,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+        errors = _printable([{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                             for e in exc.errors()])
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors[:5])
         detail = f"Invalid input: {fields}." if fields else "Invalid input."
         if _wants_html(request):
@@ -95,10 +109,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
-        detail = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        title = detail = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+        if exc.status_code == 400 and isinstance(exc.__cause__, (RecursionError, ValueError)):
+            # why: FastAPI's JSON parsing fails this way on a body nested ~1,000 deep or a 4,300+ digit number
+            slug, title = "malformed-json", "Malformed JSON"
+            detail = "The JSON body cannot be read: it is nested too deeply or holds a number too long to parse."
         if _wants_html(request):
-            return _html(request, exc.status_code, detail, detail)
-        return problem(exc.status_code, slug, detail, detail, headers=getattr(exc, "headers", None))
+            return _html(request, exc.status_code, title, detail)
+        return problem(exc.status_code, slug, title, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

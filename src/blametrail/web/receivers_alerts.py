@@ -17,7 +17,7 @@ from blametrail.alerts import parsers
 from blametrail.alerts import service as alerts
 from blametrail.alerts import webhooks
 from blametrail.web.receivers_common import (
-    DELIVERY_HEADER, JSON_BODY, capped_body, presented_secret,
+    DELIVERY_HEADER, JSON_BODY, capped_body, json_body, presented_secret,
 )
 from blametrail.web.deps import NowDep, RuntimeDep, SessionDep
 
@@ -44,7 +44,8 @@ def receive(*, kind: str, uid: str, body: bytes, request: Request, session, rt, 
     """Authenticate, parse and ingest one delivery of an alert webhook."""
     hook = webhooks.by_uid(session=session, uid=uid, kind=kind)
     webhooks.check_secret(hook, presented_secret(request), rt.secret_box)
-    batch = parsers.parse(kind, body, default_service=hook.default_service, default_severity=hook.default_severity)
+    payload = json_body(body, error=parsers.MalformedPayload)
+    batch = parsers.PARSERS[kind](payload, default_service=hook.default_service, default_severity=hook.default_severity)
     key = webhooks.delivery_key(body, request.headers.get(DELIVERY_HEADER))
     statuses = {a.status for a in batch}
     event = statuses.pop() if len(statuses) == 1 else ("mixed" if statuses else "empty")

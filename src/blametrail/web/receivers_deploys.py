@@ -20,8 +20,8 @@ from blametrail.alerts.models import Webhook
 from blametrail.deploys import parsers
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import DeployRead
-from blametrail.errors import Unauthenticated
-from blametrail.web.receivers_common import JSON_BODY, capped_body, presented_secret
+from blametrail.errors import Unauthenticated, ValidationFailed
+from blametrail.web.receivers_common import JSON_BODY, capped_body, json_body, presented_secret
 from blametrail.web.deps import NowDep, RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -44,6 +44,13 @@ def verify_github_signature(body: bytes, header: str | None, secret: str) -> Non
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if scheme != "sha256" or not hmac.compare_digest(presented.lower().encode(), expected.encode()):
         raise Unauthenticated("X-Hub-Signature-256 signature mismatch: check the webhook's secret.")
+
+
+def _object(payload: object) -> dict:
+    """Return the payload if it is a JSON object, else refuse it with 422."""
+    if not isinstance(payload, dict):
+        raise ValidationFailed("The body must be a JSON object.", [{"loc": ["body"], "msg": "not an object"}])
+    return payload
 
 
 def _accept(*, session: Session, hook: Webhook, key: str, event: str | None, parsed: parsers.Parsed, source: str,
@@ -88,7 +95,8 @@ def receive_github(uid: str, request: Request, response: Response, body: BodyDep
     event = request.headers.get("x-github-event")
     if not event:
         raise parsers.MalformedPayload("Missing X-GitHub-Event header.")
-    payload = parsers.load_json(body, request.headers.get("content-type"))
+    payload = _object(json_body(body, content_type=request.headers.get("content-type"),
+                                error=parsers.MalformedPayload))
     parsed = parsers.github_event(event, payload, environment=hook.environment, default_service=hook.default_service)
     key = webhooks.delivery_key(body, request.headers.get("x-github-delivery"))
     return _accept(session=session, hook=hook, key=key, event=event, parsed=parsed, source="github", now=now,
@@ -102,7 +110,7 @@ def receive_generic(uid: str, request: Request, response: Response, body: BodyDe
     """Receive a generic deploy: the POST /api/v1/deploys JSON, secret as Bearer or X-BlameTrail-Secret."""
     hook = webhooks.by_uid(session=session, uid=uid, kind="generic_deploy")
     webhooks.check_secret(hook, presented_secret(request), rt.secret_box)
-    payload = parsers.load_json(body)
+    payload = _object(json_body(body, error=parsers.MalformedPayload))
     parsed = parsers.generic_deploy(payload, environment=hook.environment, default_service=hook.default_service)
     key = webhooks.delivery_key(body, request.headers.get("x-blametrail-delivery"))
     return _accept(session=session, hook=hook, key=key, event="deploy", parsed=parsed, source="webhook", now=now,

@@ -30,7 +30,7 @@ class AIConfigPut(BaseModel):
 @router.get("")
 def get_ai_config(actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     """Return the AI configuration in effect (the organization's own, else the installation's)."""
-    return ai.read(session=session, actor=actor, settings=rt.settings)
+    return _shown(ai.read(session=session, actor=actor, settings=rt.settings))
 
 
 @router.put("")
@@ -39,7 +39,15 @@ def put_ai_config(data: AIConfigPut, actor: ApiActor, session: SessionDep, now: 
     config = ai.put(session=session, actor=actor, box=rt.secret_box, now=now, engine=data.engine, model=data.model,
                     base_url=data.base_url, api_key=data.api_key, output_mode=data.output_mode, options=data.options,
                     policy=netguard.policy_from(rt.settings))
-    return ai.to_read(settings=rt.settings, config=config)
+    return _shown(ai.to_read(settings=rt.settings, config=config))
+
+
+def _shown(read: dict) -> dict:
+    """Hide credentials written into a URL (an installation setting, or a row stored before they were refused)."""
+    options = dict(read.get("options") or {})
+    if isinstance(options.get("azure_endpoint"), str):
+        options["azure_endpoint"] = netguard.redact_userinfo(options["azure_endpoint"])
+    return {**read, "base_url": read.get("base_url") and netguard.redact_userinfo(read["base_url"]), "options": options}
 
 
 @router.delete("", status_code=204)

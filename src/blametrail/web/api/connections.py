@@ -9,7 +9,7 @@ from blametrail.errors import UpstreamError
 from blametrail.integrations import service as connections
 from blametrail.integrations.base import Limits, connector_for
 from blametrail.integrations.schemas import ConnectionCreate, ConnectionRead, ConnectionTestResult, ConnectionUpdate
-from blametrail.orgs.permissions import Action, require
+from blametrail.orgs.permissions import Action, can, require
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath
 
@@ -28,15 +28,16 @@ def create_connection(data: ConnectionCreate, actor: ApiActor, session: SessionD
 @router.get("/connections", response_model=list[ConnectionRead])
 def list_connections(actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     require(actor.role, Action.READ)
-    box = rt.secret_box
-    return [connections.to_read(c, box) for c in connections.list_connections(session=session, org_id=actor.org_id)]
+    box, details = rt.secret_box, can(actor.role, Action.MANAGE)
+    return [connections.to_read(c, box, details=details)
+            for c in connections.list_connections(session=session, org_id=actor.org_id)]
 
 
 @router.get("/connections/{connection_id}", response_model=ConnectionRead)
 def get_connection(connection_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     require(actor.role, Action.READ)
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
-    return connections.to_read(connection, rt.secret_box)
+    return connections.to_read(connection, rt.secret_box, details=can(actor.role, Action.MANAGE))
 
 
 @router.patch("/connections/{connection_id}", response_model=ConnectionRead)

@@ -98,7 +98,7 @@ def _checked(form: FormData, name: str) -> bool:
 
 def _monitor_values(monitor) -> dict:
     """Return the edit form's values for a stored monitor."""
-    return {"name": monitor.name, "url": monitor.url, "method": monitor.method,
+    return {"name": monitor.name, "url": netguard.redact_userinfo(monitor.url), "method": monitor.method,
             "expected_statuses": ", ".join(str(c) for c in monitor.expected_statuses or []),
             "keyword": monitor.keyword or "", "interval_seconds": str(monitor.interval_seconds),
             "timeout_seconds": f"{monitor.timeout_seconds:g}", "failure_threshold": str(monitor.failure_threshold),
@@ -132,7 +132,8 @@ def _monitor_input(values: dict) -> tuple[dict, list[str]]:
 def _monitor_list(request, *, session, actor, new: dict | None = None, errors: list[str] | None = None,
                   status_code: int = 200):
     return _page(request, "integrations/monitors.html", {
-        "monitors": monitors.list_monitors(session=session, actor=actor), "new": new or _monitor_defaults(),
+        "monitors": [monitors.to_read(m) for m in monitors.list_monitors(session=session, actor=actor)],
+        "new": new or _monitor_defaults(),
         "errors": errors or [], "methods": METHODS, "severities": SEVERITIES,
     }, actor=actor, tab="monitors", status_code=status_code)
 
@@ -141,8 +142,8 @@ def _monitor_detail(request, *, session, actor, monitor_id: int, values: dict | 
                     errors: list[str] | None = None, status_code: int = 200):
     monitor = monitors.get_or_404(session=session, org_id=actor.org_id, monitor_id=monitor_id)
     return _page(request, "integrations/monitor_detail.html", {
-        "monitor": monitor, "checks": monitors.recent_checks(session=session, org_id=actor.org_id,
-                                                             monitor_id=monitor_id),
+        "monitor": monitors.to_read(monitor),
+        "checks": monitors.recent_checks(session=session, org_id=actor.org_id, monitor_id=monitor_id),
         "values": values or _monitor_values(monitor), "errors": errors or [], "methods": METHODS,
         "severities": SEVERITIES,
     }, actor=actor, tab="monitors", status_code=status_code)
@@ -364,8 +365,9 @@ def _connection_list(request, *, session, actor, rt, new: dict | None = None, er
                      status_code: int = 200):
     box = rt.secret_box
     rows = connections.list_connections(session=session, org_id=actor.org_id)
+    details = can(actor.role, Action.MANAGE)
     return _page(request, "integrations/connections.html", {
-        "connections": [connections.to_read(c, box) for c in rows],
+        "connections": [connections.to_read(c, box, details=details) for c in rows],
         "new": new or {"provider": "prometheus", "name": "", "endpoint": "", "signals": _signal_values([])},
         "errors": errors or [], "providers": _providers(rt), "provider_labels": PROVIDER_LABELS,
     }, actor=actor, tab="connections", status_code=status_code)
@@ -374,7 +376,7 @@ def _connection_list(request, *, session, actor, rt, new: dict | None = None, er
 def _connection_detail(request, *, session, actor, rt, connection_id: int, values: dict | None = None,
                        errors: list[str] | None = None, status_code: int = 200):
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
-    read = connections.to_read(connection, rt.secret_box)
+    read = connections.to_read(connection, rt.secret_box, details=can(actor.role, Action.MANAGE))
     values = values or {"name": read["name"], "endpoint": read["endpoint"], "enabled": read["enabled"],
                         "signals": _signal_values(read["signals"])}
     return _page(request, "integrations/connection_detail.html", {
