@@ -10,14 +10,15 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def serving(app) -> Iterator[str]:
-    """Run the app until the block ends; yield its base URL."""
+def serving(app, **options) -> Iterator[str]:
+    """Run the app until the block ends; yield its base URL (`options` are uvicorn's, e.g. those `serve` uses)."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    options = {"log_level": "warning", "access_log": False, "lifespan": "on", **options}
+    server = uvicorn.Server(uvicorn.Config(app, **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -6,16 +6,20 @@ import contextlib
 import logging
 from pathlib import Path
 
+import itsdangerous
 from asgi_csrf import asgi_csrf
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import HTTPConnection
 
 from blametrail import __version__
+from blametrail.crypto import signing_keys
 from blametrail.runtime import Runtime, build_runtime
 from blametrail.settings import Settings
 from blametrail.web.form_guard import guard_forms
+from blametrail.web.forwarded import trust_forwarded
 
 log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).parent
@@ -30,7 +34,8 @@ SECURITY_HEADERS = [
 DOCS_CSP = (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
             b"frame-ancestors 'none'; base-uri 'self'")  # why: Swagger UI sets inline styles
 SWAGGER = "/static/vendor/swagger-ui-5.35.0"
-CSRF_FREE_PREFIXES = ("/api/", "/webhooks/", "/healthz", "/static/", "/docs", "/openapi.json")
+RESIGN_SESSION = "blametrail.resign_session"  # ASGI scope key: the session cookie was signed by an older key
+CSRF_FREE_PREFIXES = ("/api/", "/webhooks/", "/healthz", "/readyz", "/static/", "/docs", "/openapi.json")
 
 
 def _security_headers(app):
@@ -73,14 +78,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
-    from blametrail.web import errors, idempotency, receivers_alerts, receivers_deploys
+    from blametrail.web import errors, health, idempotency, receivers_alerts, receivers_deploys
     from blametrail.web.api import ai as ai_api
     from blametrail.web.api import connections, incidents, monitors, org, postmortems, summary, webhooks
     from blametrail.web.pages import routes as pages
 
     errors.install(app)
     for module in (incidents, summary, postmortems, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
-                   pages):
+                   pages, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
@@ -94,19 +99,46 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             f'<script src="{SWAGGER}/swagger-ui-bundle.js"></script><script src="/static/docs-init.js"></script>'
             "</body></html>")
 
-    @app.get("/healthz", tags=["health"])
-    def healthz():
-        return {"status": "ok"}
-
     idempotency.install(app)  # inside the session middleware: API POSTs with an Idempotency-Key
-    app.add_middleware(SessionMiddleware, secret_key=settings.effective_secret_key, session_cookie="blametrail_session",
+    keys = signing_keys(settings.effective_secret_key)  # why: the first key signs; cookies under the others still pass
+    app.add_middleware(_KeyRingSessions, secret_keys=keys, session_cookie="blametrail_session",
                        max_age=settings.session_max_age_seconds, same_site="lax", https_only=settings.cookie_secure)
     csrf = asgi_csrf(
-        app, signing_secret=settings.effective_secret_key, cookie_secure=settings.cookie_secure,
+        app, signing_secret=keys, cookie_secure=settings.cookie_secure,
         always_protect={"/login", "/setup"},
         skip_if_scope=lambda scope: scope["path"].startswith(CSRF_FREE_PREFIXES),
     )
-    return _Wrapped(app, _security_headers(guard_forms(csrf, skip_prefixes=CSRF_FREE_PREFIXES)))
+    return _Wrapped(app, trust_forwarded(_security_headers(guard_forms(csrf, skip_prefixes=CSRF_FREE_PREFIXES)),
+                                         settings.trusted_proxies))
+
+
+class _KeyRingSessions(SessionMiddleware):
+    """Starlette's signed-cookie sessions under every key of BLAMETRAIL_SECRET_KEY: the newest signs, any verifies, and
+    a cookie an older key signed is signed again with the newest, so old keys can go without logging anyone out."""
+
+    def __init__(self, app, *, secret_keys: list[str], **options) -> None:
+        super().__init__(_resign_when_asked(app), secret_key=secret_keys[-1], **options)
+        self.signer = itsdangerous.TimestampSigner(secret_keys)  # why: Starlette takes one key, itsdangerous a list
+        self._newest = itsdangerous.TimestampSigner(secret_keys[-1]) if len(secret_keys) > 1 else None
+
+    async def __call__(self, scope, receive, send):
+        if self._newest is not None and scope["type"] in ("http", "websocket"):
+            cookie = HTTPConnection(scope).cookies.get(self.session_cookie)
+            scope[RESIGN_SESSION] = bool(cookie) and not self._newest.validate(cookie, max_age=self.max_age) \
+                and self.signer.validate(cookie, max_age=self.max_age)
+        await super().__call__(scope, receive, send)
+
+
+def _resign_when_asked(app):
+    async def wrapped(scope, receive, send):
+        if scope.get(RESIGN_SESSION):
+            # why: Starlette sends the cookie again only when the session changed; marking it sends it newly signed
+            mark = getattr(scope["session"], "mark_modified", None)
+            if mark is not None:
+                mark()
+        await app(scope, receive, send)
+
+    return wrapped
 
 
 class _Wrapped:

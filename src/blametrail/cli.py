@@ -1,4 +1,5 @@
-"""The `blametrail` command: serve, worker, db upgrade, org/user/token administration, demo, deploy record, evaluate."""
+"""The `blametrail` command: serve, worker, db upgrade, org/user/token administration, keys rotate, demo, deploy record,
+evaluate."""
 
 from __future__ import annotations
 
@@ -84,6 +85,18 @@ def cmd_user_create(args) -> None:
     _print(out)
 
 
+def cmd_user_set_password(args) -> None:
+    """Set an account's password by hand (operator); its login sessions end. Reads stdin when --password is absent."""
+    from blametrail.orgs import service as orgs
+
+    password = args.password if args.password is not None else sys.stdin.readline().rstrip("\r\n")
+    rt = _runtime(_settings())
+    with db.transaction(rt.factory) as session:
+        user = orgs.set_password(session=session, email=args.email, password=password)
+        out = {"id": user.id, "email": user.email, "sessions_ended": True}
+    _print(out)
+
+
 def cmd_token_create(args) -> None:
     from blametrail.orgs import service as orgs
 
@@ -93,6 +106,27 @@ def cmd_token_create(args) -> None:
         m = orgs.get_membership(session=session, org_id=org.id, email=args.email)
         _, raw = orgs.create_token(session=session, membership=m, name=args.name or "cli", now=rt.clock.now())
     _print({"token": raw})
+
+
+def cmd_keys_rotate(args) -> int:
+    """Re-encrypt stored secrets with the first key; exit 1 while some open under no listed key."""
+    from blametrail import keys
+
+    rt = _runtime(_settings())
+    try:
+        with db.transaction(rt.factory) as session:
+            counts = keys.rotate_all(session=session, box=rt.secret_box)
+    finally:
+        rt.close()
+    for name, c in counts.items():
+        print(f"{name}: {c.rotated} re-encrypted, {c.current} already under the first key, {c.unreadable} unreadable")
+    unreadable = sum(c.unreadable for c in counts.values())
+    if unreadable:
+        print(f"blametrail: {unreadable} stored secret(s) open under none of the keys in BLAMETRAIL_SECRET_KEY: add "
+              "back the key that sealed them, or re-enter them (docs/security.md, Keys)", file=sys.stderr)
+        return 1
+    print("every stored secret is under the first key: the other keys can be removed from BLAMETRAIL_SECRET_KEY")
+    return 0
 
 
 def cmd_db_upgrade(args) -> None:
@@ -124,6 +158,9 @@ def cmd_serve(args) -> None:
 
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
+    if args.forwarded_allow_ips is not None:
+        raise CliError("--forwarded-allow-ips was removed: name your reverse proxies in BLAMETRAIL_TRUSTED_PROXIES "
+                       "(docs/production.md)")
     settings = _settings()
     try:
         settings.effective_secret_key
@@ -137,8 +174,7 @@ def cmd_serve(args) -> None:
     _first_run_hint(rt, args.host, args.port)
     print(f"BlameTrail serving on http://{args.host}:{args.port}  (data: {settings.data_dir.resolve()}, "
           f"database: {_redact(settings.resolved_database_url)}, {args.workers} web process(es))", flush=True)
-    options = dict(host=args.host, port=args.port, log_level=settings.log_level.lower(), lifespan="on",
-                   forwarded_allow_ips=args.forwarded_allow_ips, workers=args.workers)  # why: never WEB_CONCURRENCY
+    options = uvicorn_options(args, settings)
     if args.workers == 1:
         uvicorn.run(create_app(settings, runtime=rt, background=True), **options)
         return
@@ -147,6 +183,14 @@ def cmd_serve(args) -> None:
         # why: the default 5 s kills a worker still importing the app on a busy host, and restarts it in a loop
         options["timeout_worker_healthcheck"] = 60
     uvicorn.run("blametrail.cli:web_app", factory=True, **options)
+
+
+def uvicorn_options(args, settings: Settings) -> dict:
+    """Return the options `serve` runs uvicorn with (one process or --workers N)."""
+    # why proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For/-Proto from 127.0.0.1 (its default)
+    # before the app sees the request; BLAMETRAIL_TRUSTED_PROXIES alone decides whom to believe (web/forwarded.py)
+    return dict(host=args.host, port=args.port, log_level=settings.log_level.lower(), lifespan="on",
+                workers=args.workers, proxy_headers=False)  # why workers: never WEB_CONCURRENCY
 
 
 def web_app():
@@ -284,9 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1,
                        help="web processes sharing the port (each with its own embedded consumers; default: 1)")
-    serve.add_argument("--forwarded-allow-ips", default=None, metavar="IPS",
-                       help="comma-separated proxy addresses (or *) whose X-Forwarded-For/-Proto headers are trusted "
-                            "(default: 127.0.0.1,::1)")
+    serve.add_argument("--forwarded-allow-ips", default=None, help=argparse.SUPPRESS)  # removed: a clear error says why
     serve.add_argument("--demo", action="store_true", help="seed the demo organization first")
     serve.set_defaults(func=cmd_serve)
 
@@ -316,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     uc.add_argument("--password", default=None)
     uc.add_argument("--name", default=None)
     uc.set_defaults(func=cmd_user_create)
+    usp = userp.add_parser("set-password", help="set an account's password by hand (its login sessions end)")
+    usp.add_argument("email")
+    usp.add_argument("--password", default=None, help="the new password (default: read one line from stdin)")
+    usp.set_defaults(func=cmd_user_set_password)
 
     tokp = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     tc = tokp.add_parser("create", help="create an API token (printed once)")
@@ -323,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--org", required=True)
     tc.add_argument("--name", default=None)
     tc.set_defaults(func=cmd_token_create)
+
+    keysp = sub.add_parser("keys", help="secret keys").add_subparsers(dest="keys_command", required=True)
+    keysp.add_parser("rotate", help="re-encrypt every stored secret with the first key of BLAMETRAIL_SECRET_KEY "
+                                    "(idempotent)").set_defaults(func=cmd_keys_rotate)
 
     scheduler = sub.add_parser("scheduler", help="run the monitor scheduler only (scale-out; replicas share the work)")
     scheduler.set_defaults(func=cmd_scheduler)

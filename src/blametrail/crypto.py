@@ -10,14 +10,26 @@ import secrets
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
+def key_list(secret_key: str) -> list[str]:
+    """Return the keys of BLAMETRAIL_SECRET_KEY, newest (the one that encrypts and signs) first."""
+    keys = [k.strip() for k in secret_key.split(",") if k.strip()]
+    if not keys:
+        raise ValueError("an empty secret key cannot encrypt anything")
+    return keys
+
+
+def signing_keys(secret_key: str) -> list[str]:
+    """Return the keys for itsdangerous (sessions, CSRF tokens): it signs with the last and accepts every one."""
+    return key_list(secret_key)[::-1]
+
+
 class SecretBox:
     """Encrypt and decrypt short secrets (webhook secrets, provider credentials)."""
 
     def __init__(self, secret_key: str) -> None:
-        keys = [k.strip() for k in secret_key.split(",") if k.strip()]
-        if not keys:
-            raise ValueError("an empty secret key cannot encrypt anything")
-        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest())) for k in keys])
+        fernets = [Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest())) for k in key_list(secret_key)]
+        self._newest = fernets[0]
+        self._fernet = MultiFernet(fernets)
 
     def encrypt(self, plaintext: str) -> str:
         """Return the ciphertext of a secret (with the newest key)."""
@@ -31,8 +43,19 @@ class SecretBox:
             raise ValueError("stored secret cannot be decrypted with the configured BLAMETRAIL_SECRET_KEY") from exc
 
     def rotate(self, ciphertext: str) -> str:
-        """Re-encrypt a secret with the newest key."""
-        return self._fernet.rotate(ciphertext.encode()).decode()
+        """Re-encrypt a secret with the newest key, or raise ValueError if no configured key opens it."""
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("stored secret cannot be decrypted with the configured BLAMETRAIL_SECRET_KEY") from exc
+
+    def is_current(self, ciphertext: str) -> bool:
+        """Tell whether the newest key alone opens this ciphertext (nothing to rotate)."""
+        try:
+            self._newest.decrypt(ciphertext.encode())
+        except InvalidToken:
+            return False
+        return True
 
 
 def new_secret(prefix: str = "whsec_") -> str:

@@ -1,16 +1,21 @@
-"""The task queue (huey): embedded SQLite by default, Redis to scale out; consumers without signal hijacking."""
+"""The task queue (huey): embedded SQLite by default, Redis to scale out; consumers without signal hijacking that
+log a queue outage once and retry with back-off."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
 
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from huey.api import Huey
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Scheduler, Worker
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "blametrail"
+FIRST_RETRY_SECONDS = 0.25  # while the queue's storage does not answer, each consumer thread waits this long first,
+MAX_RETRY_SECONDS = 5.0  # then twice as long after each failure, up to this
 
 
 def make_huey(queue_url: str, *, immediate: bool = False) -> Huey:
@@ -27,8 +32,111 @@ def make_huey(queue_url: str, *, immediate: bool = False) -> Huey:
     raise ValueError(f"Unsupported BLAMETRAIL_QUEUE_URL {queue_url!r}: use sqlite:///path or redis://host:port/db.")
 
 
+class Outage:
+    """One log line when the queue's storage stops answering, one when it answers again (shared by all its threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def failed(self, exc: Exception) -> None:
+        """Note a failed read; log only the first of an outage."""
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        reason = (str(exc).splitlines() or [""])[0] or "no message"
+        log.error("queue unreachable (%s: %s); consumers retry every %s-%s s until it answers",
+                  type(exc).__name__, reason, FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS)
+
+    def answered(self) -> None:
+        """Note a successful read; log the end of an outage."""
+        if self._since is None:  # why: the common case, without the lock
+            return
+        with self._lock:
+            since, self._since = self._since, None
+        if since is not None:
+            log.warning("queue reachable again after %.1f s", time.monotonic() - since)
+
+
+class _Backoff:
+    def __init__(self) -> None:
+        self.delay = FIRST_RETRY_SECONDS
+
+    def wait(self, stop_flag) -> None:
+        stop_flag.wait(self.delay)
+        self.delay = min(self.delay * 2, MAX_RETRY_SECONDS)
+
+    def reset(self) -> None:
+        self.delay = FIRST_RETRY_SECONDS
+
+
+class _Worker(Worker):
+    """huey's worker loop, with an outage logged once and retried with back-off instead of a traceback every poll."""
+
+    outage: Outage
+
+    def loop(self, now=None):
+        try:
+            task = self.huey.dequeue()
+        except Exception as exc:
+            self.outage.failed(exc)
+            self.retry.wait(self.stop_flag)
+            return
+        self.retry.reset()
+        self.outage.answered()
+        if task is None:
+            if not self.huey.storage.blocking:
+                self.sleep()
+            return
+        self.delay = self.default_delay
+        try:
+            self.huey.execute(task, now)
+        except Exception:
+            self._logger.exception("Unhandled error during execution of task %s.", task.id)
+
+
+class _Scheduler(Scheduler):
+    """huey's scheduler loop (periodic tasks off), with the same outage handling as the workers."""
+
+    outage: Outage
+
+    def loop(self, now=None):
+        try:
+            due = self.huey.read_schedule(now)
+        except Exception as exc:
+            self.outage.failed(exc)
+            self.retry.wait(self.stop_flag)
+            return
+        self.retry.reset()
+        self.outage.answered()
+        for task in due:
+            try:
+                self.huey.enqueue(task)
+            except Exception:  # why: read_schedule took it off the schedule; this task is lost, say so
+                self._logger.exception("Error enqueueing %s.", task)
+        self.stop_flag.wait(self.interval)
+
+
 class ThreadConsumer(Consumer):
-    """A huey consumer that leaves signal handling to its host (uvicorn or our CLI)."""
+    """A huey consumer that leaves signal handling to its host (uvicorn or our CLI) and logs a queue outage once."""
+
+    worker_class = _Worker
+    scheduler_class = _Scheduler
+
+    def __init__(self, huey: Huey, **options) -> None:
+        self.outage = Outage()  # why: before super().__init__, which creates the workers and the scheduler
+        super().__init__(huey, **options)
+
+    def _create_worker(self):
+        return self._with_outage(super()._create_worker())
+
+    def _create_scheduler(self):
+        return self._with_outage(super()._create_scheduler())
+
+    def _with_outage(self, process):
+        process.outage, process.retry = self.outage, _Backoff()
+        return process
 
     def _set_signal_handlers(self) -> None:  # why: huey would take over SIGTERM inside uvicorn
         return None

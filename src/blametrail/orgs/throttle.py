@@ -72,8 +72,17 @@ def trusted_networks(text: str) -> tuple:
     return tuple(ipaddress.ip_network(item, strict=False) for item in (p.strip() for p in text.split(",")) if item)
 
 
+def trusted_peer(peer: str | None, trusted: tuple) -> bool:
+    """Return whether the socket peer is one of the trusted proxies."""
+    address = _parse(peer)
+    return address is not None and _trusted(address, trusted)
+
+
 def client_address(peer: str | None, forwarded_for: list[str], trusted: tuple) -> str:
-    """Return the client's address: the socket peer or, behind trusted proxies, the rightmost untrusted forwarded hop."""
+    """Return the client's address: the socket peer or, behind trusted proxies, the rightmost untrusted forwarded hop.
+
+    Hops left of the first untrusted one (read from the right) are whatever the client wrote, so they never count.
+    """
     address = _parse(peer)
     if address is None:
         return peer or "unknown"
