@@ -67,5 +67,11 @@ class Conflict(DomainError):
     slug, status, title = "conflict", 409, "Already exists"
 
 
+class SecretUndecryptable(DomainError):
+    """A stored secret no configured BLAMETRAIL_SECRET_KEY opens (a key was changed or dropped): for the operator."""
+
+    slug, status, title = "secret-undecryptable", 503, "Stored secret cannot be decrypted"
+
+
 class UpstreamError(Exception):
     """An outside system (LLM provider, connector) failed; the message is for people."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,10 +18,14 @@ from blametrail.crypto import SecretBox
 from blametrail.jobs import queue as jobqueue
 from blametrail.jobs import tasks as jobtasks
 from blametrail.monitors.engine import Scheduler
+from blametrail.orgs import idempotency, invitations, throttle
 from blametrail.postmortems import service as postmortems
 from blametrail.settings import Settings
 
 log = logging.getLogger(__name__)
+PURGE_BATCH = 500  # rows deleted per transaction by the sweep's purges
+PURGE_MAX_BATCHES = 20
+INVITATION_KEEP_EXPIRED = timedelta(days=30)  # expired invitations stay listed (as expired) this long
 
 
 @dataclass
@@ -61,7 +67,7 @@ class Runtime:
         self.tasks[task](*args)
 
     def sweep_once(self) -> list[int]:
-        """Re-queue stuck postmortems once; return the ids enqueued."""
+        """Re-queue stuck postmortems once, then purge expired rows; return the ids enqueued."""
         with db.transaction(self.factory) as session:
             ids = postmortems.sweep(session=session, now=self.clock.now(),
                                     stale_generating_seconds=self.settings.stale_generation_seconds,
@@ -70,14 +76,42 @@ class Runtime:
             self.enqueue(postmortems.GENERATE_TASK, (pm_id,))
         if ids:
             log.warning("re-queued stuck postmortems: %s", ids)
+        self.purge_expired()
         return ids
 
+    def purge_expired(self) -> dict[str, int]:
+        """Delete expired Idempotency-Keys and stale login-throttle rows, a short transaction a batch; return counts."""
+        now = self.clock.now()
+        purges = {
+            "idempotency_keys": partial(idempotency.purge_expired, now=now, ttl=idempotency.ttl_of(self.settings)),
+            "login_throttles": partial(throttle.purge_stale, now=now,
+                                       limits=throttle.Limits.from_settings(self.settings)),
+            "invitations": partial(invitations.purge_expired, before=now - INVITATION_KEEP_EXPIRED),
+        }
+        counts = dict.fromkeys(purges, 0)
+        for name, purge in purges.items():
+            for _ in range(PURGE_MAX_BATCHES):  # why: bounded; what is left waits for the next sweep
+                with db.transaction(self.factory) as session:
+                    deleted = purge(session=session, limit=PURGE_BATCH)
+                counts[name] += deleted
+                if deleted < PURGE_BATCH:
+                    break
+        return counts
+
     def _sweep_loop(self) -> None:
+        failing = False
         while not self._stop.wait(self.settings.sweep_interval_seconds):
             try:
                 self.sweep_once()
-            except Exception:  # why: a database or queue blip must not kill the sweeper
-                log.exception("sweep failed; will retry")
+            except Exception as exc:  # why: a database or queue blip must not kill the sweeper
+                if not failing:  # why: one line per outage, not a traceback every interval while it lasts
+                    log.error("sweep failed (%s: %s); retrying every %s s", type(exc).__name__, str(exc)[:200],
+                              self.settings.sweep_interval_seconds)
+                failing = True
+            else:
+                if failing:
+                    log.warning("sweep works again")
+                failing = False
 
     def start_background(self, *, workers: int, sweep: bool = True, scheduler: bool = False) -> None:
         """Start queue consumer threads, the stuck-work sweeper and (if asked) the monitor scheduler in this process."""

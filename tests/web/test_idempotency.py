@@ -1,4 +1,5 @@
-"""Idempotency-Key on API POSTs: retries replay one response, concurrent duplicates never act twice, keys expire."""
+"""Idempotency-Key on API POSTs: retries replay one response, concurrent duplicates never act twice, keys expire;
+a retry re-checks the caller's role and never shows a secret twice."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from sqlalchemy import func, select
 
 from blametrail import db
 from blametrail.incidents.models import Incident
+from blametrail.alerts.models import Webhook
+from blametrail.orgs import idempotency as keys
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import IdempotencyRecord
 from blametrail.web import idempotency
 from blametrail.web.deps import api_actor
 from tests.live import serving
+from tests.security.routes_support import ROUTES
 
 INCIDENT = {"title": "Checkout is down", "severity": "SEV-2", "services": ["checkout"]}
 
@@ -140,10 +144,10 @@ def token_actor(rt, member):
 
 def leave_processing_row(rt, member, *, key: str, age: timedelta) -> None:
     """Leave a committed `processing` row, as a request still running (or a process that died) would."""
-    pending = idempotency.Pending(key=key, method="POST", path="/api/v1/incidents",
-                                  request_sha256=hashlib.sha256(json.dumps(INCIDENT).encode()).hexdigest())
+    pending = keys.Pending(key=key, method="POST", path="/api/v1/incidents",
+                           request_sha256=hashlib.sha256(json.dumps(INCIDENT).encode()).hexdigest())
     with db.transaction(rt.factory) as s:
-        idempotency.reserve(session=s, pending=pending, actor=token_actor(rt, member), now=rt.clock.now() - age,
+        keys.reserve(session=s, pending=pending, actor=token_actor(rt, member), now=rt.clock.now() - age,
                             ttl=timedelta(hours=24), box=rt.secret_box)
 
 
@@ -173,35 +177,100 @@ def test_a_response_lost_in_a_crash_is_never_replaced_by_a_second_run(client, rt
 
 def test_a_rolled_back_reservation_cannot_store_over_a_later_one(rt, owner):
     actor = token_actor(rt, owner)
-    first = idempotency.Pending(key="k", method="POST", path="/api/v1/incidents", request_sha256="0" * 64)
+    first = keys.Pending(key="k", method="POST", path="/api/v1/incidents", request_sha256="0" * 64)
     s = rt.factory()
-    idempotency.reserve(session=s, pending=first, actor=actor, now=rt.clock.now(), ttl=timedelta(hours=1),
-                        box=rt.secret_box)
+    keys.reserve(session=s, pending=first, actor=actor, now=rt.clock.now(), ttl=timedelta(hours=1),
+                 box=rt.secret_box)
     db.rollback(s)
     s.close()
-    second = idempotency.Pending(key="k", method="POST", path="/api/v1/incidents", request_sha256="0" * 64)
+    second = keys.Pending(key="k", method="POST", path="/api/v1/incidents", request_sha256="0" * 64)
     with db.transaction(rt.factory) as s:
-        idempotency.reserve(session=s, pending=second, actor=actor, now=rt.clock.now(), ttl=timedelta(hours=1),
-                            box=rt.secret_box)
+        keys.reserve(session=s, pending=second, actor=actor, now=rt.clock.now(), ttl=timedelta(hours=1),
+                     box=rt.secret_box)
     assert first.record_id == second.record_id or rt.engine.dialect.name == "postgresql"  # SQLite reuses the id
     store = dict(factory=rt.factory, status=201, headers={}, now=rt.clock.now(), ttl=timedelta(hours=1),
                  box=rt.secret_box)
-    assert idempotency.store_response(pending=first, body=b"stale", **store) is False
-    assert idempotency.store_response(pending=second, body=b"mine", **store) is True
+    assert keys.store_response(pending=first, body=b"stale", **store) is False
+    assert keys.store_response(pending=second, body=b"mine", **store) is True
     with db.transaction(rt.factory) as s:
-        assert idempotency.open_body(rt.secret_box, s.scalar(select(IdempotencyRecord.response_body))) == b"mine"
+        assert keys.open_body(rt.secret_box, s.scalar(select(IdempotencyRecord.response_body))) == b"mine"
 
 
-def test_secrets_shown_once_rest_encrypted_and_replay_exactly(client, rt, owner):
+def test_a_retry_never_shows_an_api_token_again(client, rt, owner):
     first = client.post("/api/v1/org/tokens", json={"name": "ci"}, headers=keyed(owner, "new-token"))
     assert first.status_code == 201
     raw = first.json()["token"]
     with db.transaction(rt.factory) as s:
-        stored = s.scalar(select(IdempotencyRecord.response_body))
-    assert raw.encode() not in stored
+        assert s.scalar(select(IdempotencyRecord.response_body)) is None  # the secret is not kept, even encrypted
     again = client.post("/api/v1/org/tokens", json={"name": "ci"}, headers=keyed(owner, "new-token"))
-    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert again.status_code == 409 and raw not in again.text
+    assert again.json()["type"] == "/problems/idempotency-secret-shown-once"
+    assert "held a secret that is shown only once" in again.json()["detail"]
+    assert "idempotent-replayed" not in again.headers
     assert len(client.get("/api/v1/org/tokens", headers=owner.headers).json()) == 2  # the factory's and this one
+
+
+def test_a_retry_never_shows_a_webhook_secret_again(client, rt, owner):
+    hook = {"kind": "alertmanager", "name": "am"}
+    first = client.post("/api/v1/webhooks", json=hook, headers=keyed(owner, "hook"))
+    assert first.status_code == 201
+    again = client.post("/api/v1/webhooks", json=hook, headers=keyed(owner, "hook"))
+    assert again.status_code == 409 and first.json()["secret"] not in again.text
+    assert again.json()["type"] == "/problems/idempotency-secret-shown-once"
+    rotate = f"/api/v1/webhooks/{first.json()['id']}/rotate-secret"
+    rotated = client.post(rotate, headers=keyed(owner, "rotate"))
+    assert rotated.status_code == 200
+    again = client.post(rotate, headers=keyed(owner, "rotate"))
+    assert again.status_code == 409 and rotated.json()["secret"] not in again.text
+    with db.transaction(rt.factory) as s:
+        assert s.scalar(select(func.count(Webhook.id))) == 1
+        assert rt.secret_box.decrypt(s.scalar(select(Webhook.secret_encrypted))) == rotated.json()["secret"]
+
+
+def test_a_demoted_caller_replaying_a_webhook_creation_gets_the_routes_403(client, rt, factory):
+    team = factory.team()
+    admin = team["admin"]
+    hook = {"kind": "alertmanager", "name": "am"}
+    created = client.post("/api/v1/webhooks", json=hook, headers=keyed(admin, "K"))
+    assert created.status_code == 201
+    demoted = client.patch(f"/api/v1/org/members/{admin.actor.user_id}", json={"role": "viewer"},
+                           headers=team["owner"].headers)
+    assert demoted.status_code == 200
+    replay = client.post("/api/v1/webhooks", json=hook, headers=keyed(admin, "K"))
+    unkeyed = client.post("/api/v1/webhooks", json=hook, headers=admin.headers)  # what the route tells a viewer
+    assert (replay.status_code, unkeyed.status_code) == (403, 403)
+    assert replay.json() == unkeyed.json() and replay.json()["type"] == "/problems/forbidden"
+    assert created.json()["secret"] not in replay.text and "idempotent-replayed" not in replay.headers
+
+
+def test_a_replay_checks_the_routes_own_action_against_the_current_role(client, rt, factory):
+    team = factory.team()
+    admin = team["admin"]
+    incident = client.post("/api/v1/incidents", json=INCIDENT, headers=keyed(admin, "incident"))
+    monitor_body = {"name": "api", "url": "http://127.0.0.1:9/health"}
+    monitor = client.post("/api/v1/monitors", json=monitor_body, headers=keyed(admin, "monitor"))
+    assert (incident.status_code, monitor.status_code) == (201, 201)
+    assert client.patch(f"/api/v1/org/members/{admin.actor.user_id}", json={"role": "member"},
+                        headers=team["owner"].headers).status_code == 200
+    again = client.post("/api/v1/incidents", json=INCIDENT, headers=keyed(admin, "incident"))
+    assert again.status_code == 201 and again.content == incident.content  # a member still writes incidents
+    assert again.headers["idempotent-replayed"] == "true"
+    refused = client.post("/api/v1/monitors", json=monitor_body, headers=keyed(admin, "monitor"))
+    assert refused.status_code == 403 and "manage members, tokens and integrations" in refused.json()["detail"]
+    assert incident_count(rt) == 1
+
+
+def test_every_api_post_route_has_a_replay_rule(app):
+    """A POST route missing from REPLAY_ACTIONS never replays; its action must be the one the role suites check."""
+    posts = {r.path for r in iter_route_contexts(app.app.routes)
+             if r.methods and "POST" in r.methods and r.path.startswith("/api/")}
+    assert posts - set(idempotency.REPLAY_ACTIONS) == set()
+    assert {p: idempotency.REPLAY_ACTIONS[p] for p in posts} == {p: ROUTES[("POST", p)].action for p in posts}
+    assert idempotency.SECRET_ONCE_ROUTES <= posts
+    secret_fields = {"secret", "token", "invite_url"}
+    with_secret = {r.path for r in iter_route_contexts(app.app.routes)
+                   if r.path in posts and secret_fields & set(getattr(r.response_model, "model_fields", {}))}
+    assert with_secret <= idempotency.SECRET_ONCE_ROUTES
 
 
 def test_every_api_post_route_takes_the_key(app):

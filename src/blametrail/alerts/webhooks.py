@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from blametrail.alerts.models import WEBHOOK_KINDS, Webhook, WebhookDelivery
 from blametrail.crypto import SecretBox, new_secret, same
-from blametrail.errors import NotFound, Unauthenticated, ValidationFailed
+from blametrail.errors import NotFound, SecretUndecryptable, Unauthenticated, ValidationFailed
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 
@@ -89,8 +89,12 @@ def by_uid(*, session: Session, uid: str, kind: str) -> Webhook:
 
 
 def secret_of(hook: Webhook, box: SecretBox) -> str:
-    """Return the webhook's secret in clear (for HMAC verification)."""
-    return box.decrypt(hook.secret_encrypted)
+    """Return the webhook's secret in clear (for HMAC verification), or raise SecretUndecryptable."""
+    try:
+        return box.decrypt(hook.secret_encrypted)
+    except ValueError:
+        raise SecretUndecryptable("This webhook's secret cannot be decrypted with the configured keys; re-create the "
+                                  "secret (rotate it) and give the new one to the sender.") from None
 
 
 def check_secret(hook: Webhook, presented: str | None, box: SecretBox) -> None:

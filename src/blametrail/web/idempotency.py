@@ -1,14 +1,11 @@
-"""Idempotency-Key on API POSTs: the reservation (in the request's own transaction), the replay, the stored response.
+"""Idempotency-Key on API POSTs, the HTTP side: hash the keyed body, pick the route's replay rule, store, replay.
 
-How it holds with many processes and crashes:
+The keys themselves (reservation in the request's transaction, retries, storage, purge) live in
+orgs/idempotency.py. Here:
 - the middleware buffers the body of a keyed `POST /api/...`, hashes it and leaves a `Pending` in the scope state;
-- `api_actor` (every API route depends on it) calls `reserve`, which inserts the `processing` row in the request's
-  own transaction: it commits or rolls back with the resource. A concurrent duplicate hits the unique constraint
-  (PostgreSQL makes it wait for the first transaction; SQLite serializes writers), finds the row and gets a 409;
-- after a committed request produced a response below 500, the middleware stores it in a short transaction keyed
-  by the reservation's random claim (a rolled-back reservation matches nothing), and a retry replays it;
-- a row still `processing` long after it was taken means the process died between commit and store: answer 409,
-  never run the request twice.
+- `api_actor` (every API route depends on it) calls `reserve_for_route`, which gives the `Pending` its route's rule
+  (REPLAY_ACTIONS, SECRET_ONCE_ROUTES) and reserves the key in the request's own transaction;
+- after a committed request produced a response below 500, the middleware stores it before its last byte leaves.
 """
 
 from __future__ import annotations
@@ -16,22 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import partial
 
 import anyio
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from blametrail import db
-from blametrail.crypto import SecretBox
-from blametrail.errors import DomainError
-from blametrail.orgs.models import IdempotencyRecord
+from blametrail.orgs.idempotency import Pending, Replay, reserve, store_response, ttl_of
+from blametrail.orgs.permissions import Action
 from blametrail.orgs.service import Actor
 from blametrail.web.errors import problem
 
@@ -44,45 +34,36 @@ KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
 MAX_BODY_BYTES = 1_048_576  # a keyed request's body is buffered to hash it
 MAX_STORED_BYTES = 1_048_576  # a bigger response is not stored (a retry is told it was processed)
 STORED_HEADERS = (b"content-type", b"location")
-IN_PROGRESS_GRACE = timedelta(seconds=60)  # a visible `processing` row younger than this is a live request
-RETRY_AFTER_SECONDS = 1
-PURGE_BATCH = 100
 PATH_MAX = 2048
-_IN_PROGRESS = "A request with this Idempotency-Key is still being processed; retry shortly."
-_UNRECORDED = ("The original request with this Idempotency-Key was processed, but its response was not recorded; it "
-               "was not run again. Look the result up with a GET, or send a new key to act again.")
 
+# The Action each API POST's own check requires (the role table, as tests/security/routes_support.py states it).
+# A retry is answered only when the caller's current role may still perform it, with the route's 403 otherwise; a
+# route missing here never replays (409). tests/web/test_idempotency.py fails on a POST route missing here.
+REPLAY_ACTIONS: dict[str, Action] = {
+    "/api/v1/incidents": Action.WRITE_INCIDENTS,
+    "/api/v1/incidents/{incident_id}/updates": Action.WRITE_INCIDENTS,
+    "/api/v1/incidents/{incident_id}/resolve": Action.WRITE_INCIDENTS,
+    "/api/v1/deploys": Action.WRITE_INCIDENTS,
+    "/api/v1/incidents/{incident_id}/postmortem": Action.POSTMORTEM_WRITE,
+    "/api/v1/incidents/{incident_id}/postmortem/regenerate": Action.POSTMORTEM_WRITE,
+    "/api/v1/incidents/{incident_id}/postmortem/publish": Action.PUBLISH,
+    "/api/v1/monitors": Action.MANAGE,
+    "/api/v1/webhooks": Action.MANAGE,
+    "/api/v1/webhooks/{webhook_id}/rotate-secret": Action.MANAGE,
+    "/api/v1/connections": Action.MANAGE,
+    "/api/v1/connections/{connection_id}/test": Action.MANAGE,
+    "/api/v1/org/members": Action.MANAGE,
+    "/api/v1/org/tokens": Action.READ,  # one's own token
+}
 
-class IdempotencyInProgress(DomainError):
-    slug, status, title = "idempotency-in-progress", 409, "Request still in progress"
-
-
-class IdempotencyUnrecorded(DomainError):
-    slug, status, title = "idempotency-unrecorded", 409, "Request processed, response not recorded"
-
-
-class IdempotencyMismatch(DomainError):
-    slug, status, title = "idempotency-mismatch", 422, "Idempotency-Key reused"
-
-
-@dataclass
-class Pending:
-    """A keyed POST on its way through: what identifies it and, once reserved, the row that will hold its response."""
-
-    key: str
-    method: str
-    path: str
-    request_sha256: str
-    record_id: int | None = None
-    claim: str | None = None
-
-
-class Replay(Exception):
-    """The stored response of an earlier request with the same key (turned into that response by the handler)."""
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        super().__init__(status)
-        self.status, self.headers, self.body = status, headers, body
+# Routes whose response shows a secret once (webhook secrets, API tokens, invitation links): the key is kept without
+# the body, and a retry gets 409 idempotency-secret-shown-once. Add every new route that returns a secret.
+SECRET_ONCE_ROUTES: frozenset[str] = frozenset({
+    "/api/v1/webhooks",
+    "/api/v1/webhooks/{webhook_id}/rotate-secret",
+    "/api/v1/org/tokens",
+    "/api/v1/org/members",
+})
 
 
 def request_path(scope) -> str:
@@ -92,96 +73,16 @@ def request_path(scope) -> str:
     return path[:PATH_MAX]
 
 
-def reserve(*, session: Session, pending: Pending, actor: Actor, now: datetime, ttl: timedelta,
-            box: SecretBox) -> None:
-    """Take the key for this request inside its transaction, or raise: replay, in progress, unrecorded or mismatch."""
-    if pending.record_id is not None or actor.token_id is None:
+def reserve_for_route(request: Request, *, session: Session, actor: Actor, now) -> None:
+    """Give the request's keyed POST (if any) its route's replay rule; reserve the key in the request's transaction."""
+    pending = getattr(request.state, STATE_KEY, None)
+    if pending is None:
         return
-    scope = (IdempotencyRecord.org_id == actor.org_id, IdempotencyRecord.token_id == actor.token_id,
-             IdempotencyRecord.key == pending.key)
-    record = session.scalar(select(IdempotencyRecord).where(*scope))
-    if record is not None and record.created_at <= now - ttl:
-        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id),
-                        execution_options={"synchronize_session": False})
-        session.expunge(record)
-        record = None
-    if record is None:
-        claim = secrets.token_hex(16)
-        row = IdempotencyRecord(org_id=actor.org_id, token_id=actor.token_id, key=pending.key, method=pending.method,
-                                path=pending.path, request_sha256=pending.request_sha256, claim=claim,
-                                status="processing", created_at=now)
-        try:
-            # why: a duplicate's unique violation must leave the request's own transaction usable
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            record = session.scalar(select(IdempotencyRecord).where(*scope))
-            if record is None:  # the other request rolled back in between: the client may simply retry
-                raise IdempotencyInProgress(_IN_PROGRESS, retry_after=RETRY_AFTER_SECONDS) from None
-        else:
-            pending.record_id, pending.claim = row.id, claim
-            return
-    _answer_existing(record, pending, now, box)
-
-
-def _answer_existing(record: IdempotencyRecord, pending: Pending, now: datetime, box: SecretBox) -> None:
-    if (record.method, record.path, record.request_sha256) != (pending.method, pending.path, pending.request_sha256):
-        raise IdempotencyMismatch(
-            "Idempotency-Key reused with a different request: a key stands for one request (same path and body); "
-            "use a new key for a new request.")
-    if record.status == "done":
-        try:
-            body = open_body(box, record.response_body or b"")
-        except ValueError:  # sealed with a secret key no longer configured
-            raise IdempotencyUnrecorded(_UNRECORDED) from None
-        raise Replay(record.response_status or 200, dict(record.response_headers or {}), body)
-    if now - record.created_at < IN_PROGRESS_GRACE:
-        raise IdempotencyInProgress(_IN_PROGRESS, retry_after=RETRY_AFTER_SECONDS)
-    raise IdempotencyUnrecorded(_UNRECORDED)
-
-
-# why: responses can carry secrets shown once (new API tokens, webhook secrets): they rest encrypted. latin-1 maps
-# every byte to one character and back, so any body survives SecretBox's text interface unchanged.
-def seal_body(box: SecretBox, body: bytes) -> bytes:
-    """Encrypt a response body for storage."""
-    return box.encrypt(body.decode("latin-1")).encode("ascii")
-
-
-def open_body(box: SecretBox, sealed: bytes) -> bytes:
-    """Decrypt a stored response body (ValueError when no configured key opens it)."""
-    return box.decrypt(sealed.decode("ascii")).encode("latin-1")
-
-
-def store_response(*, factory: sessionmaker[Session], pending: Pending, status: int, headers: dict[str, str],
-                   body: bytes, now: datetime, ttl: timedelta, box: SecretBox) -> bool:
-    """Record the response of a committed reservation (False when its transaction rolled back); purge expired keys."""
-    with db.transaction(factory) as session:
-        result = session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.id == pending.record_id, IdempotencyRecord.claim == pending.claim,
-                   IdempotencyRecord.status == "processing")
-            .values(status="done", response_status=status, response_headers=headers,
-                    response_body=seal_body(box, body)),
-            execution_options={"synchronize_session": False})
-        stored = result.rowcount == 1
-        purge_expired(session=session, now=now, ttl=ttl)
-    return stored
-
-
-def purge_expired(*, session: Session, now: datetime, ttl: timedelta, limit: int = PURGE_BATCH) -> int:
-    """Delete up to `limit` expired keys (rows other transactions hold are skipped); return how many."""
-    ids = list(session.scalars(
-        select(IdempotencyRecord.id).where(IdempotencyRecord.created_at <= now - ttl)
-        .order_by(IdempotencyRecord.id).limit(limit).with_for_update(skip_locked=True)))
-    if ids:
-        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids)),
-                        execution_options={"synchronize_session": False})
-    return len(ids)
-
-
-def ttl_of(settings) -> timedelta:
-    """Return how long keys are kept."""
-    return timedelta(hours=settings.idempotency_ttl_hours)
+    route_path = getattr(request.scope.get("route"), "path", None)
+    pending.action = REPLAY_ACTIONS.get(route_path)
+    pending.secret_once = route_path in SECRET_ONCE_ROUTES
+    rt = request.app.state.runtime
+    reserve(session=session, pending=pending, actor=actor, now=now, ttl=ttl_of(rt.settings), box=rt.secret_box)
 
 
 # --- ASGI: buffer and hash the body, store the response ------------------------------------------------------------
