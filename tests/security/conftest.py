@@ -29,6 +29,7 @@ class Seeded:
     spare_token: int
     spare_member: int
     revision: int
+    invitation: int = 0
     webhooks: dict[str, dict] = field(default_factory=dict)  # kind -> {"id", "uid", "secret"}
 
     @property
@@ -75,12 +76,14 @@ def seed(client, factory: Factory, *, text: str = "Checkout errors", password: s
                                                                   "default_service": "checkout"}))
         hooks[kind] = {"id": hook["id"], "uid": hook["url"].rsplit("/", 1)[1], "secret": hook["secret"]}
     token = _ok(client.post(f"{API}/org/tokens", headers=h, json={"name": f"ci {text}"}))
-    member = _ok(client.post(f"{API}/org/members", headers=h, json={
-        "email": f"spare.{slug}@example.test", "name": "Spare", "role": "member"}))
+    member = factory.member(slug, "member")
+    invitation = _ok(client.post(f"{API}/org/members", headers=h, json={
+        "email": f"spare.{slug}@example.test", "name": f"Spare {text}", "role": "member"}))
     revisions = _ok(client.get(f"{API}/incidents/{inc['id']}/postmortem/revisions", headers=h))
     return Seeded(owner=owner, open_incident=open_inc["id"], resolved_incident=inc["id"], deploy=deploy["id"],
                   monitor=monitor["id"], connection=connection["id"], spare_token=token["id"],
-                  spare_member=member["user_id"], revision=revisions[0]["number"], webhooks=hooks)
+                  spare_member=member.actor.user_id, revision=revisions[0]["number"], webhooks=hooks,
+                  invitation=invitation["id"])
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from fastapi import routing as fastapi_routing
@@ -35,6 +36,7 @@ from blametrail.integrations.schemas import ConnectionCreate
 from blametrail.models import Base
 from blametrail.monitors import service as monitors
 from blametrail.monitors.schemas import MonitorCreate
+from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import MonthlyUsage
 from blametrail.orgs.permissions import ALLOWED, Action
@@ -48,7 +50,7 @@ PUBLIC = "public"  # no actor: home, login, logout, setup (tests/security/test_a
 RECEIVER = "receiver"  # webhook receivers: the webhook's secret authenticates the sender
 ROLES = ("owner", "admin", "member", "viewer")
 PASSWORD = "correct-horse-battery"
-SKIPPED = {"/docs", "/openapi.json", "/healthz"}  # no data behind them (the docs page, the schema, liveness)
+SKIPPED = {"/docs", "/openapi.json", "/healthz", "/readyz"}  # no data behind them (docs, schema, liveness, readiness)
 SESSION_COOKIE = "blametrail_session"
 HTML = {"accept": "text/html,application/xhtml+xml"}
 
@@ -210,6 +212,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
                                                              "role": "viewer"}),
     ("PATCH", "/api/v1/org/members/{user_id}"): Spec(M, body=lambda c: {"role": "viewer"}),
     ("DELETE", "/api/v1/org/members/{user_id}"): Spec(M, consumes=True),
+    ("GET", "/api/v1/org/invitations"): Spec(M),
+    ("DELETE", "/api/v1/org/invitations/{invitation_id}"): Spec(M, consumes=True),
     ("GET", "/api/v1/org/tokens"): Spec(R),
     ("POST", "/api/v1/org/tokens"): Spec(R, body=lambda c: {"name": f"{c.marker} own token {c.n}"}),  # one's own
     ("DELETE", "/api/v1/org/tokens/{token_id}"): Spec(M),  # {token_id} is someone else's token
@@ -226,6 +230,15 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/logout"): Spec(PUBLIC),
     ("GET", "/setup"): Spec(PUBLIC),
     ("POST", "/setup"): Spec(PUBLIC),
+    ("GET", "/invite/{token}"): Spec(PUBLIC),  # the link's token authenticates (tests/orgs/test_invitations.py)
+    ("POST", "/invite/{token}"): Spec(PUBLIC),
+    # pages: one's own account (every role; {org_id} is an organization that invited the caller)
+    ("GET", "/account"): Spec(R),
+    ("POST", "/account/password"): Spec(R, body=lambda c: {"current_password": PASSWORD, "new_password": PASSWORD,
+                                                           "confirm_password": PASSWORD}),
+    ("POST", "/account/switch"): Spec(R, body=lambda c: {"org_id": str(c.side.org_id)}),
+    ("POST", "/account/invitations/{org_id}/accept"): Spec(R, consumes=True),
+    ("POST", "/account/invitations/{org_id}/decline"): Spec(R, consumes=True),
     # pages: incidents and postmortems
     ("GET", "/incidents"): Spec(R),
     ("POST", "/incidents"): Spec(W, body=lambda c: {"title": f"{c.marker} page incident {c.n}", "severity": "SEV-3",
@@ -252,6 +265,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/settings/members"): Spec(M, body=lambda c: {"email": f"page{c.n}@{c.marker}.test", "role": "viewer"}),
     ("POST", "/settings/members/{user_id}/role"): Spec(M, body=lambda c: {"role": "viewer"}),
     ("POST", "/settings/members/{user_id}/remove"): Spec(M, consumes=True),
+    ("POST", "/settings/invitations/{invitation_id}/revoke"): Spec(M, consumes=True),
     ("GET", "/settings/tokens"): Spec(R),
     ("POST", "/settings/tokens"): Spec(R, body=lambda c: {"name": f"{c.marker} page token {c.n}"}),  # one's own
     ("POST", "/settings/tokens/{token_id}/revoke"): Spec(M),  # {token_id} is someone else's token
@@ -306,6 +320,9 @@ PARAMS: dict[str, Param] = {
     "connection_id": Param(lambda w, side, route, spec, ids: w.connection(side)),
     "user_id": Param(lambda w, side, route, spec, ids: w.member(side)),
     "token_id": Param(lambda w, side, route, spec, ids: w.token(side)),
+    "invitation_id": Param(lambda w, side, route, spec, ids: w.invitation(side)[0]),
+    "token": Param(lambda w, side, route, spec, ids: w.invitation(side)[1], owned=False),
+    "org_id": Param(lambda w, side, route, spec, ids: w.inviting_org(side)),
     "uid": Param(lambda w, side, route, spec, ids: w.webhook(side, receiver_kind(route))["uid"]),
 }
 
@@ -519,6 +536,25 @@ class World:
             org = orgs.get_org(session=s, org_id=side.org_id)
             return orgs.create_user(session=s, email=f"extra{self.n()}@{side.marker}.test", org=org, role=role,
                                     password=None, now=self.now()).user_id
+
+    def invitation(self, side: Side, email: str | None = None) -> tuple[int, str]:
+        """A pending invitation of the side (to a new address unless given): its id and its link's raw token."""
+        with db.transaction(self.rt.factory) as s:
+            inv, raw, _ = invitations.invite(session=s, actor=side.owner, email=email or f"new{self.n()}@x.test",
+                                             role="member", name="", now=self.now(), ttl=timedelta(days=7))
+            return inv.id, raw
+
+    def inviting_org(self, side: Side) -> int:
+        """A new organization that has invited every member of the side; its id."""
+        marker = f"{side.marker}-inviter{self.n()}"
+        with db.transaction(self.rt.factory) as s:
+            org = orgs.create_org(session=s, slug=marker, name=marker, plan="pro", now=self.now())
+            m = orgs.create_user(session=s, email=f"owner@{marker}.test", org=org, role="owner", password=None,
+                                 now=self.now())
+            for member in side.members.values():
+                invitations.invite(session=s, actor=orgs.actor_for(m), email=member["email"], role="viewer", name="",
+                                   now=self.now(), ttl=timedelta(days=7))
+            return org.id
 
     def token(self, side: Side) -> int:
         """A token of another member of the side (so revoking it needs MANAGE)."""

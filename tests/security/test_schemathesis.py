@@ -62,7 +62,8 @@ def _seeded_path(op, s: Seeded) -> dict:
     """Path parameters pointing at rows the seeded organization owns."""
     values = {"incident_id": s.resolved_incident, "deploy_id": s.deploy, "monitor_id": s.monitor,
               "connection_id": s.connection, "token_id": s.spare_token, "user_id": s.spare_member,
-              "number": s.revision, "webhook_id": s.webhooks["generic_alert"]["id"]}
+              "number": s.revision, "webhook_id": s.webhooks["generic_alert"]["id"],
+              "invitation_id": s.invitation}
     if op.path.endswith(("/resolve", "/updates")):
         values["incident_id"] = s.open_incident
     if op.path.startswith("/webhooks/"):

@@ -140,12 +140,15 @@ def test_secrets_never_reach_logs_responses_pages_or_storage(app, client, factor
         assert page_secret, "the new webhook's page shows its secret once"
         secrets.add("page webhook secret", page_secret.group(0))
         shown_once.append(r.text)
-        # the invited member's password goes in through the API; a wrong guess and a good login through the page
-        r = client.post(f"{API}/org/members", headers=h, json={"email": "new@example.test", "role": "member",
-                                                               "password": INVITE_PASSWORD})
+        # the invitee chooses a password through the invitation link; a wrong guess and a good login through the page
+        r = client.post(f"{API}/org/members", headers=h, json={"email": "new@example.test", "role": "member"})
         assert r.status_code == 201
+        link = "/" + r.json()["invite_url"].split("://", 1)[1].split("/", 1)[1]
         with TestClient(app) as other:
             other.headers["accept"] = "text/html"
+            assert post(other, link, {"name": "New", "password": INVITE_PASSWORD, "confirm_password": INVITE_PASSWORD},
+                        follow_redirects=False).status_code == 303
+            post(other, "/logout", {})
             assert 400 <= login(other, "new@example.test", WRONG_PASSWORD).status_code < 500
             assert login(other, "new@example.test", INVITE_PASSWORD).status_code == 303
 

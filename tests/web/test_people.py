@@ -28,18 +28,29 @@ def test_members_page_lists_everyone_and_every_form_has_a_csrf_field(browser, te
     assert all(f.select_one("input[name=csrftoken]") for f in tokens.select("main form"))
 
 
-def test_owner_invites_with_a_password_and_the_new_member_can_log_in(browser, team):
+def test_owner_invites_and_the_new_member_joins_through_the_link(browser, team):
     t = team()
     c = browser(t["owner"])
-    r = post(c, "/settings/members", {"email": "New.Person@Example.test", "name": "New Person", "role": "admin",
-                                      "password": "a-good-password"}, follow_redirects=False)
-    assert r.status_code == 303
-    page = soup(c.get("/settings/members"))
-    assert "new.person@example.test is now a admin" in text(page.select_one(".flash-success"))
-    assert member_row(page, "new.person@example.test") is not None
+    r = post(c, "/settings/members", {"email": "New.Person@Example.test", "name": "New Person", "role": "admin"},
+             follow_redirects=False)
+    assert r.status_code == 201, r.text
+    page = soup(r)
+    assert "new.person@example.test is invited as admin" in text(page.select_one(".invite-created"))
+    link = page.select_one("#invite-link")["value"]
+    assert member_row(page, "new.person@example.test") is None  # nobody joins before accepting
+    assert "new.person@example.test" in text(page.select_one(".invitations-table"))
+    assert link not in soup(c.get("/settings/members")).text  # shown once
     other = browser()
-    assert login(other, "new.person@example.test", "a-good-password").status_code == 303
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    form = soup(other.get("/" + path)).select_one("form.invite-accept-form")
+    assert form.select_one("input[name=confirm_password]") is not None
+    r = post(other, "/" + path, {"name": "New Person", "password": "a-good-password",
+                                  "confirm_password": "a-good-password"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
     assert text(soup(other.get("/incidents")).select_one(".user-box .role-badge")) == "admin"
+    assert member_row(soup(c.get("/settings/members")), "new.person@example.test") is not None
+    assert post(browser(), "/" + path, {"password": "x" * 10, "confirm_password": "x" * 10}).status_code == 404
+    assert login(browser(), "new.person@example.test", "a-good-password").status_code == 303
 
 
 def test_only_an_owner_grants_or_changes_the_owner_role(browser, team):
@@ -163,20 +174,24 @@ def test_foreign_token_ids_answer_404(browser, team, client):
 
 # --- the JSON API ----------------------------------------------------------------------------------
 
-def test_api_members_invite_change_remove(client, team):
+def test_api_members_invite_change_remove(client, team, factory):
     t = team()
     h = t["admin"].headers
     r = client.post("/api/v1/org/members", json={"email": "api@example.test", "role": "member"}, headers=h)
     assert r.status_code == 201, r.text
-    new = r.json()
-    assert new["role"] == "member" and new["email"] == "api@example.test" and new["user_id"]
-    listed = client.get("/api/v1/org/members", headers=h).json()
-    assert any(m["user_id"] == new["user_id"] for m in listed)
-    r = client.patch(f"/api/v1/org/members/{new['user_id']}", json={"role": "viewer"}, headers=h)
+    inv = r.json()
+    assert inv["role"] == "member" and inv["email"] == "api@example.test" and inv["status"] == "pending"
+    assert inv["invite_url"].startswith("http") and inv["existing_account"] is False
+    assert [i["email"] for i in client.get("/api/v1/org/invitations", headers=h).json()] == ["api@example.test"]
+    assert "invite_url" not in client.get("/api/v1/org/invitations", headers=h).json()[0]
+    assert client.delete(f"/api/v1/org/invitations/{inv['id']}", headers=h).status_code == 204
+    assert client.delete(f"/api/v1/org/invitations/{inv['id']}", headers=h).status_code == 404
+    new = t["member"]
+    r = client.patch(f"/api/v1/org/members/{new.actor.user_id}", json={"role": "viewer"}, headers=h)
     assert r.status_code == 200 and r.json()["role"] == "viewer"
-    assert client.post("/api/v1/org/members", json={"email": "api@example.test"}, headers=h).status_code == 409
-    assert client.delete(f"/api/v1/org/members/{new['user_id']}", headers=h).status_code == 204
-    assert client.delete(f"/api/v1/org/members/{new['user_id']}", headers=h).status_code == 404
+    assert client.post("/api/v1/org/members", json={"email": new.email}, headers=h).status_code == 409
+    assert client.delete(f"/api/v1/org/members/{new.actor.user_id}", headers=h).status_code == 204
+    assert client.delete(f"/api/v1/org/members/{new.actor.user_id}", headers=h).status_code == 404
 
 
 def test_api_member_rules(client, team):
@@ -200,4 +215,7 @@ def test_api_member_rules(client, team):
     assert client.delete(f"/api/v1/org/members/{foreign}", headers=owner).status_code == 404
     r = client.post("/api/v1/org/members", json={"email": "co@example.test", "role": "owner"}, headers=owner)
     assert r.status_code == 201
+    assert client.patch(f"/api/v1/org/members/{owner_id}", json={"role": "admin"}, headers=owner).status_code == 409
+    assert client.patch(f"/api/v1/org/members/{t['admin'].actor.user_id}", json={"role": "owner"},
+                        headers=owner).status_code == 200  # an invitation is no owner yet; a member made owner is
     assert client.patch(f"/api/v1/org/members/{owner_id}", json={"role": "admin"}, headers=owner).status_code == 200

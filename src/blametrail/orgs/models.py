@@ -1,4 +1,4 @@
-"""Organizations, users, memberships, API tokens, login sessions, monthly usage, login throttling, idempotency keys."""
+"""Organizations, users, memberships, invitations, API tokens, login sessions, monthly usage, login throttling, idempotency keys."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(512), nullable=True)
     created_at: Mapped[datetime]
+    # why: sign-in lands in the organization used last; no foreign key, a deleted org just falls back to the first
+    last_org_id: Mapped[int | None] = mapped_column(nullable=True)
 
     @property
     def display_name(self) -> str:
@@ -51,6 +53,25 @@ class Membership(Base):
 
     org: Mapped[Organization] = relationship(lazy="joined")
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class Invitation(Base):
+    """A pending invitation of an email address to an organization; accepting it creates the membership."""
+
+    __tablename__ = "invitation"
+    __table_args__ = (UniqueConstraint("org_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    org: Mapped[Organization] = relationship(lazy="joined")
 
 
 class ApiToken(Base):

@@ -8,12 +8,14 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from blametrail.errors import Conflict, NotFound, PlanNotEligible, QuotaExceeded, Unauthenticated, ValidationFailed
+from blametrail.errors import (
+    Conflict, Forbidden, NotFound, PlanNotEligible, QuotaExceeded, Unauthenticated, ValidationFailed,
+)
 from blametrail.orgs.models import (
     PLAN_LIMITS, PLANS, ROLES, ApiToken, LoginSession, Membership, MonthlyUsage, Organization, SetupToken, User,
 )
@@ -37,6 +39,14 @@ class Actor:
 
 def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def normalize_email(email: str) -> str:
+    """Return the canonical (trimmed, lowercased) form of an email address, or raise ValidationFailed."""
+    email = (email or "").strip().lower()
+    if not EMAIL_RE.match(email) or len(email) > 320:
+        raise ValidationFailed(f"Invalid email address {email[:80]!r}.")
+    return email
 
 
 def month_of(now: datetime) -> str:
@@ -85,10 +95,12 @@ def create_user(
     *, session: Session, email: str, org: Organization, role: str, password: str | None, now: datetime,
     name: str = "",
 ) -> Membership:
-    """Create a user (or reuse one with this email) and make them a member of the organization."""
-    email = (email or "").strip().lower()
-    if not EMAIL_RE.match(email):
-        raise ValidationFailed(f"Invalid email address {email!r}.")
+    """Create a user (or reuse one with this email) and make them a member (operator CLI, demo and first run only).
+
+    Never reachable from an organization's admins: they invite (orgs.invitations), and only the account's owner
+    sets its password.
+    """
+    email = normalize_email(email)
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
     if password is not None and len(password) < 8:
@@ -110,6 +122,50 @@ def create_user(
     return membership
 
 
+def set_password(*, session: Session, email: str, password: str) -> User:
+    """Set an account's password (operator CLI) and end all of its login sessions."""
+    if len(password or "") < 8:
+        raise ValidationFailed("Passwords need at least 8 characters.")
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise NotFound(f"No account with email {email.strip().lower()!r}.")
+    user.password_hash = hash_password(password)
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    session.flush()
+    return user
+
+
+def change_own_password(*, session: Session, user_id: int, current: str, new: str, keep_session: str) -> User:
+    """Change one's own password (the current one is required); every other login session of the account ends."""
+    user = session.get(User, user_id)
+    if user is None or not verify_password(current or "", user.password_hash):
+        raise ValidationFailed("The current password is not correct.")
+    if len(new or "") < 8:
+        raise ValidationFailed("The new password needs at least 8 characters.")
+    if len(new) > 1024:
+        raise ValidationFailed("Passwords can have at most 1024 characters.")
+    user.password_hash = hash_password(new)
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id,
+                                               LoginSession.key_hash != _digest(keep_session or "")))
+    session.flush()
+    return user
+
+
+def memberships_of(*, session: Session, user_id: int) -> list[Membership]:
+    """Return every membership of a user, oldest first."""
+    return list(session.scalars(select(Membership).where(Membership.user_id == user_id).order_by(Membership.id)))
+
+
+def switch_org(*, session: Session, raw: str, user_id: int, org_id: int) -> Membership:
+    """Move a login session to another organization the user belongs to (a foreign one is NotFound)."""
+    m = get_membership_by_user(session=session, org_id=org_id, user_id=user_id)
+    session.execute(update(LoginSession).where(LoginSession.key_hash == _digest(raw or ""),
+                                               LoginSession.user_id == user_id).values(org_id=org_id))
+    m.user.last_org_id = org_id
+    session.flush()
+    return m
+
+
 def get_membership(*, session: Session, org_id: int, email: str) -> Membership:
     """Return a user's membership in an organization or raise NotFound."""
     m = session.scalar(
@@ -122,7 +178,8 @@ def get_membership(*, session: Session, org_id: int, email: str) -> Membership:
 
 def get_membership_by_user(*, session: Session, org_id: int, user_id: int) -> Membership:
     """Return a user's membership in an organization or raise NotFound."""
-    m = session.scalar(select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id))
+    m = session.scalar(select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+                       .execution_options(populate_existing=True))
     if m is None:
         raise NotFound("Not a member of this organization.")
     return m
@@ -180,20 +237,27 @@ def authenticate_token(*, session: Session, raw: str, now: datetime) -> Actor:
     return replace(actor_for(m), token_id=token.id)
 
 
-def check_login(*, session: Session, email: str, password: str) -> list[Membership]:
-    """Return the memberships of a user whose password matches, else raise Unauthenticated."""
+def check_password(*, session: Session, email: str, password: str) -> User:
+    """Return the user whose email and password match, else raise Unauthenticated."""
     user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
     if not verify_password(password or "", user.password_hash if user else None) or user is None:
         raise Unauthenticated("Wrong email or password.")
-    memberships = list(session.scalars(select(Membership).where(Membership.user_id == user.id).order_by(Membership.id)))
+    return user
+
+
+def login_memberships(*, session: Session, user: User) -> list[Membership]:
+    """Return the memberships a signed-in user may land in, the one used last first; raise if there are none."""
+    memberships = memberships_of(session=session, user_id=user.id)
     if not memberships:
-        raise Unauthenticated("This account belongs to no organization.")
-    return memberships
+        raise Unauthenticated("This account belongs to no organization yet; open your invitation link to join one.")
+    # why: sign-in lands in the organization used last
+    return sorted(memberships, key=lambda m: m.org_id != user.last_org_id)
 
 
 def create_login_session(*, session: Session, membership: Membership, now: datetime, max_age: int) -> str:
     """Start a login session; return its raw key (kept only in the signed cookie)."""
     raw = secrets.token_urlsafe(32)
+    membership.user.last_org_id = membership.org_id
     session.add(LoginSession(key_hash=_digest(raw), user_id=membership.user_id, org_id=membership.org_id,
                              created_at=now, expires_at=now + timedelta(seconds=max_age)))
     session.flush()
@@ -294,11 +358,13 @@ def complete_setup(
     """Create the first organization and its owner with a valid setup token (first run only)."""
     if user_count(session=session) > 0:
         raise Conflict("Setup is already complete; log in instead.")
-    st = session.scalar(select(SetupToken).where(SetupToken.token_hash == _digest(token or "")))
-    if st is None:
-        raise Unauthenticated("The setup link is invalid; use the one `blametrail serve` printed.")
     if not password or len(password) < 8:
         raise ValidationFailed("Passwords need at least 8 characters.")
+    # why: deleting the token is the claim; parallel uses of one link wait on its row and then find it gone
+    if session.execute(delete(SetupToken).where(SetupToken.token_hash == _digest(token or ""))).rowcount != 1:
+        if user_count(session=session) > 0:
+            raise Conflict("Setup is already complete; log in instead.")
+        raise Unauthenticated("The setup link is invalid; use the one `blametrail serve` printed.")
     org = create_org(session=session, slug=org_slug, name=org_name, plan="pro", now=now)  # why: a self-hosted first run should draft at once
     m = create_user(session=session, email=email, org=org, role="owner", password=password, now=now)
     session.execute(SetupToken.__table__.delete())
@@ -309,14 +375,19 @@ def complete_setup(
 
 def check_grant(*, by_role: str, role: str, current_role: str | None = None) -> None:
     """Raise unless `by_role` may give `role` (to someone whose role is `current_role`): only owners touch owners."""
-    from blametrail.errors import Forbidden  # why: keeps this module's import line untouched for parallel edits
-
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}: choose one of {', '.join(ROLES)}.")
     if by_role not in ("owner", "admin"):
         raise Forbidden(f"The {by_role} role cannot manage members; this needs one of: owner, admin.")
     if by_role != "owner" and (role == "owner" or current_role == "owner"):
         raise Forbidden("Only an owner can grant or change the owner role.")
+
+
+def _lock_members(session: Session, org_id: int) -> None:
+    """Serialize member changes of one organization until the transaction ends."""
+    # why: two owners demoting each other at once must not both see "another owner is left"; the organization's
+    # row lock orders them, and each then reads committed roles (SQLite already serializes writers: BEGIN IMMEDIATE)
+    session.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
 
 
 def _owner_count(session: Session, org_id: int) -> int:
@@ -326,6 +397,7 @@ def _owner_count(session: Session, org_id: int) -> int:
 
 def change_role(*, session: Session, org_id: int, user_id: int, role: str, by_role: str) -> Membership:
     """Change a member's role; only owners grant or take away the owner role, and the last owner stays one."""
+    _lock_members(session, org_id)
     m = get_membership_by_user(session=session, org_id=org_id, user_id=user_id)
     check_grant(by_role=by_role, role=role, current_role=m.role)
     if m.role == "owner" and role != "owner" and _owner_count(session, org_id) <= 1:
@@ -337,6 +409,7 @@ def change_role(*, session: Session, org_id: int, user_id: int, role: str, by_ro
 
 def remove_member(*, session: Session, org_id: int, user_id: int, by_role: str, now: datetime) -> None:
     """Remove a member (never the last owner); their tokens for this organization are revoked."""
+    _lock_members(session, org_id)
     m = get_membership_by_user(session=session, org_id=org_id, user_id=user_id)
     check_grant(by_role=by_role, role=m.role, current_role=m.role)
     if m.role == "owner" and _owner_count(session, org_id) <= 1:

@@ -74,11 +74,9 @@ def api_actor(request: Request, session: SessionDep, now: NowDep) -> Actor:
     if scheme.lower() != "bearer" or not raw.strip():
         raise Unauthenticated("Send an API token as 'Authorization: Bearer <token>'.")
     actor = orgs.authenticate_token(session=session, raw=raw.strip(), now=now)
-    pending = getattr(request.state, idempotency.STATE_KEY, None)
-    if pending is not None:  # why: here every API route passes, so no POST route can forget the key
-        rt = request.app.state.runtime
-        idempotency.reserve(session=session, pending=pending, actor=actor, now=now,
-                            ttl=idempotency.ttl_of(rt.settings), box=rt.secret_box)
+    # why: every API route passes here, so no POST route can forget the key; a retry is answered with the actor's
+    # current role (re-read from the membership just above), never the role of the original request
+    idempotency.reserve_for_route(request, session=session, actor=actor, now=now)
     return actor
 
 
@@ -87,7 +85,11 @@ def page_actor_or_none(request: Request, session: SessionDep, now: NowDep) -> Ac
     raw = request.session.get(SESSION_KEY)
     if not raw:
         return None
-    return orgs.session_actor(session=session, raw=raw, now=now)
+    actor = orgs.session_actor(session=session, raw=raw, now=now)
+    if actor is not None:  # why: the header's organization switcher lists them on every page
+        request.state.memberships = [(m.org_id, m.org.name) for m in
+                                     orgs.memberships_of(session=session, user_id=actor.user_id)]
+    return actor
 
 
 def page_actor(actor: Annotated[Actor | None, Depends(page_actor_or_none)]) -> Actor:

@@ -1,14 +1,18 @@
-"""Organization endpoints of the JSON API: settings, usage, members, tokens."""
+"""Organization endpoints of the JSON API: settings, usage, members, invitations, tokens."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from blametrail.clock import iso
+from blametrail.errors import ValidationFailed
+from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, require
-from blametrail.web.deps import ApiActor, NowDep, SessionDep
+from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/api/v1/org", tags=["organization"])
@@ -25,11 +29,13 @@ class TokenCreate(BaseModel):
 
 
 class MemberCreate(BaseModel):
+    """An invitation: the invitee accepts it and, for a new account, chooses their own password."""
+
     model_config = ConfigDict(extra="forbid")
-    email: str
+    email: str = Field(max_length=320)
     role: str = "member"
-    name: str = ""
-    password: str | None = None
+    name: str = Field("", max_length=200)
+    password: str | None = Field(None, description="Not accepted: only the account's owner sets its password.")
 
 
 class MemberPatch(BaseModel):
@@ -40,6 +46,20 @@ class MemberPatch(BaseModel):
 def member_read(m) -> dict:
     return {"user_id": m.user_id, "email": m.user.email, "name": m.user.name, "role": m.role,
             "joined_at": iso(m.created_at)}
+
+
+def invitation_read(inv, *, now, link: str | None = None, existing_account: bool | None = None) -> dict:
+    out = {"id": inv.id, "email": inv.email, "role": inv.role, "name": inv.name, "invited_by": inv.invited_by,
+           "created_at": iso(inv.created_at), "expires_at": iso(inv.expires_at),
+           "status": "pending" if inv.expires_at > now else "expired"}
+    if link is not None:
+        out |= {"invite_url": link, "existing_account": existing_account}
+    return out
+
+
+def invite_link(public_url: str, raw: str) -> str:
+    """The one-time link an invitee opens (shown once; only the token's hash is stored)."""
+    return f"{public_url.rstrip('/')}/invite/{raw}"
 
 
 def settings_read(org) -> dict:
@@ -93,13 +113,36 @@ def revoke_token(token_id: IdPath, actor: ApiActor, session: SessionDep, now: No
 
 
 @router.post("/members", status_code=201)
-def add_member(data: MemberCreate, actor: ApiActor, session: SessionDep, now: NowDep):
-    """Invite a member (owner/admin; only an owner may grant the owner role)."""
+def add_member(data: MemberCreate, actor: ApiActor, session: SessionDep, now: NowDep, rt: RuntimeDep):
+    """Invite someone (owner/admin; only an owner may grant the owner role); the invite link is in this response only.
+
+    Nobody becomes a member until they accept: a new person through the link (choosing their own password), someone
+    with an account after signing in.
+    """
     orgs.check_grant(by_role=actor.role, role=data.role)
-    org = orgs.get_org(session=session, org_id=actor.org_id)
-    m = orgs.create_user(session=session, email=data.email, org=org, role=data.role, password=data.password or None,
-                         now=now, name=data.name)
-    return member_read(m)
+    if data.password is not None:
+        raise ValidationFailed("Admins cannot set passwords: the invitee chooses their own through the invitation "
+                               "link (an operator can use `blametrail user set-password`).", errors=[
+                                   {"loc": ["body", "password"], "msg": "not accepted"}])
+    inv, raw, existing = invitations.invite(
+        session=session, actor=actor, email=data.email, role=data.role, name=data.name, now=now,
+        ttl=timedelta(hours=rt.settings.invitation_ttl_hours))
+    return invitation_read(inv, now=now, link=invite_link(rt.settings.public_url, raw), existing_account=existing)
+
+
+@router.get("/invitations")
+def list_invitations(actor: ApiActor, session: SessionDep, now: NowDep):
+    """Pending invitations of the organization (owner/admin)."""
+    require(actor.role, Action.MANAGE)
+    return [invitation_read(i, now=now) for i in invitations.list_for_org(session=session, org_id=actor.org_id)]
+
+
+@router.delete("/invitations/{invitation_id}", status_code=204)
+def revoke_invitation(invitation_id: IdPath, actor: ApiActor, session: SessionDep):
+    """Withdraw a pending invitation; its link stops working."""
+    require(actor.role, Action.MANAGE)
+    invitations.revoke(session=session, org_id=actor.org_id, invitation_id=invitation_id)
+    return Response(status_code=204)
 
 
 @router.patch("/members/{user_id}")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from blametrail import db
 from blametrail.errors import DomainError, RateLimited, Unauthenticated
+from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
 from blametrail.orgs import throttle
 from blametrail.orgs.models import Membership
@@ -43,10 +44,8 @@ def login_page(request: Request, actor: MaybePageActor, session: SessionDep, nex
 
 
 def client_address(request: Request, settings) -> str:
-    """Return the client's address: the socket peer, or what trusted proxies forwarded."""
-    peer = request.client.host if request.client else None
-    return throttle.client_address(peer, request.headers.getlist("x-forwarded-for"),
-                                   throttle.trusted_networks(settings.trusted_proxies))
+    """Return the client's address: the socket peer, or the hop trusted proxies forwarded (set by web/forwarded.py)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _admit(session, rt, now, subjects: dict[str, int], account: str | None = None) -> throttle.Attempt:
@@ -76,14 +75,36 @@ def login(request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep, 
     except RateLimited as exc:
         return _throttled(request, "login.html", {"next": next_url, "email": email}, exc)
     try:
-        memberships = orgs.check_login(session=session, email=email, password=str(password))
+        user = _checked(session, now, limits, attempt, email, str(password))
+        memberships = orgs.login_memberships(session=session, user=user)
     except Unauthenticated as exc:
-        throttle.record_failure(session=session, attempt=attempt, now=now, limits=limits)
         return render(request, "login.html", {"next": next_url, "email": email, "error": exc.detail},
                       status_code=400)
-    throttle.record_success(session=session, attempt=attempt, now=now)
     _start_login(request, session=session, rt=rt, membership=memberships[0], now=now)
+    waiting = invitations.pending_for(session=session, email=user.email, now=now)
+    if waiting:
+        flash(request, f"You have {len(waiting)} pending invitation{'s' if len(waiting) > 1 else ''} to join "
+              + ", ".join(i.org.name for i in waiting) + ": see your account page to accept.", "info")
     return redirect(safe_next(next_url))
+
+
+def _checked(session, now, limits, attempt, email: str, password: str):
+    """Check an admitted attempt's password; count a failure against its subjects."""
+    try:
+        user = orgs.check_password(session=session, email=email, password=password)
+    except Unauthenticated:
+        throttle.record_failure(session=session, attempt=attempt, now=now, limits=limits)
+        raise
+    throttle.record_success(session=session, attempt=attempt, now=now)
+    return user
+
+
+def verify_password_attempt(request: Request, *, session, rt, now, email: str, password: str):
+    """Check an email and password under the login throttle (RateLimited or Unauthenticated on failure)."""
+    limits = throttle.Limits.from_settings(rt.settings)
+    subjects = throttle.login_subjects(email=email, address=client_address(request, rt.settings), limits=limits)
+    attempt = _admit(session, rt, now, subjects, account=throttle.account_subject(email))
+    return _checked(session, now, limits, attempt, email, password)
 
 
 @router.post("/logout")

@@ -95,6 +95,7 @@ def render(request: Request, name: str, context: dict | None = None, *, status_c
         "can_write_postmortems": bool(actor and can(actor.role, Action.POSTMORTEM_WRITE)),
         "can_publish": bool(actor and can(actor.role, Action.PUBLISH)),
         "can_org_settings": bool(actor and can(actor.role, Action.ORG_SETTINGS)),
+        "my_orgs": getattr(request.state, "memberships", []) if actor else [],
     }
     ctx.update(context or {})
     return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)

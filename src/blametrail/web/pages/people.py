@@ -1,15 +1,19 @@
-"""Settings pages for people: members and roles (invite, change role, remove) and API tokens (create, revoke)."""
+"""Settings pages for people: members and roles (invite, change role, remove), invitations, API tokens."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
 
 from blametrail import db
 from blametrail.errors import Conflict, Forbidden, ValidationFailed
+from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import ROLES
 from blametrail.orgs.permissions import Action, can, require
-from blametrail.web.deps import NowDep, PageActor, SessionDep
+from blametrail.web.api.org import invite_link
+from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render
 
@@ -25,8 +29,8 @@ def _grantable(role: str) -> tuple[str, ...]:
     return ()
 
 
-def _members_page(request: Request, *, session, actor, status_code: int = 200, invite: dict | None = None,
-                  errors: list[str] | None = None):
+def _members_page(request: Request, *, session, actor, now, status_code: int = 200, invite: dict | None = None,
+                  errors: list[str] | None = None, invited: dict | None = None):
     members = orgs.list_members(session=session, org_id=actor.org_id)
     owners = sum(1 for m in members if m.role == "owner")
     manage = can(actor.role, Action.MANAGE)
@@ -38,43 +42,55 @@ def _members_page(request: Request, *, session, actor, status_code: int = 200, i
                      "last_owner": last_owner, "me": m.user_id == actor.user_id})
     return render(request, "people/members.html", {
         "nav": "settings", "rows": rows, "manage": manage, "grantable": _grantable(actor.role),
-        "invite": invite or {"role": "member"}, "errors": errors or [],
+        "invite": invite or {"role": "member"}, "errors": errors or [], "invited": invited, "now": now,
+        "invitation_hours": request.app.state.runtime.settings.invitation_ttl_hours,
+        "invitations": invitations.list_for_org(session=session, org_id=actor.org_id) if manage else [],
     }, actor=actor, status_code=status_code)
 
 
 @router.get("/members")
-def members_page(request: Request, actor: PageActor, session: SessionDep):
-    return _members_page(request, session=session, actor=actor)
+def members_page(request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+    return _members_page(request, session=session, actor=actor, now=now)
 
 
 @router.post("/members")
-def members_invite(request: Request, form: FormDep, actor: PageActor, session: SessionDep, now: NowDep):
+def members_invite(request: Request, form: FormDep, actor: PageActor, session: SessionDep, now: NowDep,
+                   rt: RuntimeDep):
+    """Invite someone; the one-time link is shown in this response only (nobody joins until they accept)."""
     require(actor.role, Action.MANAGE)
     invite = {k: field(form, k) for k in ("email", "name", "role")}
-    password = form.get("password") if isinstance(form.get("password"), str) else ""
     try:
-        orgs.check_grant(by_role=actor.role, role=invite["role"])
-        org = orgs.get_org(session=session, org_id=actor.org_id)
-        orgs.create_user(session=session, email=invite["email"], org=org, role=invite["role"],
-                         password=password or None, now=now, name=invite["name"])
+        inv, raw, existing = invitations.invite(
+            session=session, actor=actor, email=invite["email"], role=invite["role"], name=invite["name"], now=now,
+            ttl=timedelta(hours=rt.settings.invitation_ttl_hours))
     except (ValidationFailed, Conflict, Forbidden) as exc:
         db.rollback(session)
-        return _members_page(request, session=session, actor=actor, status_code=exc.status, invite=invite,
+        return _members_page(request, session=session, actor=actor, now=now, status_code=exc.status, invite=invite,
                              errors=[exc.detail])
-    flash(request, f"{invite['email'].lower()} is now a {invite['role']} of this organization."
-          + ("" if password else " They can log in once an owner or admin sets a password for them."), "success")
+    invited = {"email": inv.email, "role": inv.role, "link": invite_link(rt.settings.public_url, raw),
+               "existing": existing, "expires_at": inv.expires_at}
+    return _members_page(request, session=session, actor=actor, now=now, status_code=201, invited=invited)
+
+
+@router.post("/invitations/{invitation_id}/revoke")
+def invitations_revoke(invitation_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
+    require(actor.role, Action.MANAGE)
+    inv = invitations.revoke(session=session, org_id=actor.org_id, invitation_id=invitation_id)
+    flash(request, f"The invitation of {inv.email} was withdrawn; its link no longer works.", "success")
     return redirect("/settings/members")
 
 
 @router.post("/members/{user_id}/role")
-def members_role(user_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep):
+def members_role(user_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+                 now: NowDep):
     require(actor.role, Action.MANAGE)
     try:
         m = orgs.change_role(session=session, org_id=actor.org_id, user_id=user_id, role=field(form, "role"),
                              by_role=actor.role)
     except (ValidationFailed, Conflict) as exc:
         db.rollback(session)
-        return _members_page(request, session=session, actor=actor, status_code=exc.status, errors=[exc.detail])
+        return _members_page(request, session=session, actor=actor, now=now, status_code=exc.status,
+                             errors=[exc.detail])
     flash(request, f"{m.user.email} is now {m.role}.", "success")
     return redirect("/settings/members")
 
@@ -88,7 +104,8 @@ def members_remove(user_id: IdPath, request: Request, actor: PageActor, session:
         orgs.remove_member(session=session, org_id=actor.org_id, user_id=user_id, by_role=actor.role, now=now)
     except Conflict as exc:
         db.rollback(session)
-        return _members_page(request, session=session, actor=actor, status_code=exc.status, errors=[exc.detail])
+        return _members_page(request, session=session, actor=actor, now=now, status_code=exc.status,
+                             errors=[exc.detail])
     flash(request, f"{email} was removed from this organization; their API tokens were revoked.", "success")
     return redirect("/settings/members")
 

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from blametrail.web.pages import auth, evidence, incidents, integrations, people, postmortems, settings, summary
+from blametrail.web.pages import account, auth, evidence, incidents, integrations, people, postmortems, settings, summary
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
+router.include_router(account.router)
 router.include_router(incidents.router)
 router.include_router(summary.router)
 router.include_router(postmortems.router)
