@@ -57,6 +57,41 @@ def iso(value: datetime | None) -> str | None:
     return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_iso(text: str) -> datetime:
+    """Parse ISO-8601 text (a trailing Z means UTC); the offset is kept, naive stays naive; raise ValueError."""
+    return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+
+
+def to_utc(value: object) -> datetime | None:
+    """Return a datetime or ISO-8601 text as aware UTC (naive means UTC); None when empty or unparseable."""
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, str) and value:
+        try:
+            return as_utc(parse_iso(value))
+        except ValueError:
+            return None
+    return None
+
+
+def stamp(value: datetime, *, seconds: bool = False) -> str:
+    """Format a datetime for people, e.g. "2024-05-01 10:23 UTC" (with seconds when asked)."""
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+def minutes_between(start: datetime, end: datetime) -> int:
+    """Return whole minutes from start to end, rounded half up, never negative."""
+    micros = (as_utc(end) - as_utc(start)) // timedelta(microseconds=1)
+    return max(0, (micros + 30_000_000) // 60_000_000)
+
+
+def require_aware(value: datetime) -> datetime:
+    """Return an aware timestamp in range, else raise ValueError (for schema validators)."""
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a timezone (use Z for UTC)")
+    return check_range(value)
+
+
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 

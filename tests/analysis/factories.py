@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from blametrail.analysis.evidence import (
-    CommitEvidence, DeployEvidence, EvidencePack, IncidentFacts, StatusEvidence, UpdateEvidence,
+    CommitEvidence,
+    DeployEvidence,
+    EvidencePack,
+    IncidentFacts,
+    StatusEvidence,
+    UpdateEvidence,
 )
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from blametrail.analysis.evidence import AlertEvidence, EvidencePack, IncidentFacts, MonitorEvidence, StatusEvidence
 from blametrail.analysis.writer import write_postmortem
-from blametrail.postmortems.sections import Sections
+from blametrail.engines.sections import Sections
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from blametrail.analysis.suspects import Suspect, rank_suspects, standout
 from blametrail.analysis.writer import ENGINE_NAME, NOT_ESTABLISHED, write_postmortem
-from blametrail.postmortems.sections import Sections
+from blametrail.engines.sections import Sections
 
 from .factories import T0, at, bad_deploy_pack, commit, deploy, make_pack, status, update
 

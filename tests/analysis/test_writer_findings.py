@@ -8,9 +8,13 @@ from dataclasses import replace
 
 from blametrail.analysis.findings import analyse_observations
 from blametrail.analysis.writer import (
-    NOT_ESTABLISHED, ranked_causes, ranked_suspects, root_cause_category, write_postmortem,
+    NOT_ESTABLISHED,
+    ranked_causes,
+    ranked_suspects,
+    root_cause_category,
+    write_postmortem,
 )
-from blametrail.postmortems.sections import Sections
+from blametrail.engines.sections import Sections
 
 from .factories import T0, at, commit, deploy, make_pack, update
 from .observability import lines, log, metric, series, step

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from blametrail.analysis import correlate
 from blametrail.analysis.evidence import EvidencePack
-from blametrail.analysis.response import plural, utc
+from blametrail.analysis.text import plural
+from blametrail.analysis.times import utc
 
 DOMINANT_SCORE = 0.4
 STRONG_SCORE = 0.6  # a category this strong is stated with medium confidence

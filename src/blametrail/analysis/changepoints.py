@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 
 from blametrail.analysis.observations import Series
+from blametrail.analysis.times import utc
 
 _MAD_SCALE = 1.4826  # MAD → standard deviation for Gaussian noise
 _CLIP = 3.0  # robust z-scores are clipped here so single outliers cannot drive a split
@@ -46,7 +47,7 @@ def detect(
                       levels[i + 1][0]) for i, cut in enumerate(cuts)]
     if len(cuts) - 2 * sum(blips) > max_changes:
         return None  # flapping: too many lasting shifts to call any one of them the onset (blips do not count)
-    first = bisect_left(points, _utc(since), key=lambda p: _utc(p[0])) if since is not None else 0
+    first = bisect_left(points, utc(since), key=lambda p: utc(p[0])) if since is not None else 0
     for i, cut in enumerate(cuts):
         left, right = levels[i], levels[i + 1]
         before, after = left[0], right[0]
@@ -56,7 +57,7 @@ def detect(
         if blips[i] or _reverts(values, start, bounds[i + 2], bounds[min(i + 3, len(bounds) - 1)], before, after):
             continue  # a blip: real onsets hold their new level until someone mitigates them
         return ChangePoint(
-            onset=_utc(points[start][0]), index=start, before=before, after=after,
+            onset=utc(points[start][0]), index=start, before=before, after=after,
             magnitude=_relative(before, after), direction="up" if after > before else "down",
             score=round(_effect(left, right), 3),
         )
@@ -108,10 +109,6 @@ def _finite(series: Series) -> tuple[list, np.ndarray]:
         points = [p for p, ok in zip(points, keep.tolist()) if ok]
         values = values[keep]
     return points, values
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
 def _number(value: object) -> float:

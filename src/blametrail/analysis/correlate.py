@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from blametrail.analysis.evidence import DeployEvidence, EvidencePack
 from blametrail.analysis.logs import is_errorish
 from blametrail.analysis.observations import LogEvidence, MetricEvidence
-from blametrail.analysis.response import utc
+from blametrail.analysis.times import utc
 
 ONSET_LOOKBACK = timedelta(minutes=30)  # a metric onset this long before the incident start still counts
 ONSET_LOG_LINES = 10  # without metrics, an error template this large marks the onset

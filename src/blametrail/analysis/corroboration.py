@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 from blametrail.analysis import causes, correlate
 from blametrail.analysis.causes import Category
 from blametrail.analysis.evidence import DeployEvidence, EvidencePack
+from blametrail.analysis.ids import sort_key
 from blametrail.analysis.observations import LogEvidence, MetricEvidence
-from blametrail.analysis.response import minutes_between, plural, utc
+from blametrail.analysis.text import plural
+from blametrail.analysis.times import minutes_between, utc
 
 NEAR_ONSET = timedelta(minutes=10)
 QUIET_AFTER = timedelta(minutes=30)
@@ -89,7 +91,7 @@ def corroborate(pack: EvidencePack, deploy: DeployEvidence, found: Findings) -> 
     words = sorted({w for k in tied if k.kind == "words" for w in k.detail.split(", ")})[:_MAX_WORDS]
     if words:
         delta += _W_WORD * len(words)
-        ids = sorted({k.log_id for k in tied if k.kind == "words"}, key=_number)[:3]
+        ids = sorted({k.log_id for k in tied if k.kind == "words"}, key=sort_key)[:3]
         reasons.append(f"its commits share words with error templates {', '.join(ids)}: {', '.join(words)}")
     if found.errors and strength == "none":
         delta += _W_UNLINKED
@@ -107,7 +109,7 @@ def corroborate(pack: EvidencePack, deploy: DeployEvidence, found: Findings) -> 
     hits: dict[str, int] = {}
     for k in tied:
         hits[k.commit_id] = hits.get(k.commit_id, 0) + (3 if k.kind != "words" else 1)
-    cited += sorted({k.log_id for k in tied}, key=_number)
+    cited += sorted({k.log_id for k in tied}, key=sort_key)
     return Corroboration(round(delta, 3), tuple(reasons), strength, tuple(hits.items()), tuple(dict.fromkeys(cited)))
 
 
@@ -117,8 +119,3 @@ def _log(found: Findings, log_id: str) -> LogEvidence:
 
 def _ids(category: Category) -> list[str]:
     return [*category.log_ids[:3], *category.metric_ids[:2]]
-
-
-def _number(evidence_id: str) -> tuple[int, str]:
-    tail = evidence_id.rsplit("_", 1)[-1]
-    return (int(tail) if tail.isdigit() else 0, evidence_id)

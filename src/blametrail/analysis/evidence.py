@@ -6,16 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from blametrail.analysis.observations import LogEvidence, MetricEvidence
+from blametrail.analysis.times import iso
 
 JSON_SAMPLES = 3  # raw log lines per template kept in the stored copy
 JSON_TEXT = 2_000  # characters per template or sample in the stored copy
-
-
-def iso(value: datetime | None) -> str | None:
-    """Format a UTC datetime as ISO-8601 with a trailing Z."""
-    if value is None:
-        return None
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

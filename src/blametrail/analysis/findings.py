@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from blametrail.analysis import changepoints, logs
+from blametrail.analysis import changepoints, ids, logs
 from blametrail.analysis.observations import LogEvidence, LogLine, MetricEvidence, Series
+from blametrail.analysis.times import utc
 
 CHART_POINTS = 200
 MAX_LOGS = 50
@@ -22,7 +23,7 @@ def analyse_observations(
     window_end: datetime,
 ) -> tuple[tuple[MetricEvidence, ...], tuple[LogEvidence, ...]]:
     """Find metric change points and new or spiking log templates in the window; ids are deterministic."""
-    start, begin, end = _utc(incident_start), _utc(window_start), _utc(window_end)
+    start, begin, end = utc(incident_start), utc(window_start), utc(window_end)
     return _metrics(series, since=max(begin, start - METRIC_LEAD), end=end), _logs(lines, begin, start, end)
 
 
@@ -54,7 +55,7 @@ def _metrics(series: Sequence[Series], *, since: datetime, end: datetime) -> tup
             points=downsample(finite),
         ))
     found.sort(key=lambda m: (m.onset, m.series, m.service or "", m.source))
-    return tuple(replace(m, id=f"metric_{n}") for n, m in enumerate(found, 1))
+    return tuple(replace(m, id=ids.metric_id(n)) for n, m in enumerate(found, 1))
 
 
 def _logs(lines: Sequence[LogLine], begin: datetime, start: datetime, end: datetime) -> tuple[LogEvidence, ...]:
@@ -73,7 +74,7 @@ def _logs(lines: Sequence[LogLine], begin: datetime, start: datetime, end: datet
     ranked.sort(key=lambda s: (s.first_seen, s.template, s.service or ""))
     return tuple(
         LogEvidence(
-            id=f"log_{n}", template=s.template, service=s.service, incident_count=s.incident_count,
+            id=ids.log_id(n), template=s.template, service=s.service, incident_count=s.incident_count,
             baseline_count=s.baseline_count, new=s.new, spike_ratio=s.spike_ratio, first_seen=s.first_seen,
             samples=s.samples, source=s.source,
         )
@@ -87,7 +88,3 @@ def _finite(value: object) -> bool:
     except (TypeError, ValueError):
         return False
     return number == number and abs(number) != float("inf")
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)

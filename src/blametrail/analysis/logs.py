@@ -13,6 +13,7 @@ import numpy as np
 from drain3.drain import Drain
 
 from blametrail.analysis.observations import LogLine
+from blametrail.analysis.times import utc
 
 MASK = "<*>"
 SAMPLES = 5
@@ -48,11 +49,6 @@ class TemplateStat:
     samples: tuple[str, ...]  # up to SAMPLES raw lines from the incident window
     error: bool  # the template or its samples read like an error
     source: str = ""
-
-
-def mask(text: str) -> str:
-    """Replace numbers, durations, IPs, timestamps, UUIDs and hex ids with <*>."""
-    return _MASKABLE.sub(MASK, text)
 
 
 def is_errorish(text: str) -> bool:
@@ -121,7 +117,7 @@ def mine(
 def timestamps(moments: list[datetime]) -> np.ndarray:
     """Return POSIX seconds; naive datetimes are UTC (map() keeps the common all-aware case in C)."""
     if None in set(map(attrgetter("tzinfo"), moments)):
-        moments = [m if m.tzinfo is not None else m.replace(tzinfo=timezone.utc) for m in moments]
+        moments = [m if m.tzinfo is not None else utc(m) for m in moments]
     return np.fromiter(map(datetime.timestamp, moments), dtype=np.float64, count=len(moments))
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from blametrail.analysis.evidence import DeployEvidence, EvidencePack, UpdateEvidence
+from blametrail.analysis.text import clip, plural, sentences
+from blametrail.analysis.times import minutes_between, stamp, utc
 
 SLOW_DETECTION_MINUTES = 10
 SLOW_FIRST_UPDATE_MINUTES = 15
 SLOW_MITIGATION_MINUTES = 60
 LONG_GAP_MINUTES = 30
-MAX_QUOTE = 280
 
 ROLLBACK = re.compile(r"\broll(?:ed|ing)?[ -]?back\b|\brollbacks?\b|\brevert(?:ed|ing|s)?\b", re.I)
 _MITIGATION = re.compile(
@@ -39,41 +40,6 @@ _NOT_KNOWN = re.compile(
     r"|\btbd\b|\?\s*$",
     re.I,
 )
-
-
-def utc(value: datetime) -> datetime:
-    """Return the datetime as aware UTC (naive values are taken to be UTC)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def minutes_between(start: datetime, end: datetime) -> int:
-    """Return whole minutes from start to end, rounded half up, never negative."""
-    micros = (utc(end) - utc(start)) // timedelta(microseconds=1)
-    return max(0, (micros + 30_000_000) // 60_000_000)
-
-
-def stamp(value: datetime) -> str:
-    """Format a datetime for prose, e.g. "2024-05-01 10:23 UTC"."""
-    return utc(value).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def plural(count: int, word: str) -> str:
-    """Return "1 minute" / "3 minutes" style counts."""
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def clip(text: str, limit: int = MAX_QUOTE) -> str:
-    """Collapse whitespace and truncate to limit characters with an ellipsis."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
-def sentences(text: str) -> list[str]:
-    """Split free text into whitespace-collapsed sentences (curly apostrophes made straight)."""
-    parts = re.split(r"(?<=[.!?])\s+|\n+", text.replace("’", "'"))
-    return [" ".join(part.split()) for part in parts if part.strip()]
 
 
 @dataclass(frozen=True)

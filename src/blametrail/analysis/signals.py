@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from blametrail.analysis.evidence import AlertEvidence, EvidencePack, MonitorEvidence
-from blametrail.analysis.response import clip, plural, stamp, utc
+from blametrail.analysis.text import clip, plural
+from blametrail.analysis.times import minutes_between, stamp, utc
 
 
 def _kinds(event: MonitorEvidence) -> str:
@@ -51,7 +52,7 @@ def impact_sentences(pack: EvidencePack) -> list[str]:
     for m in recoveries:
         window = ""
         if m.first_failure_at and m.recovered_at:
-            minutes = int((utc(m.recovered_at) - utc(m.first_failure_at)).total_seconds() / 60 + 0.5)
+            minutes = minutes_between(m.first_failure_at, m.recovered_at)
             window = (f" from {stamp(m.first_failure_at)} to {stamp(m.recovered_at)} "
                       f"({plural(minutes, 'minute')})")
         share = _share(m)

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 from blametrail.analysis.corroboration import Findings, corroborate, findings, metric_phrase
 from blametrail.analysis.evidence import CommitEvidence, DeployEvidence, EvidencePack
-from blametrail.analysis.response import (
-    FAILED, ROLLBACK, clip, minutes_between, plural, sentences, sorted_updates, stamp, utc,
-)
+from blametrail.analysis.response import FAILED, ROLLBACK, sorted_updates
+from blametrail.analysis.text import clip, plural, sentences
+from blametrail.analysis.times import minutes_between, stamp, utc
 
 STANDOUT_SCORE = 0.4  # a service-matching deploy up to ~35 minutes before onset reaches this on its own
 STANDOUT_MARGIN = 0.1

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from blametrail.analysis import correlate, signals
-from blametrail.analysis.evidence import EvidencePack, iso
+from blametrail.analysis.evidence import EvidencePack
 from blametrail.analysis.observations import LogEvidence, MetricEvidence
-from blametrail.analysis.response import clip, plural, utc
 from blametrail.analysis.suspects import Suspect, affects_incident, in_window, rollback_deploys
+from blametrail.analysis.text import clip, plural
+from blametrail.analysis.times import iso, utc
 
 MAX_METRIC_ROWS = 10
 MAX_LOG_ROWS = 10

@@ -9,9 +9,11 @@ from blametrail.analysis import causes, correlate
 from blametrail.analysis.causes import STRONG_SCORE, Category
 from blametrail.analysis.corroboration import corroborate, findings
 from blametrail.analysis.evidence import EvidencePack
-from blametrail.analysis.response import ResponseFacts, clip, plural, utc
+from blametrail.analysis.response import ResponseFacts
 from blametrail.analysis.suspects import Suspect, find_deploy, rank_suspects, standout
+from blametrail.analysis.text import clip, plural
 from blametrail.analysis.timeline import metric_sentence
+from blametrail.analysis.times import utc
 
 
 @dataclass(frozen=True)

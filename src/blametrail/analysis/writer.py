@@ -8,13 +8,29 @@ from blametrail.analysis import causes, signals, timeline
 from blametrail.analysis import response as resp
 from blametrail.analysis.causes import Category
 from blametrail.analysis.evidence import EvidencePack
-from blametrail.analysis.response import ResponseFacts, clip, minutes_between, plural, stamp
+from blametrail.analysis.response import ResponseFacts
 from blametrail.analysis.suspects import (
-    Suspect, describe_suspect, find_commit, find_deploy, names_deploy, rank_suspects, rollback_deploys, standout,
+    Suspect,
+    describe_suspect,
+    find_commit,
+    find_deploy,
+    names_deploy,
+    rank_suspects,
+    rollback_deploys,
+    standout,
 )
+from blametrail.analysis.text import clip, plural, sentences
+from blametrail.analysis.times import minutes_between, stamp
 from blametrail.analysis.verdict import (
-    confidence, dominant_category, link_strength, missing, ranked_causes, ranked_suspects, root_cause_category,
-    scores, supporting,
+    confidence,
+    dominant_category,
+    link_strength,
+    missing,
+    ranked_causes,
+    ranked_suspects,
+    root_cause_category,
+    scores,
+    supporting,
 )
 
 __all__ = ["ENGINE_NAME", "NOT_ESTABLISHED", "ranked_causes", "ranked_suspects", "root_cause_category",
@@ -114,7 +130,7 @@ def _impact(pack: EvidencePack, duration: int | None, services: list[str]) -> st
         parts.append(f"Reported: {clip(inc.description, 600)}")
     quotes = [
         f"“{clip(sentence)}” (evidence: {u.id})"
-        for u in resp.sorted_updates(pack) for sentence in resp.sentences(u.body) if _CUSTOMER.search(sentence)
+        for u in resp.sorted_updates(pack) for sentence in sentences(u.body) if _CUSTOMER.search(sentence)
     ]
     measured = signals.impact_sentences(pack)
     parts.extend(measured)
