@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from blametrail import db
-from blametrail.alerts import webhooks
-from blametrail.alerts.models import Alert, WebhookDelivery
+from blametrail.alerts.models import Alert
 from blametrail.incidents.models import Incident, TimelineEntry
 from blametrail.postmortems.models import Postmortem
+from blametrail.webhooks import service as webhooks
+from blametrail.webhooks.models import WebhookDelivery
 from tests.alerts.test_parsers import ALERTMANAGER_FIRING, GENERIC_FIRING, GRAFANA_FIRING, alertmanager, am_alert, raw
 from tests.live import serving
 
@@ -434,7 +435,7 @@ def test_resolve_racing_its_own_firing_delivery_is_not_lost(rt, hook):
 
     from blametrail.alerts import parsers
     from blametrail.alerts import service as alerts
-    from blametrail.alerts.models import Webhook
+    from blametrail.webhooks.models import Webhook
 
     if rt.engine.dialect.name != "postgresql":
         pytest.skip("needs concurrent writers (PostgreSQL); SQLite runs one delivery at a time")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from blametrail import db
-from blametrail.alerts.models import WebhookDelivery
+from blametrail.webhooks.models import WebhookDelivery
 from tests.alerts.test_parsers import ALERTMANAGER_FIRING
 
 DETAIL = ("This webhook's secret cannot be decrypted with the configured keys; re-create the secret (rotate it) and "

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from blametrail import db
-from blametrail.alerts import webhooks
-from blametrail.alerts.models import WebhookDelivery
 from blametrail.deploys.models import Commit, Deploy
+from blametrail.webhooks import service as webhooks
+from blametrail.webhooks.models import WebhookDelivery
 from tests.deploys.test_parsers import DEPLOYMENT_STATUS_SUCCESS, PING, PUSH_MAIN, SHA
 from tests.factories import iso
 

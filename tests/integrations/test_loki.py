@@ -9,8 +9,8 @@ import pytest
 from werkzeug import Request, Response
 
 from blametrail.errors import UpstreamError
-from blametrail.integrations.common import Signal
 from blametrail.integrations import loki as loki_module
+from blametrail.integrations.common import Signal
 from blametrail.integrations.loki import LokiConnector
 from tests.integrations.conftest import free_port, make_config
 

@@ -14,6 +14,7 @@ from blametrail.errors import Conflict, Forbidden, UpstreamError, ValidationFail
 from blametrail.integrations import service as connections
 from blametrail.integrations.base import REGISTRY, Signal, connector_for, render
 from blametrail.integrations.schemas import ConnectionCreate, ConnectionUpdate
+from blametrail.web.presenters import connection_read
 from tests.integrations.conftest import free_port
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -22,6 +23,12 @@ START, END = T0, T0 + timedelta(hours=2)
 
 def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fetch(*, session, org_id, services, start, end, box, **options):
+    """Plan and run the fetches as the draft path does (reads, then the network)."""
+    tasks = connections.plan_fetch(session=session, org_id=org_id, services=services, box=box)
+    return connections.collect(tasks, start=start, end=end, **options)
 
 
 def create(rt, actor, **fields):
@@ -68,7 +75,7 @@ def test_credentials_are_encrypted_at_rest(rt, admin):
     with db.transaction(rt.factory) as s:
         raw = s.execute(text("SELECT credentials_encrypted FROM connection WHERE id = :id"), {"id": cid}).scalar_one()
         row = connections.get_or_404(session=s, org_id=admin.org_id, connection_id=cid)
-        shown = connections.to_read(row, rt.secret_box)
+        shown = connection_read(row, rt.secret_box)
     assert "prom-super-secret-token" not in raw and "token" not in raw
     assert json.loads(rt.secret_box.decrypt(raw)) == {"token": "prom-super-secret-token"}
     assert shown["has_credentials"] is True and shown["credential_keys"] == ["token"]
@@ -84,7 +91,7 @@ def test_update_keeps_replaces_or_clears_credentials(rt, admin):
             c = connections.get_or_404(session=s, org_id=admin.org_id, connection_id=cid)
             connections.update(session=s, actor=admin, connection=c, data=ConnectionUpdate(**fields), box=box,
                                now=rt.clock.now())
-            return connections.to_read(c, box)
+            return connection_read(c, box)
 
     assert patch(name="prom-eu")["credential_keys"] == ["password", "username"]
     assert patch(credentials={"token": "t-2"})["credential_keys"] == ["token"]
@@ -97,7 +104,7 @@ def test_a_changed_secret_key_is_reported_not_crashed(rt, admin):
     with db.transaction(rt.factory) as s:
         c = connections.get_or_404(session=s, org_id=admin.org_id, connection_id=cid)
         assert connections.credential_keys(c, SecretBox("another-key")) == []
-        _, _, errors = connections.fetch_observations(session=s, org_id=admin.org_id, services=[], start=START,
+        _, _, errors = fetch(session=s, org_id=admin.org_id, services=[], start=START,
                                                       end=END, box=SecretBox("another-key"))
     assert errors == []  # no signals, nothing to fetch
     with db.transaction(rt.factory) as s:
@@ -105,7 +112,7 @@ def test_a_changed_secret_key_is_reported_not_crashed(rt, admin):
         connections.update(session=s, actor=admin, connection=c, box=rt.secret_box, now=rt.clock.now(),
                            data=ConnectionUpdate(signals=[{"name": "up", "query": "up"}]))
     with db.transaction(rt.factory) as s:
-        _, _, errors = connections.fetch_observations(session=s, org_id=admin.org_id, services=[], start=START,
+        _, _, errors = fetch(session=s, org_id=admin.org_id, services=[], start=START,
                                                       end=END, box=SecretBox("another-key"))
     assert len(errors) == 1 and "cannot be decrypted" in errors[0] and "BLAMETRAIL_SECRET_KEY" in errors[0]
 
@@ -207,7 +214,7 @@ def _fake_data() -> dict:
     }
 
 
-def test_fetch_observations_collects_and_reports_failures_without_raising(rt, admin):
+def test_fetch_collects_and_reports_failures_without_raising(rt, admin):
     create(rt, admin, name="a-metrics", provider="fake", options=_fake_data(), signals=[
         {"name": "error_rate", "query": 'sum(rate(errors{service="$service"}[1m]))', "services": ["*"]},
         {"name": "latency", "query": "histogram_quantile(0.99, x)"},
@@ -222,7 +229,7 @@ def test_fetch_observations_collects_and_reports_failures_without_raising(rt, ad
     unreachable = f"http://127.0.0.1:{free_port()}"
     create(rt, admin, name="d-prometheus", endpoint=unreachable, signals=[{"name": "up", "query": "up"}])
     with db.transaction(rt.factory) as s:
-        series, lines, errors = connections.fetch_observations(
+        series, lines, errors = fetch(
             session=s, org_id=admin.org_id, services=["checkout", "cart"], start=START, end=END, box=rt.secret_box,
             step_seconds=60, line_limit=10)
     by_name = {(x.name, x.service): x for x in series}
@@ -251,15 +258,15 @@ def test_fetch_sees_only_its_own_organization(rt, factory, admin):
     create(rt, other, name="theirs", provider="fake", options=_fake_data(),
            signals=[{"name": "error_rate", "query": "x"}])
     with db.transaction(rt.factory) as s:
-        assert connections.fetch_observations(session=s, org_id=admin.org_id, services=["checkout"], start=START,
+        assert fetch(session=s, org_id=admin.org_id, services=["checkout"], start=START,
                                               end=END, box=rt.secret_box) == ([], [], [])
 
 
 def test_a_connector_bug_becomes_an_error_string(rt, admin, monkeypatch):
     create(rt, admin, name="f", provider="fake", signals=[{"name": "e", "query": "x"}])
-    monkeypatch.setattr(REGISTRY["fake"], "metrics", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(REGISTRY["fake"].connector, "metrics", lambda *a, **k: 1 / 0)
     with db.transaction(rt.factory) as s:
-        _, _, errors = connections.fetch_observations(session=s, org_id=admin.org_id, services=[], start=START,
+        _, _, errors = fetch(session=s, org_id=admin.org_id, services=[], start=START,
                                                       end=END, box=rt.secret_box)
     assert errors == ["f (e): failed unexpectedly (ZeroDivisionError: division by zero)"]
 

@@ -24,9 +24,9 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-from blametrail.clock import check_range
+from blametrail.clock import as_utc, check_range
 from blametrail.errors import DomainError, ValidationFailed
 
 MAX_ALERTS = 1000
@@ -119,7 +119,7 @@ def parse_time(value: str) -> datetime | None:
     zone = m.group(8)
     text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.{micro:06d}"
     text += "+00:00" if zone in ("Z", "z") else zone
-    return check_range(datetime.fromisoformat(text)).astimezone(UTC)
+    return as_utc(check_range(datetime.fromisoformat(text)))
 
 
 def map_severity(value: object) -> str | None:

@@ -35,7 +35,7 @@ from sqlalchemy import func, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from blametrail.alerts.models import Alert, Webhook
+from blametrail.alerts.models import Alert
 from blametrail.alerts.parsers import NormalizedAlert
 from blametrail.clock import iso
 from blametrail.errors import InvalidState, ValidationFailed
@@ -43,6 +43,7 @@ from blametrail.incidents import service as incidents
 from blametrail.incidents.models import Incident, IncidentService
 from blametrail.orgs.models import Organization
 from blametrail.postmortems import service as postmortems
+from blametrail.webhooks.models import Webhook
 
 MAX_PAGE = 200
 

@@ -9,19 +9,23 @@ from typing import Protocol
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.crypto import SecretBox
 from blametrail.errors import UpstreamError
-from blametrail.integrations.cloudwatch import CloudWatchConnector
+from blametrail.integrations import cloudwatch, datadog, fake, loki, prometheus
 from blametrail.integrations.common import (  # re-exported: the seam's vocabulary
-    ConnectorConfig, Limits, Signal, escape, render, request_json, status_message, transport_message,
+    ConnectorConfig,
+    Limits,
+    Signal,
+    escape,
+    render,
+    request_json,
+    status_message,
+    transport_message,
 )
-from blametrail.integrations.datadog import DatadogConnector
-from blametrail.integrations.fake import FakeConnector
-from blametrail.integrations.loki import LokiConnector
 from blametrail.integrations.models import Connection
-from blametrail.integrations.prometheus import PrometheusConnector
+from blametrail.integrations.provider import Provider
 
 __all__ = [
-    "REGISTRY", "Connector", "ConnectorConfig", "Limits", "Signal", "config_for", "connector_for", "decrypt_credentials",
-    "escape", "render", "request_json", "status_message", "transport_message",
+    "REGISTRY", "Connector", "ConnectorConfig", "Limits", "Provider", "Signal", "config_for", "connector_for",
+    "decrypt_credentials", "escape", "render", "request_json", "status_message", "transport_message",
 ]
 
 
@@ -42,14 +46,12 @@ class Connector(Protocol):
         ...
 
 
+# The only list of providers: schemas, services and pages derive from it. Its order is the pages' and the API's.
+# Adding one: write integrations/<name>.py with its connector and `PROVIDER = Provider(...)`, then list it here.
 # why: a plain dict, no plugin loader; connector modules import their SDKs lazily so this import stays cheap
-REGISTRY: dict[str, type] = {
-    "prometheus": PrometheusConnector,
-    "loki": LokiConnector,
-    "datadog": DatadogConnector,
-    "cloudwatch": CloudWatchConnector,
-    "fake": FakeConnector,
-}
+REGISTRY: dict[str, Provider] = {p.name: p for p in (
+    prometheus.PROVIDER, loki.PROVIDER, datadog.PROVIDER, cloudwatch.PROVIDER, fake.PROVIDER,
+)}
 
 
 def decrypt_credentials(connection: Connection, box: SecretBox) -> dict:
@@ -76,7 +78,7 @@ def config_for(connection: Connection, box: SecretBox, limits: Limits | None = N
 def connector_for(connection: Connection, box: SecretBox, limits: Limits | None = None) -> Connector:
     """Build the connector for a connection from the registry."""
     try:
-        cls = REGISTRY[connection.provider]
+        provider = REGISTRY[connection.provider]
     except KeyError:
         raise UpstreamError(f"Connection {connection.name!r} has an unknown provider {connection.provider!r}") from None
-    return cls(config_for(connection, box, limits))
+    return provider.connector(config_for(connection, box, limits))

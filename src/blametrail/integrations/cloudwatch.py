@@ -11,14 +11,25 @@ from datetime import UTC, datetime
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
-    ConnectorConfig, Signal, cap_points, cap_series, finite, reason_phrase, sanitize, seconds, substitute,
+    ConnectorConfig,
+    Signal,
+    cap_points,
+    cap_series,
+    finite,
+    reason_phrase,
+    sanitize,
+    seconds,
+    substitute,
 )
-from blametrail.netguard import redact_userinfo
+from blametrail.integrations.provider import Credential, Option, Provider, fail, url_option
+from blametrail.netguard import OutboundPolicy, redact_userinfo
 
 log = logging.getLogger(__name__)
 MAX_PAGES = 100
 LOG_PAGE = 10_000  # FilterLogEvents' largest page
 STATS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+_PERIODS = (1, 5, 10, 30)
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _CREDENTIAL_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
                      "InvalidSignatureException", "IncompleteSignature", "ExpiredToken", "ExpiredTokenException",
                      "AuthFailure", "MissingAuthenticationToken", "InvalidAccessKeyId"}
@@ -111,7 +122,7 @@ class CloudWatchConnector:
 
     def _call(self, fn, action: str):
         """Run one AWS call, turning botocore failures into UpstreamError with an actionable message."""
-        from botocore import exceptions as bx
+        from botocore import exceptions as bx  # why: lazy like boto3 above (start-up cost, optional extra)
 
         try:
             return fn()
@@ -245,3 +256,81 @@ class CloudWatchConnector:
                     break
         lines.sort(key=lambda line: line.at)
         return lines
+
+
+# --- the provider description ------------------------------------------------------------------------------
+
+
+def check_endpoint(provider: Provider, value: str, policy: OutboundPolicy | None) -> str:
+    """Accept an AWS region (the endpoint of a CloudWatch connection)."""
+    if not _REGION.match(value):
+        raise fail(["body", "endpoint"], "give the AWS region, e.g. us-east-1 or eu-west-1")
+    return value
+
+
+def check_credentials(creds: dict[str, str], loc: list) -> None:
+    """Require an access key with its secret (or neither: the worker's IAM role)."""
+    if bool(creds.get("access_key_id")) != bool(creds.get("secret_access_key")):
+        raise fail(loc, "give access_key_id and secret_access_key together (or neither, to use the IAM role)")
+    if creds.get("session_token") and not creds.get("access_key_id"):
+        raise fail(loc, "a session_token needs access_key_id and secret_access_key")
+
+
+def _json_object(query, loc: list) -> dict:
+    if isinstance(query, dict):
+        return query
+    try:
+        value = json.loads(query)
+    except ValueError as exc:
+        raise fail(loc, f"a CloudWatch query is a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise fail(loc, "a CloudWatch query is a JSON object")
+    return value
+
+
+def check_query(provider: Provider, kind: str, query, loc: list) -> dict:
+    """Accept a CloudWatch metric or log spec: a JSON object (or its text) with known fields."""
+    spec = _json_object(query, loc)
+    if kind == "log":
+        groups = spec.get("log_groups")
+        if isinstance(groups, str):
+            groups = [groups]
+        if not groups or not all(isinstance(g, str) and g.strip() for g in groups):
+            raise fail(loc, 'a CloudWatch log signal needs "log_groups": a list of log group names (or ARNs)')
+        unknown = set(spec) - {"log_groups", "filter_pattern"}
+        if unknown:
+            raise fail(loc, f"unknown field(s) {', '.join(sorted(unknown))}; use log_groups and filter_pattern")
+        if spec.get("filter_pattern") is not None and not isinstance(spec["filter_pattern"], str):
+            raise fail(loc, "filter_pattern must be a string")
+        return {**spec, "log_groups": [g.strip() for g in groups]}
+    unknown = set(spec) - {"namespace", "metric", "dimensions", "stat", "period", "unit", "expression"}
+    if unknown:
+        raise fail(loc, f"unknown field(s) {', '.join(sorted(unknown))}; use namespace, metric, dimensions, stat, "
+                         "period, unit, or expression")
+    if not spec.get("expression") and not (spec.get("namespace") and spec.get("metric")):
+        raise fail(loc, 'a CloudWatch metric signal needs "namespace" and "metric" (or an "expression")')
+    stat = spec.get("stat")
+    if stat is not None and not (stat in STATS or re.match(r"^(p|tm|wm|tc|ts|pr)\d", str(stat))):
+        raise fail(loc, f"stat must be one of {', '.join(STATS)} or a percentile such as p99")
+    period = spec.get("period")
+    if period is not None and (not isinstance(period, int) or isinstance(period, bool) or period <= 0
+                               or (period not in _PERIODS and period % 60)):
+        raise fail(loc, "period is 1, 5, 10, 30 or a multiple of 60 seconds")
+    dims = spec.get("dimensions")
+    if dims is not None and not isinstance(dims, (dict, list)):
+        raise fail(loc, 'dimensions is an object such as {"Service": "$service"}')
+    return spec
+
+
+PROVIDER = Provider(
+    name="cloudwatch", label="CloudWatch", connector=CloudWatchConnector,
+    credential_fields=(Credential("access_key_id", "Access key ID", secret=False),
+                       Credential("secret_access_key", "Secret access key"),
+                       Credential("session_token", "Session token", optional=True)),
+    kinds=("metric", "log"),
+    options={"endpoint_url": Option(str, 1, 2000, check=url_option)},
+    endpoint=check_endpoint, credentials=check_credentials, query=check_query,
+    endpoint_help="AWS region such as eu-west-1",
+    credentials_help="access_key_id, secret_access_key, session_token (omit all to use the worker's IAM role)",
+    credentials_hint="leave blank to use the worker's IAM role; the region is the endpoint",
+    options_help="endpoint_url")

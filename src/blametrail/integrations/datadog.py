@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
-    ConnectorConfig, Signal, cap_points, cap_series, finite, reason_phrase, render, retry_after, sanitize, seconds,
+    ConnectorConfig,
+    Signal,
+    cap_points,
+    cap_series,
+    finite,
+    reason_phrase,
+    render,
+    retry_after,
+    sanitize,
+    seconds,
     utc_from_seconds,
 )
-from blametrail.netguard import redact_userinfo
+from blametrail.integrations.provider import Credential, Provider, fail, reachable, safe_url
+from blametrail.netguard import OutboundPolicy, redact_userinfo
 
 log = logging.getLogger(__name__)
 PAGE = 1000  # the log search API's largest page
@@ -63,8 +74,9 @@ class DatadogConnector:
         self.what = f"Datadog at {redact_userinfo(self.host)}"
 
     def _configuration(self):
-        from datadog_api_client import Configuration
+        # why: the SDK (and urllib3 with it) is imported on first use in every method: see _sdk()
         import urllib3
+        from datadog_api_client import Configuration
 
         creds = self.config.credentials
         cfg = Configuration(host=self.host, request_timeout=self.config.limits.timeout_seconds)
@@ -77,9 +89,9 @@ class DatadogConnector:
 
     def _call(self, fn):
         """Run one client call, turning the client's and urllib3's failures into UpstreamError."""
+        import urllib3
         from datadog_api_client import ApiClient
         from datadog_api_client.exceptions import ApiException, ApiTypeError, ApiValueError
-        import urllib3
 
         # why: the client (urllib3) resolves the host itself, so vet it here first; a DNS answer that changes between
         # this check and urllib3's own lookup is not caught (httpx-based connectors connect to the vetted address)
@@ -217,3 +229,29 @@ class DatadogConnector:
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
+
+_SITE = re.compile(r"^[a-z0-9]+([.-][a-z0-9]+)*\.[a-z]{2,}$")
+
+
+def check_endpoint(provider: Provider, value: str, policy: OutboundPolicy | None) -> str:
+    """Accept a Datadog site (blank: datadoghq.com) or a full URL."""
+    loc = ["body", "endpoint"]
+    if "://" in value:
+        return safe_url(value, loc, provider, policy)
+    if value and not _SITE.match(value.lower()):
+        raise fail(loc, "give a Datadog site such as datadoghq.com, datadoghq.eu or us5.datadoghq.com")
+    reachable(api_host(value.lower()), loc, policy)
+    return value.lower() or "datadoghq.com"
+
+
+def check_credentials(creds: dict[str, str], loc: list) -> None:
+    """Require both keys, or none."""
+    if creds and not (creds.get("api_key") and creds.get("app_key")):
+        raise fail(loc, "Datadog needs both api_key and app_key")
+
+
+PROVIDER = Provider(
+    name="datadog", label="Datadog", connector=DatadogConnector, credential_fields=(
+        Credential("api_key", "API key"), Credential("app_key", "Application key")),
+    kinds=("metric", "log"), endpoint=check_endpoint, credentials=check_credentials,
+    endpoint_help="site such as datadoghq.eu, or a URL", credentials_help="api_key and app_key")

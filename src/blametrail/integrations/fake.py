@@ -8,6 +8,7 @@ from blametrail.analysis.observations import LogLine, Series
 from blametrail.clock import as_utc
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import ConnectorConfig, Signal, cap_points
+from blametrail.integrations.provider import Credential, Option, Provider, any_query
 
 
 def _when(value) -> datetime:
@@ -77,3 +78,10 @@ class FakeConnector:
         cap = min(limit, self.config.limits.max_lines)
         return [LogLine(at=line.at, text=line.text, service=line.service if line.service is not None else service,
                         labels=line.labels, source=self.config.name) for line in picked[:cap]]
+
+
+PROVIDER = Provider(
+    name="fake", label="Fake (development)", connector=FakeConnector,
+    credential_fields=(Credential("token", "Bearer token"),), kinds=("metric", "log"),
+    options={"series": Option(list), "logs": Option(list), "fail": Option(str, 0, 2000)},
+    query=any_query, dev_only=True)

@@ -8,10 +8,27 @@ from datetime import UTC, datetime
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
-    ConnectorConfig, Signal, api_url, cap_series, http_client, render, request_json, sanitize, step_for,
+    ConnectorConfig,
+    Signal,
+    api_url,
+    cap_series,
+    http_client,
+    render,
+    request_json,
+    sanitize,
+    step_for,
+)
+from blametrail.integrations.prometheus import parse_matrix
+from blametrail.integrations.provider import (
+    TOKEN_OR_BASIC,
+    Option,
+    Provider,
+    base_url,
+    fail,
+    string_query,
+    token_or_basic,
 )
 from blametrail.netguard import redact_userinfo
-from blametrail.integrations.prometheus import parse_matrix
 
 log = logging.getLogger(__name__)
 PAGE = 1000  # entries per request; Loki's default max_entries_limit_per_query is 5000
@@ -108,3 +125,21 @@ class LokiConnector:
         else:
             log.info("%s: %s stopped after %d pages", self.config.name, signal.name, MAX_PAGES)
         return lines
+
+
+def check_query(provider: Provider, kind: str, query, loc: list) -> str:
+    """Accept a LogQL string; a log signal's query starts with a stream selector."""
+    query = string_query(provider, kind, query, loc)
+    if kind == "log" and not query.lstrip().startswith("{"):
+        raise fail(loc, 'a LogQL log query starts with a stream selector, e.g. {app="$service"}')
+    return query
+
+
+PROVIDER = Provider(
+    name="loki", label="Loki", connector=LokiConnector,
+    credential_fields=TOKEN_OR_BASIC, kinds=("metric", "log"),
+    options={"tenant": Option(str, 1, 200)},
+    endpoint=base_url("http://loki:3100"), credentials=token_or_basic, query=check_query,
+    endpoint_help="base URL (http:// or https://)", credentials_help="token, or username and password",
+    credentials_hint="a token, or a username and password",
+    options_help="tenant (X-Scope-OrgID)")

@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from blametrail.db import Base
 
-PROVIDERS = ("prometheus", "loki", "datadog", "cloudwatch")
-
 
 class Connection(Base):
     __tablename__ = "connection"

@@ -8,9 +8,22 @@ from datetime import datetime
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
-    ConnectorConfig, Signal, UpstreamStatusError, api_url, cap_points, cap_series, finite, http_client, render,
-    request_json, sanitize, seconds, step_for, utc_from_seconds,
+    ConnectorConfig,
+    Signal,
+    UpstreamStatusError,
+    api_url,
+    cap_points,
+    cap_series,
+    finite,
+    http_client,
+    render,
+    request_json,
+    sanitize,
+    seconds,
+    step_for,
+    utc_from_seconds,
 )
+from blametrail.integrations.provider import TOKEN_OR_BASIC, Provider, base_url, token_or_basic
 from blametrail.netguard import redact_userinfo
 
 log = logging.getLogger(__name__)
@@ -83,3 +96,11 @@ class PrometheusConnector:
     def logs(self, signal: Signal, service: str | None, start: datetime, end: datetime, limit: int) -> list[LogLine]:
         """Prometheus holds no logs."""
         raise UpstreamError(f"{self.what} has no logs: signal {signal.name!r} must be a metric signal")
+
+
+PROVIDER = Provider(
+    name="prometheus", label="Prometheus", connector=PrometheusConnector,
+    credential_fields=TOKEN_OR_BASIC, kinds=("metric",),
+    endpoint=base_url("http://prometheus:9090"), credentials=token_or_basic,
+    endpoint_help="base URL (http:// or https://)", credentials_help="token, or username and password",
+    credentials_hint="a token, or a username and password")

@@ -7,7 +7,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Provider = Literal["prometheus", "loki", "datadog", "cloudwatch", "fake"]
+from blametrail.integrations.base import REGISTRY
+from blametrail.integrations.provider import COMMON_OPTIONS
+
+
+def _by_provider(help_of) -> list[str]:
+    """Join each provider's words for a field, naming providers that share the same words together."""
+    groups: dict[str, list[str]] = {}
+    for provider in REGISTRY.values():
+        if help_of(provider):
+            groups.setdefault(help_of(provider), []).append(provider.label)
+    return [f"{'/'.join(labels)}: {words}" for words, labels in groups.items()]
+
+
+Provider = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]  # why: the registry is the only list of providers
 Kind = Literal["metric", "log"]
 
 
@@ -52,16 +65,13 @@ class ConnectionCreate(BaseModel):
 
     name: str = Field(..., min_length=1, max_length=200)
     provider: Provider
-    endpoint: str = Field("", max_length=2000, description=(
-        "Prometheus/Loki: base URL (http:// or https://). Datadog: site such as datadoghq.eu, or a URL. "
-        "CloudWatch: AWS region such as eu-west-1."))
-    credentials: dict[str, str] | None = Field(None, description=(
-        "Write-only. Prometheus/Loki: token, or username and password. Datadog: api_key and app_key. "
-        "CloudWatch: access_key_id, secret_access_key, session_token (omit all to use the worker's IAM role)."))
+    endpoint: str = Field("", max_length=2000, description=" ".join(
+        f"{part}." for part in _by_provider(lambda p: p.endpoint_help)))
+    credentials: dict[str, str] | None = Field(None, description="Write-only. " + " ".join(
+        f"{part}." for part in _by_provider(lambda p: p.credentials_help)))
     signals: list[SignalIn] = Field(default_factory=list, max_length=100)
-    options: dict[str, Any] = Field(default_factory=dict, description=(
-        "timeout_seconds, max_series, max_points, max_lines, verify_tls; Loki: tenant (X-Scope-OrgID); "
-        "CloudWatch: endpoint_url."))
+    options: dict[str, Any] = Field(default_factory=dict, description="; ".join(
+        [", ".join(COMMON_OPTIONS), *_by_provider(lambda p: p.options_help)]) + ".")
     enabled: bool = True
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,204 +15,79 @@ from sqlalchemy.orm import Session
 from blametrail import db
 from blametrail.analysis.observations import LogLine, Series
 from blametrail.crypto import SecretBox
-from blametrail.errors import Conflict, NotFound, UpstreamError, ValidationFailed
-from blametrail.integrations.base import Connector, Limits, Signal, connector_for
-from blametrail.integrations.cloudwatch import STATS
-from blametrail.integrations.common import public_error, sanitize
+from blametrail.errors import Conflict, NotFound, UpstreamError
+from blametrail.integrations.base import REGISTRY, Connector, Limits, Signal, connector_for
+from blametrail.integrations.common import sanitize
 from blametrail.integrations.models import Connection
-from blametrail.integrations.datadog import api_host
+from blametrail.integrations.provider import Provider, fail
 from blametrail.integrations.schemas import ConnectionCreate, ConnectionUpdate, SignalIn
-from blametrail.netguard import OutboundPolicy, has_userinfo, redact_userinfo
+from blametrail.netguard import OutboundPolicy
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 
 log = logging.getLogger(__name__)
 
-CREDENTIAL_KEYS = {
-    "prometheus": ("token", "username", "password"),
-    "loki": ("token", "username", "password"),
-    "datadog": ("api_key", "app_key"),
-    "cloudwatch": ("access_key_id", "secret_access_key", "session_token"),
-    "fake": ("token",),
-}
-KINDS = {"prometheus": ("metric",), "loki": ("metric", "log"), "datadog": ("metric", "log"),
-         "cloudwatch": ("metric", "log"), "fake": ("metric", "log")}
-_COMMON_OPTIONS = {"timeout_seconds": (float, 0.1, 300), "max_series": (int, 1, 10_000), "max_points": (int, 10, 11_000),
-                   "max_lines": (int, 1, 100_000), "verify_tls": (bool, None, None)}
-PROVIDER_OPTIONS = {
-    "prometheus": {},
-    "loki": {"tenant": (str, 1, 200)},
-    "datadog": {},
-    "cloudwatch": {"endpoint_url": (str, 1, 2000)},
-    "fake": {"series": (list, None, None), "logs": (list, None, None), "fail": (str, 0, 2000)},
-}
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_SITE = re.compile(r"^[a-z0-9]+([.-][a-z0-9]+)*\.[a-z]{2,}$")
-_PERIODS = (1, 5, 10, 30)
 ERROR_LIMIT = 2000  # characters of a stored test error (the column is unbounded text)
 
 
-def _fail(loc: list, msg: str) -> ValidationFailed:
-    return ValidationFailed(f"{'.'.join(str(p) for p in loc)}: {msg}", [{"loc": loc, "msg": msg}])
-
-
-def _http_url(value: str, loc: list) -> str:
+def provider_of(name: str) -> Provider:
+    """Return a provider's description from the registry, or refuse the name."""
     try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 — raises ValueError on a bad port
-    except ValueError as exc:
-        raise _fail(loc, f"not a valid URL: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
-        raise _fail(loc, "give an http:// or https:// URL with a host")
-    return value.rstrip("/")
+        return REGISTRY[name]
+    except KeyError:
+        raise fail(["body", "provider"], f"unknown provider {name!r}; use one of {', '.join(REGISTRY)}") from None
 
 
-def _no_credentials(value: str, loc: list, provider: str) -> str:
-    """Refuse a URL with credentials before its host: they belong in the encrypted credential fields."""
-    if has_userinfo(value):
-        fields = " or ".join(CREDENTIAL_KEYS.get(provider, ("token",)))
-        raise _fail(loc, "the URL carries credentials (user:password@ before the host), which would be stored in plain "
-                         f"text and shown to everyone in the organization; remove them and put them in the "
-                         f"connection's credentials ({fields}), which are stored encrypted and never shown")
-    return value
+def _endpoint(provider: Provider, value: str, policy: OutboundPolicy | None = None) -> str:
+    return provider.endpoint(provider, (value or "").strip(), policy)
 
 
-def _reachable(url: str, loc: list, policy: OutboundPolicy | None) -> str:
-    """Refuse a URL the SSRF guard would refuse from its spelling alone (no DNS: the host may not resolve yet)."""
-    sentence = (policy or OutboundPolicy()).refusal_for_url(url)
-    if sentence:
-        raise _fail(loc, sentence)
-    return url
-
-
-def _endpoint(provider: str, value: str, policy: OutboundPolicy | None = None) -> str:
-    value = (value or "").strip()
-    loc = ["body", "endpoint"]
-    if provider in ("prometheus", "loki"):
-        if not value:
-            raise _fail(loc, f"give the {provider.title()} base URL, e.g. http://{provider}:"
-                             f"{9090 if provider == 'prometheus' else 3100}")
-        return _reachable(_http_url(_no_credentials(value, loc, provider), loc), loc, policy)
-    if provider == "datadog":
-        if "://" in value:
-            return _reachable(_http_url(_no_credentials(value, loc, provider), loc), loc, policy)
-        if value and not _SITE.match(value.lower()):
-            raise _fail(loc, "give a Datadog site such as datadoghq.com, datadoghq.eu or us5.datadoghq.com")
-        _reachable(api_host(value.lower()), loc, policy)
-        return value.lower() or "datadoghq.com"
-    if provider == "cloudwatch":
-        if not _REGION.match(value):
-            raise _fail(loc, "give the AWS region, e.g. us-east-1 or eu-west-1")
-        return value
-    return value
-
-
-def _credentials(provider: str, creds: dict[str, str] | None) -> dict[str, str]:
+def _credentials(provider: Provider, creds: dict[str, str] | None) -> dict[str, str]:
     creds = {k: v for k, v in (creds or {}).items() if v is not None and str(v) != ""}
     loc = ["body", "credentials"]
-    allowed = CREDENTIAL_KEYS[provider]
+    allowed = provider.credential_names
     unknown = sorted(set(creds) - set(allowed))
     if unknown:
-        raise _fail(loc, f"unknown credential field(s) {', '.join(unknown)} for {provider}; use {', '.join(allowed)}")
-    if provider in ("prometheus", "loki") and creds.get("token") and (creds.get("username") or creds.get("password")):
-        raise _fail(loc, "give either a token or a username and password, not both")
-    if provider in ("prometheus", "loki") and bool(creds.get("username")) != bool(creds.get("password")):
-        raise _fail(loc, "basic auth needs both username and password")
-    if provider == "datadog" and creds and not (creds.get("api_key") and creds.get("app_key")):
-        raise _fail(loc, "Datadog needs both api_key and app_key")
-    if provider == "cloudwatch" and bool(creds.get("access_key_id")) != bool(creds.get("secret_access_key")):
-        raise _fail(loc, "give access_key_id and secret_access_key together (or neither, to use the IAM role)")
-    if provider == "cloudwatch" and creds.get("session_token") and not creds.get("access_key_id"):
-        raise _fail(loc, "a session_token needs access_key_id and secret_access_key")
+        raise fail(loc, f"unknown credential field(s) {', '.join(unknown)} for {provider.name}; use {', '.join(allowed)}")
+    provider.credentials(creds, loc)
     return creds
 
 
-def _options(provider: str, options: dict | None, policy: OutboundPolicy | None = None) -> dict:
-    allowed = {**_COMMON_OPTIONS, **PROVIDER_OPTIONS[provider]}
+def _options(provider: Provider, options: dict | None, policy: OutboundPolicy | None = None) -> dict:
+    allowed = provider.all_options()
     out = {}
     for key, value in (options or {}).items():
         loc = ["body", "options", key]
         if key not in allowed:
-            raise _fail(loc, f"unknown option for {provider}; use one of {', '.join(sorted(allowed))}")
+            raise fail(loc, f"unknown option for {provider.name}; use one of {', '.join(sorted(allowed))}")
         if value is None:
             continue
-        kind, low, high = allowed[key]
+        option = allowed[key]
+        kind, low, high = option.kind, option.low, option.high
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise _fail(loc, f"must be a {kind.__name__}")
+            raise fail(loc, f"must be a {kind.__name__}")
         if kind in (int, float) and not low <= value <= high:
-            raise _fail(loc, f"must be between {low} and {high}")
+            raise fail(loc, f"must be between {low} and {high}")
         if kind is str and not low <= len(value) <= high:
-            raise _fail(loc, f"must be {low}–{high} characters")
-        if key == "endpoint_url":
-            value = _reachable(_http_url(_no_credentials(value, loc, provider), loc), loc, policy)
+            raise fail(loc, f"must be {low}–{high} characters")
+        if option.check is not None:
+            value = option.check(provider, value, loc, policy)
         out[key] = value
     return out
 
 
-def _json_object(query, loc: list) -> dict:
-    if isinstance(query, dict):
-        return query
-    try:
-        value = json.loads(query)
-    except ValueError as exc:
-        raise _fail(loc, f"a CloudWatch query is a JSON object: {exc}") from exc
-    if not isinstance(value, dict):
-        raise _fail(loc, "a CloudWatch query is a JSON object")
-    return value
-
-
-def _cloudwatch_query(kind: str, query, loc: list) -> dict:
-    spec = _json_object(query, loc)
-    if kind == "log":
-        groups = spec.get("log_groups")
-        if isinstance(groups, str):
-            groups = [groups]
-        if not groups or not all(isinstance(g, str) and g.strip() for g in groups):
-            raise _fail(loc, 'a CloudWatch log signal needs "log_groups": a list of log group names (or ARNs)')
-        unknown = set(spec) - {"log_groups", "filter_pattern"}
-        if unknown:
-            raise _fail(loc, f"unknown field(s) {', '.join(sorted(unknown))}; use log_groups and filter_pattern")
-        if spec.get("filter_pattern") is not None and not isinstance(spec["filter_pattern"], str):
-            raise _fail(loc, "filter_pattern must be a string")
-        return {**spec, "log_groups": [g.strip() for g in groups]}
-    unknown = set(spec) - {"namespace", "metric", "dimensions", "stat", "period", "unit", "expression"}
-    if unknown:
-        raise _fail(loc, f"unknown field(s) {', '.join(sorted(unknown))}; use namespace, metric, dimensions, stat, "
-                         "period, unit, or expression")
-    if not spec.get("expression") and not (spec.get("namespace") and spec.get("metric")):
-        raise _fail(loc, 'a CloudWatch metric signal needs "namespace" and "metric" (or an "expression")')
-    stat = spec.get("stat")
-    if stat is not None and not (stat in STATS or re.match(r"^(p|tm|wm|tc|ts|pr)\d", str(stat))):
-        raise _fail(loc, f"stat must be one of {', '.join(STATS)} or a percentile such as p99")
-    period = spec.get("period")
-    if period is not None and (not isinstance(period, int) or isinstance(period, bool) or period <= 0
-                               or (period not in _PERIODS and period % 60)):
-        raise _fail(loc, "period is 1, 5, 10, 30 or a multiple of 60 seconds")
-    dims = spec.get("dimensions")
-    if dims is not None and not isinstance(dims, (dict, list)):
-        raise _fail(loc, 'dimensions is an object such as {"Service": "$service"}')
-    return spec
-
-
-def _signals(provider: str, signals: Iterable[SignalIn]) -> list[dict]:
+def _signals(provider: Provider, signals: Iterable[SignalIn]) -> list[dict]:
     out, names = [], set()
     for i, signal in enumerate(signals):
         loc = ["body", "signals", i]
         if signal.name in names:
-            raise _fail(loc + ["name"], f"signal name {signal.name!r} is used twice")
+            raise fail(loc + ["name"], f"signal name {signal.name!r} is used twice")
         names.add(signal.name)
-        if signal.kind not in KINDS[provider]:
-            raise _fail(loc + ["kind"], f"{provider} signals can only be: {', '.join(KINDS[provider])}")
-        query = signal.query
-        if provider == "cloudwatch":
-            query = _cloudwatch_query(signal.kind, query, loc + ["query"])
-        elif provider != "fake":
-            if not isinstance(query, str):
-                raise _fail(loc + ["query"], f"a {provider} query is a string")
-            if provider == "loki" and signal.kind == "log" and not query.lstrip().startswith("{"):
-                raise _fail(loc + ["query"], 'a LogQL log query starts with a stream selector, e.g. {app="$service"}')
+        if signal.kind not in provider.kinds:
+            raise fail(loc + ["kind"], f"{provider.name} signals can only be: {', '.join(provider.kinds)}")
+        query = provider.query(provider, signal.kind, signal.query, loc + ["query"])
         out.append({"name": signal.name, "kind": signal.kind, "query": query, "services": list(signal.services),
                     "unit": signal.unit})
     return out
@@ -246,26 +119,6 @@ def credential_keys(connection: Connection, box: SecretBox) -> list[str]:
         return []
 
 
-def to_read(connection: Connection, box: SecretBox, *, details: bool = True) -> dict:
-    """Return the API shape of a connection: everything but the credentials; `details` for owners and admins only.
-
-    Credentials written into a URL before they were refused never show; without `details`, the last test's error
-    is only its kind and HTTP status (`public_error`).
-    """
-    options = dict(connection.options or {})
-    if isinstance(options.get("endpoint_url"), str):
-        options["endpoint_url"] = redact_userinfo(options["endpoint_url"])
-    error = connection.last_test_error if details else public_error(connection.last_test_error)
-    return {
-        "id": connection.id, "name": connection.name, "provider": connection.provider,
-        "endpoint": redact_userinfo(connection.endpoint),
-        "has_credentials": bool(connection.credentials_encrypted), "credential_keys": credential_keys(connection, box),
-        "signals": [{"unit": "", **s} for s in connection.signals or []], "options": options,
-        "enabled": connection.enabled, "last_test_at": connection.last_test_at, "last_test_ok": connection.last_test_ok,
-        "last_test_error": error, "created_at": connection.created_at, "updated_at": connection.updated_at,
-    }
-
-
 # --- writes --------------------------------------------------------------------------------------------------
 
 
@@ -285,12 +138,13 @@ def create(*, session: Session, actor: Actor, data: ConnectionCreate, box: Secre
            allow_fake: bool = False, policy: OutboundPolicy | None = None) -> Connection:
     """Add a connection (owner/admin); credentials are encrypted before they reach the database."""
     require(actor.role, Action.MANAGE)
-    if data.provider == "fake" and not allow_fake:
-        raise _fail(["body", "provider"], "the fake provider is for development mode and tests only")
+    provider = provider_of(data.provider)
+    if provider.dev_only and not allow_fake:
+        raise fail(["body", "provider"], f"the {provider.name} provider is for development mode and tests only")
     connection = Connection(
-        org_id=actor.org_id, name=data.name, provider=data.provider, endpoint=_endpoint(data.provider, data.endpoint, policy),
-        credentials_encrypted=_encrypt(_credentials(data.provider, data.credentials), box),
-        signals=_signals(data.provider, data.signals), options=_options(data.provider, data.options, policy),
+        org_id=actor.org_id, name=data.name, provider=provider.name, endpoint=_endpoint(provider, data.endpoint, policy),
+        credentials_encrypted=_encrypt(_credentials(provider, data.credentials), box),
+        signals=_signals(provider, data.signals), options=_options(provider, data.options, policy),
         enabled=data.enabled, created_by_user_id=actor.user_id, created_at=now, updated_at=now)
     _name_free(session, actor.org_id, data.name)
     session.add(connection)
@@ -303,7 +157,7 @@ def update(*, session: Session, actor: Actor, connection: Connection, data: Conn
     """Change a connection (owner/admin); a new endpoint or credentials clear the last test result."""
     require(actor.role, Action.MANAGE)
     given = data.model_fields_set
-    provider = connection.provider
+    provider = provider_of(connection.provider)
     reach_changed = False
     if "name" in given and data.name is not None and data.name != connection.name:
         _name_free(session, connection.org_id, data.name, except_id=connection.id)
@@ -463,20 +317,3 @@ def collect(tasks: list[FetchTask], *, start: datetime, end: datetime, step_seco
     errors = [f"{name} ({', '.join(whats)}): {error}" for (name, error), whats in failures.items()]
     lines.sort(key=lambda line: line.at)
     return series, lines, errors
-
-
-def fetch_observations(*, session: Session, org_id: int, services: Iterable[str], start: datetime, end: datetime,
-                       box: SecretBox, step_seconds: int = 60, line_limit: int = 2000, limits: Limits | None = None,
-                       max_workers: int = 8) -> tuple[list[Series], list[LogLine], list[str]]:
-    """Fetch every enabled connection's matching signals for [start, end]; failures become error strings.
-
-    The network part runs while the caller's transaction is open. Where that matters (SQLite holds its write
-    lock for the whole transaction), call `plan_fetch` in a short transaction and `collect` after it ends.
-    """
-    try:
-        tasks = plan_fetch(session=session, org_id=org_id, services=services, box=box, limits=limits)
-    except Exception as exc:  # why: drafting must go on without observability data rather than fail
-        log.exception("could not plan observability fetches")
-        return [], [], [f"Observability connections could not be read: {exc}"]
-    return collect(tasks, start=start, end=end, step_seconds=step_seconds, line_limit=line_limit,
-                   max_workers=max_workers)

@@ -15,11 +15,15 @@ from fastapi import APIRouter, Depends, Request
 
 from blametrail.alerts import parsers
 from blametrail.alerts import service as alerts
-from blametrail.alerts import webhooks
-from blametrail.web.receivers_common import (
-    DELIVERY_HEADER, JSON_BODY, capped_body, json_body, presented_secret,
-)
 from blametrail.web.deps import NowDep, RuntimeDep, SessionDep
+from blametrail.web.receivers_common import (
+    DELIVERY_HEADER,
+    JSON_BODY,
+    capped_body,
+    json_body,
+    presented_secret,
+)
+from blametrail.webhooks import service as webhooks
 
 router = APIRouter(tags=["webhooks"])
 async def sqlite_write_gate(request: Request) -> AsyncIterator[None]:

@@ -15,14 +15,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from blametrail.alerts import webhooks
-from blametrail.alerts.models import Webhook
 from blametrail.deploys import parsers
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import DeployRead
 from blametrail.errors import Unauthenticated, ValidationFailed
-from blametrail.web.receivers_common import JSON_BODY, capped_body, json_body, presented_secret
 from blametrail.web.deps import NowDep, RuntimeDep, SessionDep
+from blametrail.web.receivers_common import JSON_BODY, capped_body, json_body, presented_secret
+from blametrail.webhooks import service as webhooks
+from blametrail.webhooks.models import Webhook
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 

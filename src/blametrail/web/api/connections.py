@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from blametrail import db, netguard
-from blametrail.errors import UpstreamError
+from blametrail import netguard
 from blametrail.integrations import service as connections
-from blametrail.integrations.base import Limits, connector_for
 from blametrail.integrations.schemas import ConnectionCreate, ConnectionRead, ConnectionTestResult, ConnectionUpdate
 from blametrail.orgs.permissions import Action, can, require
+from blametrail.web.connection_check import run_connection_test
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath
+from blametrail.web.presenters import connection_read
 
 router = APIRouter(prefix="/api/v1", tags=["connections"])
 
@@ -22,14 +22,14 @@ def create_connection(data: ConnectionCreate, actor: ApiActor, session: SessionD
     box = rt.secret_box
     connection = connections.create(session=session, actor=actor, data=data, box=box, now=now,
                                     allow_fake=rt.settings.dev_mode, policy=netguard.policy_from(rt.settings))
-    return connections.to_read(connection, box)
+    return connection_read(connection, box)
 
 
 @router.get("/connections", response_model=list[ConnectionRead])
 def list_connections(actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     require(actor.role, Action.READ)
     box, details = rt.secret_box, can(actor.role, Action.MANAGE)
-    return [connections.to_read(c, box, details=details)
+    return [connection_read(c, box, details=details)
             for c in connections.list_connections(session=session, org_id=actor.org_id)]
 
 
@@ -37,7 +37,7 @@ def list_connections(actor: ApiActor, session: SessionDep, rt: RuntimeDep):
 def get_connection(connection_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     require(actor.role, Action.READ)
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
-    return connections.to_read(connection, rt.secret_box, details=can(actor.role, Action.MANAGE))
+    return connection_read(connection, rt.secret_box, details=can(actor.role, Action.MANAGE))
 
 
 @router.patch("/connections/{connection_id}", response_model=ConnectionRead)
@@ -46,7 +46,7 @@ def update_connection(connection_id: IdPath, data: ConnectionUpdate, actor: ApiA
     """Change a connection; `credentials` replaces the stored ones ({} removes them), omitted keeps them."""
     connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
     box = rt.secret_box
-    return connections.to_read(connections.update(session=session, actor=actor, connection=connection, data=data,
+    return connection_read(connections.update(session=session, actor=actor, connection=connection, data=data,
                                                   box=box, now=now, policy=netguard.policy_from(rt.settings)), box)
 
 
@@ -61,17 +61,4 @@ def delete_connection(connection_id: IdPath, actor: ApiActor, session: SessionDe
              response_model_exclude_none=True)
 def test_connection(connection_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     """Ask the backend whether it answers: 200 with {"ok": true, "message"} or {"ok": false, "error"}."""
-    connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
-    require(actor.role, Action.MANAGE)
-    try:
-        connector = connector_for(connection, rt.secret_box, Limits.from_settings(rt.settings))
-    except UpstreamError as exc:
-        outcome = connections.TestOutcome(ok=False, error=str(exc))
-    else:
-        # why: end the transaction before talking to the outside world, so a slow backend never holds
-        # SQLite's write lock or an idle PostgreSQL transaction for the length of its timeout
-        db.commit(session)
-        outcome = connections.run_test(connector)
-    connection = connections.get_or_404(session=session, org_id=actor.org_id, connection_id=connection_id)
-    connections.record_test(session=session, connection=connection, outcome=outcome, now=rt.clock.now())
-    return {"ok": outcome.ok, "message": outcome.message, "error": outcome.error}
+    return run_connection_test(connection_id=connection_id, actor=actor, session=session, rt=rt)

@@ -1,4 +1,4 @@
-"""Inbound webhooks: create (secret shown once), list, disable, authenticate senders, record deliveries once."""
+"""Inbound webhooks (alert and deploy senders): create (secret shown once), disable, authenticate, record deliveries."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from blametrail.alerts.models import WEBHOOK_KINDS, Webhook, WebhookDelivery
 from blametrail.crypto import SecretBox, new_secret, same
 from blametrail.errors import NotFound, SecretUndecryptable, Unauthenticated, ValidationFailed
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
+from blametrail.webhooks.models import WEBHOOK_KINDS, Webhook, WebhookDelivery
 
 URL_PATH = {"alertmanager": "alertmanager", "grafana": "grafana", "generic_alert": "alerts", "github": "github",
             "generic_deploy": "deploys"}
@@ -131,3 +131,12 @@ def recent_deliveries(*, session: Session, org_id: int, webhook_id: int, limit: 
     get_or_404(session=session, org_id=org_id, webhook_id=webhook_id)
     return list(session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
                                 .order_by(WebhookDelivery.id.desc()).limit(max(1, min(limit, 200)))))
+
+
+def last_deliveries(*, session: Session, webhook_ids: list[int]) -> dict[int, datetime]:
+    """Return when each of these webhooks last accepted a delivery (webhooks without one are absent)."""
+    if not webhook_ids:
+        return {}
+    rows = session.execute(select(WebhookDelivery.webhook_id, func.max(WebhookDelivery.received_at))
+                           .where(WebhookDelivery.webhook_id.in_(webhook_ids)).group_by(WebhookDelivery.webhook_id))
+    return dict(rows.all())
