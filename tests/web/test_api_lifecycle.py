@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from blametrail.ai.base import BuiltinEngine
+from blametrail.engines.builtin import BuiltinEngine
 from blametrail.errors import UpstreamError
 
 API = "/api/v1"

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from blametrail import db
-from blametrail.alerts import webhooks
 from blametrail.models import Base
+from blametrail.webhooks import service as webhooks
 
 SURROGATE = '"\\ud800"'  # JSON text for a lone surrogate: valid JSON, not storable Unicode
 DEEP = "[" * 1500 + "]" * 1500  # past the interpreter's recursion limit (RecursionError while parsing)

@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 
 from blametrail import db
 from blametrail.incidents.models import Incident
-from blametrail.alerts.models import Webhook
 from blametrail.orgs import idempotency as keys
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import IdempotencyRecord
 from blametrail.web import idempotency
 from blametrail.web.deps import api_actor
+from blametrail.webhooks.models import Webhook
 from tests.live import serving
 from tests.security.routes_support import ROUTES
 

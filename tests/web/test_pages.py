@@ -15,9 +15,8 @@ from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import MonthlyUsage, Organization
 from blametrail.postmortems import service as postmortems
-from blametrail.postmortems.models import Postmortem
-from blametrail.web.api.incidents import resolve_and_trigger
-from blametrail.web.api.postmortems import markdown_for
+from blametrail.postmortems.models import GenerationRun, Postmortem
+from blametrail.web.presenters import postmortem_markdown
 
 PASSWORD = "correct-horse-battery"
 ROLES = ("owner", "admin", "member", "viewer")
@@ -120,7 +119,8 @@ def resolve(rt, member, incident_id: int) -> None:
     """Resolve like the API does (auto-trigger included); the in-test queue drafts at once."""
     with db.transaction(rt.factory) as s:
         inc = incidents.get_or_404(session=s, org_id=member.actor.org_id, incident_id=incident_id)
-        resolve_and_trigger(session=s, actor=member.actor, incident=inc, resolved_at=None, now=rt.clock.now())
+        postmortems.resolve_incident(session=s, incident=inc, now=rt.clock.now(), resolved_at=None,
+                                     by_label=member.actor.label, by_user_id=member.actor.user_id)
 
 
 def drafted_incident(rt, clock, member, **kwargs) -> int:
@@ -755,7 +755,7 @@ def test_markdown_download_matches_the_api_export(browser, team, rt, clock):
     with db.transaction(rt.factory) as s:
         inc = incidents.get_or_404(session=s, org_id=t["owner"].actor.org_id, incident_id=incident_id)
         pm = postmortems.find(session=s, org_id=t["owner"].actor.org_id, incident_id=incident_id)
-        assert r.text == markdown_for(inc, pm)
+        assert r.text == postmortem_markdown(inc, pm)
     api = browser().get(f"/api/v1/incidents/{incident_id}/postmortem/export.md", headers=t["owner"].headers)
     assert api.text == r.text
 
@@ -861,16 +861,13 @@ def test_pages_send_security_headers_and_load_only_local_assets(browser, team):
 
 def test_history_lists_runs_and_shows_the_audit_to_admins_only(browser, team, rt):
     """Admins see what the model saw; members see the runs without the prompt."""
-    from blametrail import db as _db
-    from blametrail.postmortems.models import GenerationRun
-
     t = team()
     owner_c = browser()
     assert login(owner_c, t["owner"].email).status_code == 303
     iid = owner_c.post("/api/v1/incidents", json={"title": "Audit me", "services": ["api"]},
                        headers=t["owner"].headers).json()["id"]
     owner_c.post(f"/api/v1/incidents/{iid}/resolve", headers=t["owner"].headers)
-    with _db.transaction(rt.factory) as s:
+    with db.transaction(rt.factory) as s:
         run = s.query(GenerationRun).one()
         run.prompt = {"system": "SYSTEM-PROMPT-TEXT", "user": "<evidence>USER-PROMPT-TEXT</evidence>"}
         run.response_raw = '{"summary": "RAW-RESPONSE"}'

@@ -15,7 +15,13 @@ from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import GenerationRun
 from blametrail.web.pages.evidence import cite_links, metric_chart
 from tests.web.test_pages import (  # noqa: F401 (fixtures)
-    browser, drafted_incident, open_incident, resolve, soup, team, text,
+    browser,
+    drafted_incident,
+    open_incident,
+    resolve,
+    soup,
+    team,
+    text,
 )
 
 

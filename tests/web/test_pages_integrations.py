@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 
 from blametrail import db
-from blametrail.alerts import webhooks
 from blametrail.integrations import service as connections
 from blametrail.monitors import service as monitors
 from blametrail.monitors.checks import CheckOutcome
 from blametrail.monitors.schemas import MonitorCreate
+from blametrail.webhooks import service as webhooks
 from tests.web.test_pages import browser, csrf, form_fields, post, soup, team, text  # noqa: F401 — fixtures
 
 PAGES = ("/settings/monitors", "/settings/webhooks", "/settings/connections")

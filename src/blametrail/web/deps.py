@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Annotated
@@ -16,27 +15,13 @@ from blametrail.orgs import service as orgs
 from blametrail.orgs.service import Actor
 from blametrail.runtime import Runtime
 from blametrail.web import idempotency
+from blametrail.web.dbgate import db_gate
 
 SESSION_KEY = "sid"
 
 
 def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
-
-
-# why: a request keeps its transaction (SQLite's write lock, PostgreSQL row locks) across several worker-thread
-# hops (auth dependency, handler, response validation). When every worker thread is blocked waiting for that
-# lock, the holder never gets a thread back and all of them stall until the busy/pool timeout (HTTP 500).
-# Admitting fewer requests to the database than anyio's 40 worker threads always leaves one for the holder.
-MAX_DB_REQUESTS = 32
-
-
-def db_gate(app) -> asyncio.Semaphore:
-    """Return the app's gate admitting at most MAX_DB_REQUESTS database users at once (requests, response stores)."""
-    gate = getattr(app.state, "db_gate", None)
-    if gate is None:
-        gate = app.state.db_gate = asyncio.Semaphore(MAX_DB_REQUESTS)
-    return gate
 
 
 async def db_slot(request: Request) -> AsyncIterator[None]:

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from blametrail.orgs.idempotency import Pending, Replay, reserve, store_response, ttl_of
 from blametrail.orgs.permissions import Action
 from blametrail.orgs.service import Actor
+from blametrail.web.dbgate import db_gate
 from blametrail.web.errors import problem
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,6 @@ class IdempotencyMiddleware:
         return capturing_send
 
     async def _store(self, scope, pending: Pending, start: dict, body: bytes) -> None:
-        from blametrail.web.deps import db_gate  # why: deps imports this module for the reservation
-
         app = scope["app"]
         rt = app.state.runtime
         headers = {k.decode("latin-1"): v.decode("latin-1")

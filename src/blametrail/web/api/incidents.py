@@ -4,54 +4,32 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
+from blametrail.analysis import ids
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import DeployCreate, DeployRead
 from blametrail.incidents import service as incidents
-from blametrail.incidents.models import Incident
 from blametrail.incidents.schemas import (
-    IncidentCreate, IncidentPage, IncidentRead, ResolveRequest, TimelineItemRead, UpdateCreate, UpdateRead,
+    IncidentCreate,
+    IncidentPage,
+    IncidentRead,
+    ResolveRequest,
+    TimelineItemRead,
+    UpdateCreate,
+    UpdateRead,
 )
 from blametrail.orgs.permissions import Action, require
 from blametrail.postmortems import service as postmortems
+from blametrail.web import presenters
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
 
-def incident_read(session, incident: Incident) -> dict:
-    """Return the API shape of an incident."""
-    return incident_reads(session, [incident])[0]
-
-
-def _shape(incident: Incident, postmortem_status: str | None) -> dict:
-    return {
-        "id": incident.id, "title": incident.title, "description": incident.description, "severity": incident.severity,
-        "status": incident.status, "services": incident.service_names, "started_at": incident.started_at,
-        "resolved_at": incident.resolved_at, "resolved_by": incident.resolved_by, "created_at": incident.created_at,
-        "updated_at": incident.updated_at, "duration_minutes": incidents.duration_minutes(incident),
-        "postmortem_status": postmortem_status, "postmortem_skip_reason": incident.postmortem_skip_reason,
-    }
-
-
-def incident_reads(session, rows: list[Incident]) -> list[dict]:
-    """Return the API shapes of a page of incidents, with their postmortem statuses read in one query."""
-    if not rows:
-        return []
-    found = postmortems.statuses(session=session, org_id=rows[0].org_id, incident_ids=[i.id for i in rows])
-    return [_shape(i, found.get(i.id)) for i in rows]
-
-
-def resolve_and_trigger(*, session, actor, incident: Incident, resolved_at, now) -> Incident:
-    """Resolve as this person and auto-trigger the postmortem."""
-    return postmortems.resolve_incident(session=session, incident=incident, now=now, resolved_at=resolved_at,
-                                        by_label=actor.label, by_user_id=actor.user_id)
-
-
 @router.post("/incidents", status_code=201, response_model=IncidentRead)
 def create_incident(data: IncidentCreate, actor: ApiActor, session: SessionDep, now: NowDep):
     require(actor.role, Action.WRITE_INCIDENTS)
-    return incident_read(session, incidents.create(session=session, actor=actor, data=data, now=now))
+    return presenters.incident_read(session, incidents.create(session=session, actor=actor, data=data, now=now))
 
 
 @router.get("/incidents", response_model=IncidentPage)
@@ -61,12 +39,13 @@ def list_incidents(
 ):
     rows, next_cursor = incidents.list_incidents(session=session, org_id=actor.org_id, status=status, service=service,
                                                  severity=severity, q=q, limit=limit, cursor=cursor)
-    return {"items": incident_reads(session, rows), "next_cursor": next_cursor}
+    return {"items": presenters.incident_reads(session, rows), "next_cursor": next_cursor}
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentRead)
 def get_incident(incident_id: IdPath, actor: ApiActor, session: SessionDep):
-    return incident_read(session, incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id))
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    return presenters.incident_read(session, incident)
 
 
 @router.post("/incidents/{incident_id}/updates", status_code=201, response_model=UpdateRead)
@@ -74,7 +53,7 @@ def post_update(incident_id: IdPath, data: UpdateCreate, actor: ApiActor, sessio
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.WRITE_INCIDENTS)
     e = incidents.add_update(session=session, actor=actor, incident=incident, data=data, now=now)
-    return {"id": e.id, "evidence_id": f"upd_{e.id}", "incident_id": incident.id, "at": e.at, "body": e.body,
+    return {"id": e.id, "evidence_id": ids.update_id(e.id), "incident_id": incident.id, "at": e.at, "body": e.body,
             "author": e.author, "created_at": e.created_at}
 
 
@@ -83,9 +62,10 @@ def resolve_incident(incident_id: IdPath, actor: ApiActor, session: SessionDep, 
                      data: ResolveRequest | None = None):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.WRITE_INCIDENTS)
-    resolved = resolve_and_trigger(session=session, actor=actor, incident=incident,
-                                   resolved_at=data.resolved_at if data else None, now=now)
-    return incident_read(session, resolved)
+    resolved = postmortems.resolve_incident(session=session, incident=incident, now=now,
+                                            resolved_at=data.resolved_at if data else None, by_label=actor.label,
+                                            by_user_id=actor.user_id)
+    return presenters.incident_read(session, resolved)
 
 
 @router.get("/incidents/{incident_id}/timeline", response_model=list[TimelineItemRead])

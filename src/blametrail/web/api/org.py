@@ -12,6 +12,7 @@ from blametrail.errors import ValidationFailed
 from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, require
+from blametrail.web import presenters
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath
 
@@ -43,56 +44,33 @@ class MemberPatch(BaseModel):
     role: str
 
 
-def member_read(m) -> dict:
-    return {"user_id": m.user_id, "email": m.user.email, "name": m.user.name, "role": m.role,
-            "joined_at": iso(m.created_at)}
-
-
-def invitation_read(inv, *, now, link: str | None = None, existing_account: bool | None = None) -> dict:
-    out = {"id": inv.id, "email": inv.email, "role": inv.role, "name": inv.name, "invited_by": inv.invited_by,
-           "created_at": iso(inv.created_at), "expires_at": iso(inv.expires_at),
-           "status": "pending" if inv.expires_at > now else "expired"}
-    if link is not None:
-        out |= {"invite_url": link, "existing_account": existing_account}
-    return out
-
-
-def invite_link(public_url: str, raw: str) -> str:
-    """The one-time link an invitee opens (shown once; only the token's hash is stored)."""
-    return f"{public_url.rstrip('/')}/invite/{raw}"
-
-
-def settings_read(org) -> dict:
-    return {"slug": org.slug, "name": org.name, "plan": org.plan, "ai_enabled": org.ai_enabled}
-
-
 @router.get("/settings")
 def get_settings(actor: ApiActor, session: SessionDep):
-    return settings_read(orgs.get_org(session=session, org_id=actor.org_id))
+    return presenters.org_settings_read(orgs.get_org(session=session, org_id=actor.org_id))
 
 
 @router.patch("/settings")
 def patch_settings(data: SettingsPatch, actor: ApiActor, session: SessionDep):
     require(actor.role, Action.ORG_SETTINGS)
-    return settings_read(orgs.set_ai_enabled(session=session, org_id=actor.org_id, enabled=data.ai_enabled))
+    org = orgs.set_ai_enabled(session=session, org_id=actor.org_id, enabled=data.ai_enabled)
+    return presenters.org_settings_read(org)
 
 
 @router.get("/usage")
 def get_usage(actor: ApiActor, session: SessionDep, now: NowDep):
     u = orgs.usage(session=session, org=orgs.get_org(session=session, org_id=actor.org_id), now=now)
-    return {"plan": u["plan"], "month": u["month"], "used": u["used"], "limit": u["limit"], "resets_at": iso(u["resets_at"])}
+    return presenters.usage_read(u)
 
 
 @router.get("/members")
 def list_members(actor: ApiActor, session: SessionDep):
-    return [member_read(m) for m in orgs.list_members(session=session, org_id=actor.org_id)]
+    return [presenters.member_read(m) for m in orgs.list_members(session=session, org_id=actor.org_id)]
 
 
 @router.get("/tokens")
 def list_tokens(actor: ApiActor, session: SessionDep):
     user_id = None if actor.role in ("owner", "admin") else actor.user_id
-    return [{"id": t.id, "name": t.name, "prefix": t.prefix, "created_at": iso(t.created_at),
-             "last_used_at": iso(t.last_used_at), "revoked_at": iso(t.revoked_at)} for t in orgs.list_tokens(session=session, org_id=actor.org_id, user_id=user_id)]
+    return [presenters.token_read(t) for t in orgs.list_tokens(session=session, org_id=actor.org_id, user_id=user_id)]
 
 
 @router.post("/tokens", status_code=201)
@@ -127,14 +105,16 @@ def add_member(data: MemberCreate, actor: ApiActor, session: SessionDep, now: No
     inv, raw, existing = invitations.invite(
         session=session, actor=actor, email=data.email, role=data.role, name=data.name, now=now,
         ttl=timedelta(hours=rt.settings.invitation_ttl_hours))
-    return invitation_read(inv, now=now, link=invite_link(rt.settings.public_url, raw), existing_account=existing)
+    link = presenters.invite_link(rt.settings.public_url, raw)
+    return presenters.invitation_read(inv, now=now, link=link, existing_account=existing)
 
 
 @router.get("/invitations")
 def list_invitations(actor: ApiActor, session: SessionDep, now: NowDep):
     """Pending invitations of the organization (owner/admin)."""
     require(actor.role, Action.MANAGE)
-    return [invitation_read(i, now=now) for i in invitations.list_for_org(session=session, org_id=actor.org_id)]
+    rows = invitations.list_for_org(session=session, org_id=actor.org_id)
+    return [presenters.invitation_read(i, now=now) for i in rows]
 
 
 @router.delete("/invitations/{invitation_id}", status_code=204)
@@ -148,8 +128,9 @@ def revoke_invitation(invitation_id: IdPath, actor: ApiActor, session: SessionDe
 @router.patch("/members/{user_id}")
 def change_member(user_id: IdPath, data: MemberPatch, actor: ApiActor, session: SessionDep):
     require(actor.role, Action.MANAGE)
-    return member_read(orgs.change_role(session=session, org_id=actor.org_id, user_id=user_id, role=data.role,
-                                        by_role=actor.role))
+    membership = orgs.change_role(session=session, org_id=actor.org_id, user_id=user_id, role=data.role,
+                                  by_role=actor.role)
+    return presenters.member_read(membership)
 
 
 @router.delete("/members/{user_id}", status_code=204)

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Request
 
 from blametrail import db
 from blametrail.errors import DomainError, RateLimited, Unauthenticated
-from blametrail.orgs import invitations
+from blametrail.orgs import invitations, throttle
 from blametrail.orgs import service as orgs
-from blametrail.orgs import throttle
 from blametrail.orgs.models import Membership
 from blametrail.web.deps import SESSION_KEY, MaybePageActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render, safe_next

@@ -14,6 +14,7 @@ from blametrail.orgs.permissions import Action, can
 from blametrail.orgs.service import Actor
 from blametrail.postmortems import lifecycle
 from blametrail.postmortems import service as postmortems
+from blametrail.web import presenters
 from blametrail.web.pages.common import render
 
 AI_DISABLED = "AI features are disabled for this organization."
@@ -64,7 +65,7 @@ def card_context(*, session: Session, actor: Actor, incident: Incident, now: dat
 
     status = pm.status
     in_flight = status in lifecycle.IN_FLIGHT
-    card["pm"] = postmortems.to_read(pm)
+    card["pm"] = presenters.postmortem_read(pm)
     card["polling"] = in_flight
     card["links"] = {"original": pm.original_sections is not None, "history": True,
                      "markdown": pm.sections is not None}

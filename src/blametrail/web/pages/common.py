@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from blametrail.clock import as_utc, iso
+from blametrail.clock import iso, parse_iso, stamp
 from blametrail.orgs.permissions import Action, can
 from blametrail.orgs.service import Actor
 from blametrail.postmortems.lifecycle import LABELS
@@ -27,12 +27,12 @@ def format_utc(value: object, seconds: bool = False) -> str:
         return ""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            value = parse_iso(value)
         except ValueError:
             return value
     if not isinstance(value, datetime):
         return str(value)
-    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    return stamp(value, seconds=seconds)
 
 
 def format_iso(value: object) -> str:

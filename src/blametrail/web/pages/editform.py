@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from blametrail.postmortems.sections import SECTION_KEYS, Sections, dump
+from blametrail.clock import parse_iso
+from blametrail.engines.sections import SECTION_KEYS, Sections, dump
 from blametrail.web.pages.common import format_utc
 
 BLANK_ACTION_ROWS = 3
@@ -84,7 +85,7 @@ def values_from_form(form: FormData) -> dict:
 
 def _parse_time(text: str) -> datetime:
     cleaned = text.strip().removesuffix("UTC").strip()
-    value = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    value = parse_iso(cleaned)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # the form says times are UTC
 
 

@@ -9,26 +9,24 @@ another incident answer 404.
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-
 from fastapi import APIRouter, Request
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from blametrail.clock import as_utc
+from blametrail.alerts.models import Alert
+from blametrail.analysis import ids
+from blametrail.clock import to_utc
 from blametrail.deploys.models import Commit, Deploy
 from blametrail.errors import NotFound
 from blametrail.incidents import service as incidents
-from blametrail.incidents.models import EVIDENCE_PREFIX, TimelineEntry
+from blametrail.incidents.models import TimelineEntry
 from blametrail.postmortems import service as postmortems
+from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
-from blametrail.web.params import IdPath
 from blametrail.web.pages.common import render, templates
+from blametrail.web.params import IdPath
 
 router = APIRouter()
-EVIDENCE_RE = re.compile(r"\b(upd|st|mon|alert|deploy|commit|metric|log)_(\d{1,12})\b")
-_KIND_OF_PREFIX = {prefix: kind for kind, prefix in EVIDENCE_PREFIX.items()}
 
 
 # --- turning citations into links (Jinja filters used by the sections macro and the timeline) ------------
@@ -41,7 +39,7 @@ def evidence_link(evidence_id: object, incident_id: int | None = None) -> Markup
     """Render one evidence id as a link to its evidence page (plain code when the incident is unknown)."""
     eid = str(evidence_id or "")
     code = Markup('<code class="evidence-id">{}</code>').format(eid)
-    if incident_id is None or not EVIDENCE_RE.fullmatch(eid):
+    if incident_id is None or not ids.is_id(eid):
         return code
     return Markup('<a class="evidence-link" href="{}" title="Open evidence {}">{}</a>').format(
         evidence_url(incident_id, eid), eid, code)
@@ -53,7 +51,7 @@ def cite_links(value: object, incident_id: int | None = None) -> Markup:
     if incident_id is None:
         return Markup(escape(text))
     out, pos = [], 0
-    for m in EVIDENCE_RE.finditer(text):
+    for m in ids.CITATION.finditer(text):
         out += [escape(text[pos:m.start()]), evidence_link(m.group(0), incident_id)]
         pos = m.end()
     out.append(escape(text[pos:]))
@@ -66,20 +64,9 @@ templates.env.filters["cite_links"] = cite_links
 
 # --- the metric chart: an inline SVG, computed here -------------------------------------------------
 
-def _when(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, str) and value:
-        try:
-            return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
-
-
 def metric_chart(finding: dict, *, width: int = 640, height: int = 240) -> dict | None:
     """Return the SVG geometry of a metric finding: the series polyline, the change point, before/after levels."""
-    points = [(t, float(v)) for t, v in ((_when(p[0]), p[1]) for p in finding.get("points") or [])
+    points = [(t, float(v)) for t, v in ((to_utc(p[0]), p[1]) for p in finding.get("points") or [])
               if t is not None and v is not None]
     if len(points) < 2:
         return None
@@ -99,7 +86,7 @@ def metric_chart(finding: dict, *, width: int = 640, height: int = 240) -> dict 
     def y(v: float) -> float:
         return round(top + (hi - v) / (hi - lo) * (height - top - bottom), 1)
 
-    onset = _when(finding.get("onset"))
+    onset = to_utc(finding.get("onset"))
     ox = x(min(max(onset.timestamp(), t0), t1)) if onset else None
     before, after = float(finding.get("before") or 0), float(finding.get("after") or 0)
     return {
@@ -130,49 +117,47 @@ def _latest_evidence(session, *, org_id: int, incident_id: int) -> dict:
 
 def _related_deploy_ids(session, *, incident, rt, now, frozen: dict) -> set[int]:
     start, end = incidents.window(incident, lookback_minutes=rt.settings.lookback_minutes, now=now)
-    ids = {d.id for d in incidents.deploys_in_window(session=session, incident=incident, start=start, end=end)}
+    related = {d.id for d in incidents.deploys_in_window(session=session, incident=incident, start=start, end=end)}
     for d in frozen.get("deploys") or []:
-        m = re.fullmatch(r"deploy_(\d+)", str(d.get("id") or ""))
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
+        parsed = ids.parse(str(d.get("id") or ""))
+        if parsed is not None and parsed[0] == ids.DEPLOY:
+            related.add(parsed[1])
+    return related
 
 
 def load_evidence(session, *, actor, incident, evidence_id: str, rt, now) -> dict:
     """Return {"kind": …, …} for an evidence id of this incident, or raise NotFound."""
-    m = EVIDENCE_RE.fullmatch(evidence_id or "")
+    parsed = ids.parse(evidence_id)
     missing = NotFound(f"Incident {incident.id} has no evidence {evidence_id!r}.")
-    if m is None:
+    if parsed is None:
         raise missing
-    prefix, number = m.group(1), int(m.group(2))
-    if prefix in _KIND_OF_PREFIX:
+    prefix, number = parsed
+    if prefix in ids.ENTRY_KIND:
         entry = session.scalar(select(TimelineEntry).where(
             TimelineEntry.id == number, TimelineEntry.org_id == actor.org_id, TimelineEntry.incident_id == incident.id,
-            TimelineEntry.kind == _KIND_OF_PREFIX[prefix]))
+            TimelineEntry.kind == ids.ENTRY_KIND[prefix]))
         if entry is None:
             raise missing
         data = dict(entry.data or {})
         if entry.kind == "alert" and data.get("alert_id"):
-            from blametrail.alerts.models import Alert
-
             row = session.scalar(select(Alert).where(Alert.id == data["alert_id"], Alert.org_id == actor.org_id))
             if row is not None:
                 data["annotations"] = dict(row.annotations or {})
                 data.setdefault("labels", dict(row.labels or {}))
         return {"kind": entry.kind, "entry": entry, "data": data}
-    if prefix in ("metric", "log"):
+    if prefix in (ids.METRIC, ids.LOG):
         frozen = _latest_evidence(session, org_id=actor.org_id, incident_id=incident.id)
-        key = "metrics" if prefix == "metric" else "logs"
+        key = "metrics" if prefix == ids.METRIC else "logs"
         finding = next((f for f in frozen.get(key) or [] if f.get("id") == evidence_id), None)
         if finding is None:
             raise missing
         ctx = {"kind": prefix, "finding": finding, "run": frozen.get("_run")}
-        if prefix == "metric":
+        if prefix == ids.METRIC:
             ctx["chart"] = metric_chart(finding)
         return ctx
     frozen = _latest_evidence(session, org_id=actor.org_id, incident_id=incident.id)
     related = _related_deploy_ids(session, incident=incident, rt=rt, now=now, frozen=frozen)
-    if prefix == "deploy":
+    if prefix == ids.DEPLOY:
         deploy = session.scalar(select(Deploy).where(Deploy.id == number, Deploy.org_id == actor.org_id))
         if deploy is None or deploy.id not in related:
             raise missing
@@ -203,5 +188,5 @@ def postmortem_print(incident_id: IdPath, request: Request, actor: PageActor, se
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     if pm.sections is None:
         raise NotFound(f"Incident {incident_id}'s postmortem has no draft yet.")
-    return render(request, "evidence/print.html", {"incident": incident, "pm": postmortems.to_read(pm),
+    return render(request, "evidence/print.html", {"incident": incident, "pm": presenters.postmortem_read(pm),
                                                    "duration": incidents.duration_minutes(incident)}, actor=actor)

@@ -6,19 +6,28 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from blametrail import db
+from blametrail.analysis import ids
+from blametrail.engines.sections import SEVERITIES
 from blametrail.errors import ValidationFailed
 from blametrail.incidents import service as incidents
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.orgs.permissions import Action, require
-from blametrail.postmortems.sections import SEVERITIES
-from blametrail.web.api.incidents import incident_read, incident_reads, resolve_and_trigger
+from blametrail.postmortems import service as postmortems
+from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
-from blametrail.web.params import IdPath
-from blametrail.web.pages.common import (
-    FormDep, field, flash, query_url, redirect, render, split_list, validation_messages,
-)
 from blametrail.web.pages.card import card_context
+from blametrail.web.pages.common import (
+    FormDep,
+    field,
+    flash,
+    query_url,
+    redirect,
+    render,
+    split_list,
+    validation_messages,
+)
 from blametrail.web.pages.summary import summary_context
+from blametrail.web.params import IdPath
 
 router = APIRouter()
 PAGE_SIZE = 25
@@ -30,7 +39,7 @@ def _list_context(*, session, actor, status, service, severity, q, cursor) -> di
                                                  service=service or None, severity=severity or None, q=q or None,
                                                  limit=PAGE_SIZE, cursor=cursor or None)
     return {
-        "incidents": incident_reads(session, rows), "filters": filters,
+        "incidents": presenters.incident_reads(session, rows), "filters": filters,
         "filtered": any(filters.values()),
         "next_url": query_url("/incidents", **filters, cursor=next_cursor) if next_cursor else None,
         "first_url": query_url("/incidents", **filters) if cursor else None,
@@ -71,7 +80,7 @@ def render_detail(request: Request, *, session, actor, rt, now, incident_id: int
     timeline = incidents.timeline(session=session, incident=incident, lookback_minutes=rt.settings.lookback_minutes,
                                   now=now)
     ctx = {
-        "incident": incident_read(session, incident), "timeline": timeline,
+        "incident": presenters.incident_read(session, incident), "timeline": timeline,
         "update_errors": update_errors or [], "update_body": update_body,
         **card_context(session=session, actor=actor, incident=incident, now=now, notice=card_notice),
         **summary_context(session=session, incident=incident, rt=rt, now=now),
@@ -101,14 +110,15 @@ def incident_update(incident_id: IdPath, request: Request, form: FormDep, actor:
         return render_detail(request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id,
                        status_code=422, update_errors=errors, update_body=body)
     flash(request, "Update posted.", "success")
-    return redirect(f"/incidents/{incident_id}#upd_{entry.id}")
+    return redirect(f"/incidents/{incident_id}#{ids.update_id(entry.id)}")
 
 
 @router.post("/incidents/{incident_id}/resolve")
 def incident_resolve(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.WRITE_INCIDENTS)
-    resolved = resolve_and_trigger(session=session, actor=actor, incident=incident, resolved_at=None, now=now)
+    resolved = postmortems.resolve_incident(session=session, incident=incident, now=now, resolved_at=None,
+                                            by_label=actor.label, by_user_id=actor.user_id)
     if resolved.postmortem_skip_reason:
         flash(request, f"Incident resolved. No postmortem was queued: {resolved.postmortem_skip_reason}", "warning")
     else:

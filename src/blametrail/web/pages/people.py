@@ -12,10 +12,10 @@ from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import ROLES
 from blametrail.orgs.permissions import Action, can, require
-from blametrail.web.api.org import invite_link
+from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
-from blametrail.web.params import IdPath
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render
+from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/settings")
 
@@ -67,7 +67,7 @@ def members_invite(request: Request, form: FormDep, actor: PageActor, session: S
         db.rollback(session)
         return _members_page(request, session=session, actor=actor, now=now, status_code=exc.status, invite=invite,
                              errors=[exc.detail])
-    invited = {"email": inv.email, "role": inv.role, "link": invite_link(rt.settings.public_url, raw),
+    invited = {"email": inv.email, "role": inv.role, "link": presenters.invite_link(rt.settings.public_url, raw),
                "existing": existing, "expires_at": inv.expires_at}
     return _members_page(request, session=session, actor=actor, now=now, status_code=201, invited=invited)
 

@@ -8,20 +8,26 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from blametrail import db
+from blametrail.engines.sections import SEVERITIES, TIMELINE_SOURCES, SectionsPatch
 from blametrail.errors import (
-    AIDisabled, InvalidState, PlanNotEligible, QuotaExceeded, RateLimited, ValidationFailed, VersionConflict,
+    AIDisabled,
+    InvalidState,
+    PlanNotEligible,
+    QuotaExceeded,
+    RateLimited,
+    ValidationFailed,
+    VersionConflict,
 )
 from blametrail.incidents import service as incidents
 from blametrail.orgs.permissions import Action, require
 from blametrail.postmortems import service as postmortems
-from blametrail.postmortems.sections import SEVERITIES, TIMELINE_SOURCES, SectionsPatch
-from blametrail.web.api import postmortems as api
+from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
-from blametrail.web.params import IdPath
 from blametrail.web.pages import editform
 from blametrail.web.pages.card import render_card
 from blametrail.web.pages.common import FormDep, flash, is_htmx, redirect, render
 from blametrail.web.pages.incidents import render_detail
+from blametrail.web.params import IdPath
 
 router = APIRouter(prefix="/incidents/{incident_id}/postmortem")
 # Refusals a person can act on are shown on the card itself; Forbidden and NotFound use the error page.
@@ -88,7 +94,7 @@ def publish(incident_id: IdPath, request: Request, actor: PageActor, session: Se
 
 def _editor(request: Request, *, actor, incident, pm, values: dict, version: int, errors: list[str] | None = None,
             conflict: list[dict] | None = None, status_code: int = 200):
-    ctx = {"incident": incident, "pm": postmortems.to_read(pm), "v": values, "version": version,
+    ctx = {"incident": incident, "pm": presenters.postmortem_read(pm), "v": values, "version": version,
            "errors": errors or [], "conflict": conflict, "severities": SEVERITIES, "sources": TIMELINE_SOURCES,
            "priorities": ("high", "medium", "low"), "levels": ("high", "medium", "low"),
            "conflict_message": CONFLICT_MESSAGE}
@@ -150,11 +156,11 @@ def edit_save(incident_id: IdPath, request: Request, form: FormDep, actor: PageA
 @router.get("/original")
 def original(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
-    draft = api.get_original(incident_id=incident_id, actor=actor, session=session)  # same rules as the API
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    draft = presenters.original_read(pm)  # same rules as the API
     sections = editform.compare(draft["sections"], pm.sections or {})
     return render(request, "postmortems/original.html",
-                  {"incident": incident, "pm": postmortems.to_read(pm), "draft": draft, "sections": sections},
+                  {"incident": incident, "pm": presenters.postmortem_read(pm), "draft": draft, "sections": sections},
                   actor=actor)
 
 
@@ -164,7 +170,7 @@ def revisions(incident_id: IdPath, request: Request, actor: PageActor, session: 
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     rows = postmortems.list_revisions(session=session, pm=pm)
     return render(request, "postmortems/revisions.html",
-                  {"incident": incident, "pm": postmortems.to_read(pm), "revisions": list(reversed(rows)),
+                  {"incident": incident, "pm": presenters.postmortem_read(pm), "revisions": list(reversed(rows)),
                    "runs": postmortems.runs(session=session, pm=pm),
                    "show_audit": actor.role in ("owner", "admin")},  # why: prompts hold the whole evidence pack
                   actor=actor)
@@ -172,4 +178,6 @@ def revisions(incident_id: IdPath, request: Request, actor: PageActor, session: 
 
 @router.get("/export.md")
 def export_markdown(incident_id: IdPath, actor: PageActor, session: SessionDep):
-    return api.export_markdown(incident_id=incident_id, actor=actor, session=session)  # byte-for-byte the API's
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    return presenters.markdown_download(incident, pm)  # byte-for-byte the API's

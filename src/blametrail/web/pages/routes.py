@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from blametrail.web.pages import account, auth, evidence, incidents, integrations, people, postmortems, settings, summary
+from blametrail.web.pages import (
+    account,
+    auth,
+    connections,
+    evidence,
+    incidents,
+    monitors,
+    people,
+    postmortems,
+    settings,
+    summary,
+    webhooks,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
@@ -11,6 +23,8 @@ router.include_router(incidents.router)
 router.include_router(summary.router)
 router.include_router(postmortems.router)
 router.include_router(settings.router)
-router.include_router(integrations.router)
+router.include_router(monitors.router)
+router.include_router(webhooks.router)
+router.include_router(connections.router)
 router.include_router(evidence.router)
 router.include_router(people.router)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from blametrail.incidents import service as incidents
-from blametrail.web.api.summary import summary_for
+from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
-from blametrail.web.params import IdPath
 from blametrail.web.pages.common import render
+from blametrail.web.params import IdPath
 
 router = APIRouter()
 POLL_SECONDS = 5
@@ -16,7 +16,7 @@ POLL_SECONDS = 5
 
 def summary_context(*, session, incident, rt, now) -> dict:
     """Return what the summary card needs: the summary, and whether it keeps polling (while the incident is open)."""
-    data = summary_for(session=session, incident=incident, rt=rt, now=now)
+    data = presenters.summary_read(session=session, incident=incident, rt=rt, now=now)
     return {"summary": {**data, "incident_id": incident.id, "polling": incident.status == "open",
                         "poll_seconds": POLL_SECONDS}}
 
