@@ -91,10 +91,10 @@ def prepare(database_url: str, data_dir: str) -> tuple[str, str, int]:
     from sqlalchemy import text
 
     from blametrail import db
-    from blametrail.alerts import webhooks
     from blametrail.clock import SystemClock
     from blametrail.crypto import SecretBox
     from blametrail.orgs import service as orgs
+    from blametrail.webhooks import service as webhooks
 
     settings = _settings(database_url, data_dir)
     engine = db.make_engine(settings)

@@ -21,8 +21,8 @@ from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import CommitIn, DeployCreate
 from blametrail.incidents import service as incidents
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
+from blametrail.jobs import generation
 from blametrail.orgs import service as orgs
-from blametrail.postmortems import drafting
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import Postmortem
 from blametrail.runtime import build_runtime
@@ -48,8 +48,8 @@ def seed_incident(rt, actor, n: int, *, resolve: bool):
     t0 = time.perf_counter()
     with db.transaction(rt.factory) as s:
         inc = incidents.get_or_404(session=s, org_id=actor.org_id, incident_id=inc.id)
-        incidents.resolve(session=s, incident=inc, now=now, resolved_at=None, by_label=actor.label, by_user_id=actor.user_id,
-                          on_resolved=lambda i: postmortems.auto_trigger(session=s, incident=i, now=now))
+        postmortems.resolve_incident(session=s, incident=inc, now=now, resolved_at=None, by_label=actor.label,
+                                     by_user_id=actor.user_id)
         pm_id = postmortems.find(session=s, org_id=actor.org_id, incident_id=inc.id).id
     return pm_id, t0
 
@@ -76,7 +76,9 @@ def main() -> int:
         org = orgs.create_org(session=s, slug=f"bench{int(time.time())}", name="Bench", plan="pro", now=rt.clock.now())
         org_id = org.id
     with db.transaction(rt.factory) as s:
-        from blametrail.orgs.models import MonthlyUsage  # why: 50 incidents exceed pro's 50/month with the SQL probe
+        from blametrail.orgs.models import (
+            MonthlyUsage,  # why: 50 incidents exceed pro's 50/month with the SQL probe
+        )
         s.add(MonthlyUsage(org_id=org_id, month=rt.clock.now().strftime("%Y-%m"), used=-10_000))
         actor = orgs.actor_for(orgs.create_user(session=s, email="bench@bench.test", org=orgs.get_org(session=s, org_id=org_id),
                                                 role="member", password=None, now=rt.clock.now()))
@@ -91,8 +93,8 @@ def main() -> int:
         count["n"] += 1
 
     event.listen(rt.engine, "before_cursor_execute", counter)
-    drafting.run_generation(factory=rt.factory, pm_id=pm_id, engine=rt.drafting_engine(), clock=rt.clock.now,
-                            lookback_minutes=settings.lookback_minutes)
+    generation.run_generation(factory=rt.factory, pm_id=pm_id, choose_engine=rt.engine_for_org, clock=rt.clock.now,
+                              lookback_minutes=settings.lookback_minutes)
     event.remove(rt.engine, "before_cursor_execute", counter)
 
     # 2. resolve-to-draft latency through the real queue and consumer threads

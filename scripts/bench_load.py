@@ -190,12 +190,12 @@ def _runtime(args, secret_key: str):
 def seed(rt, args) -> dict:
     """Create the organization, its people, incidents and the Alertmanager webhook; return what the clients need."""
     from blametrail import db
-    from blametrail.alerts import webhooks
     from blametrail.incidents import service as incidents
     from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
     from blametrail.orgs import service as orgs
     from blametrail.orgs.models import User
     from blametrail.postmortems import service as postmortems
+    from blametrail.webhooks import service as webhooks
 
     now = rt.clock.now()
     slug = f"load-{int(time.time())}-{secrets.token_hex(2)}"

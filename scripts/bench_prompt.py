@@ -19,9 +19,10 @@ from pathlib import Path
 from blametrail import db
 from blametrail.ai.prompt import build_prompt
 from blametrail.crypto import SecretBox
+from blametrail.evidence.observe import observe
+from blametrail.evidence.pack import build_pack
 from blametrail.incidents.models import Incident
 from blametrail.integrations import service as integrations
-from blametrail.postmortems.drafting import build_pack, observe
 from blametrail.scenarios import DEFAULT_SEED
 from blametrail.scenarios.evaluate import LOOKBACK, key_evidence, record, setup
 from blametrail.scenarios.generator import generate

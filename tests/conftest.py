@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text

@@ -15,11 +15,14 @@ from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.integrations import service as connections
 from blametrail.integrations.base import Limits
 from blametrail.integrations.schemas import ConnectionCreate
+from blametrail.jobs import generation
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import Organization
 from blametrail.orgs.service import Actor
-from blametrail.postmortems import drafting
 from blametrail.postmortems import service as postmortems
+from blametrail.scenarios import generator
+from blametrail.scenarios.evaluate import record
+from blametrail.scenarios.generator import LOOKBACK, METRICS
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "demo-password"
@@ -75,26 +78,23 @@ def seed_demo(rt) -> str:
         deploys.create(session=session, actor=owner, now=now, data=DeployCreate(
             service="checkout", environment="production", version="v2.13.2", deployed_at=start + timedelta(minutes=21),
             commits=[]))
-        incidents.resolve(session=session, incident=inc, now=now, resolved_at=start + timedelta(minutes=34),
-                          by_label=owner.label, by_user_id=owner.user_id,
-                          on_resolved=lambda i: postmortems.auto_trigger(session=session, incident=i, now=now))
+        postmortems.resolve_incident(session=session, incident=inc, now=now, resolved_at=start + timedelta(minutes=34),
+                                     by_label=owner.label, by_user_id=owner.user_id)
         pm_id = postmortems.find(session=session, org_id=org.id, incident_id=inc.id).id
         scenario_pm_ids = _seed_scenarios(session, org_id=org.id, owner=owner, member=member, box=rt.secret_box,
                                           now=now)
         session.info["deferred"] = []  # why: drafted right here so the demo is complete before the server starts
-    drafting.run_generation(factory=rt.factory, pm_id=pm_id, engine=rt.drafting_engine(), clock=rt.clock.now,
-                            lookback_minutes=rt.settings.lookback_minutes)
+    generation.run_generation(factory=rt.factory, pm_id=pm_id, choose_engine=rt.engine_for_org, clock=rt.clock.now,
+                              lookback_minutes=rt.settings.lookback_minutes)
     for scenario_pm_id in scenario_pm_ids:  # their metrics and logs come from the demo's fake connection
-        drafting.run_generation(factory=rt.factory, pm_id=scenario_pm_id, engine=rt.drafting_engine(),
-                                clock=rt.clock.now, lookback_minutes=rt.settings.lookback_minutes,
-                                box=rt.secret_box, limits=Limits.from_settings(rt.settings))
+        generation.run_generation(factory=rt.factory, pm_id=scenario_pm_id, choose_engine=rt.engine_for_org,
+                                  clock=rt.clock.now, lookback_minutes=rt.settings.lookback_minutes,
+                                  box=rt.secret_box, limits=Limits.from_settings(rt.settings))
     return _login_help()
 
 
 def demo_scenarios(now: datetime) -> list:
     """Return the generated demo incidents, moved to end a few days before now, on services of their own."""
-    from blametrail.scenarios import generator
-
     used, out = set(_HAND_WRITTEN_SERVICES), []
     for index, (fault, days_ago) in enumerate(SCENARIOS):
         s = generator.scenario(fault, index=index, tag="", avoid=frozenset(used))
@@ -107,9 +107,6 @@ def demo_scenarios(now: datetime) -> list:
 def _seed_scenarios(session: Session, *, org_id: int, owner: Actor, member: Actor, box, now: datetime) -> list[int]:
     """Record the generated incidents and a fake connection serving their metrics and logs; return their
     postmortem ids (queued, drafted by the caller)."""
-    from blametrail.scenarios.evaluate import record
-    from blametrail.scenarios.generator import LOOKBACK, METRICS
-
     scenarios = demo_scenarios(now)
     series, lines, services = [], [], set()
     for s in scenarios:
@@ -128,7 +125,6 @@ def _seed_scenarios(session: Session, *, org_id: int, owner: Actor, member: Acto
         options={"series": series, "logs": lines}))
     pm_ids = []
     for s in scenarios:
-        inc, _ = record(session, member, s, now, responders=(member, owner),
-                        on_resolved=lambda i: postmortems.auto_trigger(session=session, incident=i, now=now))
+        inc, _ = record(session, member, s, now, responders=(member, owner), draft=True)
         pm_ids.append(postmortems.find(session=session, org_id=org_id, incident_id=inc.id).id)
     return pm_ids

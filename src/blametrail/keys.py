@@ -8,10 +8,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from blametrail.ai.models import AIConfig
-from blametrail.alerts.models import Webhook
 from blametrail.crypto import SecretBox
 from blametrail.integrations.models import Connection
 from blametrail.orgs.models import IdempotencyRecord
+from blametrail.webhooks.models import Webhook
 
 BATCH = 500
 

@@ -1,17 +1,27 @@
 """Import every model so metadata is complete (migrations, tests)."""
 
-from blametrail.ai.models import AIConfig, IncidentSummary
-from blametrail.alerts.models import Alert, Webhook, WebhookDelivery
+from blametrail.ai.models import AIConfig
+from blametrail.alerts.models import Alert
 from blametrail.db import Base
 from blametrail.deploys.models import Commit, Deploy
-from blametrail.monitors.models import CheckResult, Monitor
-from blametrail.integrations.models import Connection
 from blametrail.incidents.models import Incident, IncidentService, TimelineEntry
+from blametrail.integrations.models import Connection
+from blametrail.monitors.models import CheckResult, Monitor
 from blametrail.orgs.models import (
-    ApiToken, IdempotencyRecord, LoginAttempt, LoginSession, LoginThrottle, Membership, MonthlyUsage, Organization,
-    SetupToken, User,
+    ApiToken,
+    IdempotencyRecord,
+    LoginAttempt,
+    LoginSession,
+    LoginThrottle,
+    Membership,
+    MonthlyUsage,
+    Organization,
+    SetupToken,
+    User,
 )
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
+from blametrail.summaries.models import IncidentSummary
+from blametrail.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "AIConfig", "IncidentSummary", "Alert", "CheckResult", "Connection", "Monitor", "Webhook", "WebhookDelivery",

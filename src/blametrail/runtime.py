@@ -5,27 +5,24 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
-from functools import partial
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
-from blametrail.ai.base import DraftingEngine, PerOrgEngine, engine_for
+from blametrail.ai import selection
 from blametrail.clock import Clock, SystemClock
 from blametrail.crypto import SecretBox
+from blametrail.engines import base as engines
+from blametrail.incidents import hooks as incident_hooks
 from blametrail.jobs import queue as jobqueue
+from blametrail.jobs import sweep
 from blametrail.jobs import tasks as jobtasks
 from blametrail.monitors.engine import Scheduler
-from blametrail.orgs import idempotency, invitations, throttle
-from blametrail.postmortems import service as postmortems
 from blametrail.settings import Settings
+from blametrail.summaries import service as summaries
 
 log = logging.getLogger(__name__)
-PURGE_BATCH = 500  # rows deleted per transaction by the sweep's purges
-PURGE_MAX_BATCHES = 20
-INVITATION_KEEP_EXPIRED = timedelta(days=30)  # expired invitations stay listed (as expired) this long
 
 
 @dataclass
@@ -36,7 +33,7 @@ class Runtime:
     factory: sessionmaker[Session]
     huey: object
     tasks: dict
-    engine_override: DraftingEngine | None = None
+    engine_override: engines.Engine | None = None
     _consumer: object = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
@@ -47,20 +44,17 @@ class Runtime:
         """Return the encryptor for secrets at rest."""
         return SecretBox(self.settings.effective_secret_key)
 
-    def drafting_engine(self, org_id: int | None = None) -> DraftingEngine:
-        """Return the drafting engine of an organization (its own AI config, else the installation's settings).
-
-        Without an organization: the installation's engine, which a job resolves per organization (PerOrgEngine).
-        """
+    def engine_for_org(self, session: Session, org_id: int) -> engines.Engine:
+        """Return the engine an organization drafts with: its own AI configuration, else the installation's."""
         if self.engine_override is not None:
             return self.engine_override
-        if org_id is None:
-            return PerOrgEngine(engine_for(self.settings), self.drafting_engine)
-        from blametrail.ai import service as ai_service
+        return selection.engine_of_org(session=session, settings=self.settings, org_id=org_id, box=self.secret_box)
 
-        with db.transaction(self.factory) as session:  # why: short; the model call happens after it ends
-            config = ai_service.get_config(session=session, org_id=org_id)
-            return engine_for(self.settings, config, self.secret_box)
+    def summary_engine(self) -> engines.Engine | None:
+        """Return the engine live summaries use (None: the built-in writer)."""
+        # why: the installation's engine has never written live summaries (only an override did); turning model
+        # summaries on costs a model call per evidence change, a product decision, not part of this reshape
+        return self.engine_override
 
     def enqueue(self, task: str, args: tuple) -> None:
         """Put a job on the queue."""
@@ -68,35 +62,11 @@ class Runtime:
 
     def sweep_once(self) -> list[int]:
         """Re-queue stuck postmortems once, then purge expired rows; return the ids enqueued."""
-        with db.transaction(self.factory) as session:
-            ids = postmortems.sweep(session=session, now=self.clock.now(),
-                                    stale_generating_seconds=self.settings.stale_generation_seconds,
-                                    stale_queued_seconds=self.settings.stale_queued_seconds)
-        for pm_id in ids:
-            self.enqueue(postmortems.GENERATE_TASK, (pm_id,))
-        if ids:
-            log.warning("re-queued stuck postmortems: %s", ids)
-        self.purge_expired()
-        return ids
+        return sweep.sweep_once(factory=self.factory, settings=self.settings, clock=self.clock.now, enqueue=self.enqueue)
 
     def purge_expired(self) -> dict[str, int]:
-        """Delete expired Idempotency-Keys and stale login-throttle rows, a short transaction a batch; return counts."""
-        now = self.clock.now()
-        purges = {
-            "idempotency_keys": partial(idempotency.purge_expired, now=now, ttl=idempotency.ttl_of(self.settings)),
-            "login_throttles": partial(throttle.purge_stale, now=now,
-                                       limits=throttle.Limits.from_settings(self.settings)),
-            "invitations": partial(invitations.purge_expired, before=now - INVITATION_KEEP_EXPIRED),
-        }
-        counts = dict.fromkeys(purges, 0)
-        for name, purge in purges.items():
-            for _ in range(PURGE_MAX_BATCHES):  # why: bounded; what is left waits for the next sweep
-                with db.transaction(self.factory) as session:
-                    deleted = purge(session=session, limit=PURGE_BATCH)
-                counts[name] += deleted
-                if deleted < PURGE_BATCH:
-                    break
-        return counts
+        """Delete expired Idempotency-Keys, stale login-throttle rows and old invitations; return counts."""
+        return sweep.purge_expired(factory=self.factory, settings=self.settings, clock=self.clock.now)
 
     def _sweep_loop(self) -> None:
         failing = False
@@ -148,7 +118,7 @@ class Runtime:
 
 def build_runtime(
     settings: Settings, *, clock: Clock | None = None, migrate: bool = True, immediate: bool = False,
-    queue_url: str | None = None, engine_override: DraftingEngine | None = None,
+    queue_url: str | None = None, engine_override: engines.Engine | None = None,
 ) -> Runtime:
     """Build the process's runtime from settings (migrating the schema unless told not to)."""
     engine = db.make_engine(settings)
@@ -158,5 +128,12 @@ def build_runtime(
     rt = Runtime(settings=settings, clock=clock or SystemClock(), engine=engine, factory=None, huey=huey, tasks={},
                  engine_override=engine_override)
     rt.factory = db.make_sessionmaker(engine, dispatcher=rt.enqueue)
+    wire_hooks(rt.factory)
     rt.tasks = jobtasks.register(huey, rt)
     return rt
+
+
+def wire_hooks(factory: sessionmaker[Session]) -> None:
+    """Wire what the incidents service's hooks do: evidence or a resolution refreshes the live summary."""
+    incident_hooks.install(factory, incident_hooks.IncidentHooks(evidence_changed=summaries.evidence_changed,
+                                                                 resolved=summaries.request_refresh))

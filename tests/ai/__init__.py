@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from blametrail.analysis.evidence import (
-    AlertEvidence, CommitEvidence, DeployEvidence, EvidencePack, IncidentFacts, MonitorEvidence, StatusEvidence,
+    AlertEvidence,
+    CommitEvidence,
+    DeployEvidence,
+    EvidencePack,
+    IncidentFacts,
+    MonitorEvidence,
+    StatusEvidence,
     UpdateEvidence,
 )
 from blametrail.analysis.observations import LogEvidence, MetricEvidence

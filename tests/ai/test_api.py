@@ -88,8 +88,9 @@ def test_one_organizations_config_is_invisible_to_another(client, factory, rt):
     assert client.delete(URL, headers=b.headers).status_code == 404
     client.put(URL, headers=b.headers, json={"engine": "builtin"}).raise_for_status()
     assert client.get(URL, headers=a.headers).json()["engine"] == "anthropic"
-    assert rt.drafting_engine(b.actor.org_id).label == "builtin"
-    assert rt.drafting_engine(a.actor.org_id).label == "anthropic:claude-test"
+    with db.transaction(rt.factory) as s:
+        assert rt.engine_for_org(s, b.actor.org_id).label == "builtin"
+        assert rt.engine_for_org(s, a.actor.org_id).label == "anthropic:claude-test"
 
 
 def test_the_api_is_in_the_openapi_document(client):

@@ -9,13 +9,19 @@ import pytest
 from sqlalchemy import select
 
 from blametrail import db
-from blametrail.ai.grounding import NOT_ESTABLISHED, ground
 from blametrail.ai.prompt import build_prompt
-from blametrail.ai.summary import ground_summary
-from blametrail.analysis.evidence import AlertEvidence, CommitEvidence, DeployEvidence, UpdateEvidence
+from blametrail.analysis.evidence import (
+    AlertEvidence,
+    CommitEvidence,
+    DeployEvidence,
+    UpdateEvidence,
+)
 from blametrail.analysis.observations import LogEvidence
+from blametrail.engines.grounding import NOT_ESTABLISHED, ground
+from blametrail.engines.sections import SECTION_KEYS, Sections
+from blametrail.engines.summary import ground_summary
+from blametrail.evidence.pack import build_pack
 from blametrail.postmortems.models import Postmortem
-from blametrail.postmortems.sections import SECTION_KEYS, Sections
 from tests.ai import at, make_pack
 from tests.web.test_pages import PASSWORD, login, soup
 
@@ -127,7 +133,6 @@ def test_hostile_content_renders_inert_in_the_page_and_the_export(client, factor
                "what_went_well": [SCRIPT, MD_LINK],
                "timeline": [{"at": pm.sections["timeline"][-1]["at"], "source": "update",
                              "description": f"{SCRIPT} {MD_LINK}", "evidence": [update_id]}]}
-        from blametrail.postmortems.drafting import build_pack
         from blametrail.incidents.models import Incident
 
         pack = build_pack(session=s, incident=s.get(Incident, incident_id), lookback_minutes=rt.settings.lookback_minutes,

@@ -7,20 +7,16 @@ from datetime import timedelta
 import pytest
 
 from blametrail import db
-from blametrail.ai.base import BuiltinEngine, PerOrgEngine, UnavailableEngine, engine_for
 from blametrail.ai.llm import LLMEngine
 from blametrail.ai.models import AIConfig
+from blametrail.ai.selection import UnavailableEngine, engine_for
 from blametrail.crypto import SecretBox
+from blametrail.engines.builtin import BuiltinEngine
 from blametrail.postmortems.models import GenerationRun
 from blametrail.settings import Settings
-from tests.ai.test_providers import GOOD, FakeProvider, install_collaborator_stubs, openai_error, openai_tool_call
+from tests.ai.test_providers import GOOD, FakeProvider, openai_error, openai_tool_call
 from tests.conftest import START
 from tests.factories import iso
-
-
-@pytest.fixture(autouse=True)
-def _collaborators(monkeypatch):
-    install_collaborator_stubs(monkeypatch)
 
 
 @pytest.fixture
@@ -88,12 +84,12 @@ def test_an_undecryptable_org_key_is_an_unavailable_engine():
 
 def test_runtime_resolves_the_org_engine(rt, factory, server):
     owner = factory.team()["owner"]
-    assert isinstance(rt.drafting_engine(), PerOrgEngine)
-    assert isinstance(rt.drafting_engine(owner.actor.org_id), BuiltinEngine)
+    with db.transaction(rt.factory) as s:
+        assert isinstance(rt.engine_for_org(s, owner.actor.org_id), BuiltinEngine)
     _configure(rt, owner, server)
-    e = rt.drafting_engine(owner.actor.org_id)
+    with db.transaction(rt.factory) as s:
+        e = rt.engine_for_org(s, owner.actor.org_id)
     assert isinstance(e, LLMEngine) and e.spec.api_key == "sk-bad" and e.spec.base_url == server.url + "/v1"
-    assert isinstance(rt.drafting_engine().for_org(owner.actor.org_id), LLMEngine)
 
 
 # --- through run_generation -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from blametrail.ai.llm import LLMEngine
 from blametrail.ai.providers import ProviderSpec
+from blametrail.engines.summary import SummaryOut
 from blametrail.errors import UpstreamError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,7 +140,12 @@ def llm_pack(**extra):
     from datetime import UTC, datetime, timedelta
 
     from blametrail.analysis.evidence import (
-        AlertEvidence, CommitEvidence, DeployEvidence, EvidencePack, IncidentFacts, UpdateEvidence,
+        AlertEvidence,
+        CommitEvidence,
+        DeployEvidence,
+        EvidencePack,
+        IncidentFacts,
+        UpdateEvidence,
     )
 
     start = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -179,84 +185,6 @@ GOOD = {
 }
 
 
-def install_collaborator_stubs(monkeypatch) -> None:
-    """Stand in for the prompt/grounding/summary modules only while they do not exist yet (never edits them)."""
-    import importlib
-    import sys
-    import types
-    from dataclasses import dataclass, field
-
-    def missing(name: str) -> bool:
-        try:
-            importlib.import_module(name)
-            return False
-        except ImportError:
-            return True
-
-    if missing("blametrail.ai.prompt"):
-        mod = types.ModuleType("blametrail.ai.prompt")
-
-        @dataclass(frozen=True)
-        class Prompt:
-            version: str
-            system: str
-            user: str
-            tokens: int
-            included: dict = field(default_factory=dict)
-            cut: dict = field(default_factory=dict)
-            cut_update_ids: tuple = ()
-
-            def to_json(self):
-                return {"version": self.version, "system": self.system, "user": self.user, "tokens": self.tokens}
-
-        def build_prompt(pack, *, budget_tokens, current_sections=None, edited_keys=(), kind="postmortem"):
-            user = f"incident {pack.incident.title}; current={current_sections}; edited={list(edited_keys)}"
-            return Prompt("stub", f"system for {kind}", user, len(user) // 4)
-
-        mod.Prompt, mod.build_prompt = Prompt, build_prompt
-        monkeypatch.setitem(sys.modules, "blametrail.ai.prompt", mod)
-    if missing("blametrail.ai.grounding"):
-        mod = types.ModuleType("blametrail.ai.grounding")
-
-        @dataclass(frozen=True)
-        class Grounded:
-            sections: dict
-            dropped_citations: tuple = ()
-            rejected_entries: int = 0
-            notes: tuple = ()
-
-        def ground(raw, pack):
-            from blametrail.postmortems.sections import Sections, dump
-            return Grounded(dump(Sections.model_validate(raw)))
-
-        mod.Grounded, mod.ground = Grounded, ground
-        monkeypatch.setitem(sys.modules, "blametrail.ai.grounding", mod)
-    if missing("blametrail.ai.summary"):
-        from pydantic import BaseModel, ConfigDict
-
-        mod = types.ModuleType("blametrail.ai.summary")
-
-        class SummaryOut(BaseModel):
-            model_config = ConfigDict(extra="forbid")
-            what: str
-            impact: str = ""
-            suspects: list[str] = []
-            tried: list[str] = []
-            citations: list[str] = []
-
-        def ground_summary(raw, pack):
-            ids = pack.evidence_ids()
-            return {**raw, "citations": [c for c in raw.get("citations", []) if c in ids]}
-
-        mod.SummaryOut, mod.ground_summary = SummaryOut, ground_summary
-        monkeypatch.setitem(sys.modules, "blametrail.ai.summary", mod)
-
-
-@pytest.fixture(autouse=True)
-def _collaborators(monkeypatch):
-    install_collaborator_stubs(monkeypatch)
-
-
 @pytest.fixture
 def server():
     with FakeProvider() as fp:
@@ -294,7 +222,8 @@ PROVIDERS = ["openai", "anthropic"]
 def test_openai_tool_call_is_validated_grounded_and_audited(server):
     server.script(openai_tool_call(GOOD, usage=openai_usage(321, 77)))
     e = engine(server)
-    sections = e.draft(llm_pack())
+    draft = e.draft(llm_pack())
+    sections = draft.sections
     assert sections["root_cause"].startswith("Commit 4e7a91c0")
     assert [row["evidence"] for row in sections["timeline"]] == [["deploy_1"], ["alert_1"], ["upd_1"]]
     (req,) = server.requests
@@ -306,15 +235,15 @@ def test_openai_tool_call_is_validated_grounded_and_audited(server):
     assert "timeline" in body["tools"][0]["function"]["parameters"]["properties"]
     assert body["messages"][0]["role"] == "system"
     assert e.label == "openai:gpt-test"
-    assert e.audit.tokens_in == 321 and e.audit.tokens_out == 77
-    assert json.loads(e.audit.response_raw)["summary"] == GOOD["summary"]
-    assert e.audit.prompt["user"] == body["messages"][-1]["content"] and e.audit.prompt_version
-    assert e.audit.latency_ms is not None and e.audit.latency_ms >= 0
+    assert draft.audit.tokens_in == 321 and draft.audit.tokens_out == 77
+    assert json.loads(draft.audit.response_raw)["summary"] == GOOD["summary"]
+    assert draft.audit.prompt["user"] == body["messages"][-1]["content"] and draft.audit.prompt_version
+    assert draft.audit.latency_ms is not None and draft.audit.latency_ms >= 0
 
 
 def test_openai_native_mode_sends_a_json_schema_response_format(server):
     server.script(openai_text(json.dumps(GOOD)))
-    sections = engine(server, mode="native").draft(llm_pack())
+    sections = engine(server, mode="native").draft(llm_pack()).sections
     assert sections["summary"] == GOOD["summary"]
     body = server.requests[0]["json"]
     assert body["response_format"]["type"] == "json_schema"
@@ -324,7 +253,7 @@ def test_openai_native_mode_sends_a_json_schema_response_format(server):
 
 def test_openai_prompted_mode_puts_the_schema_in_the_prompt_for_servers_like_llama_cpp(server):
     server.script(openai_text("```json\n" + json.dumps(GOOD) + "\n```"))
-    sections = engine(server, mode="prompted").draft(llm_pack())
+    sections = engine(server, mode="prompted").draft(llm_pack()).sections
     assert sections["summary"] == GOOD["summary"]
     body = server.requests[0]["json"]
     assert "tools" not in body and "response_format" not in body
@@ -334,7 +263,8 @@ def test_openai_prompted_mode_puts_the_schema_in_the_prompt_for_servers_like_lla
 def test_anthropic_tool_use_block_with_usage(server):
     server.script(anthropic_tool_use(GOOD, usage=anthropic_usage(400, 90)))
     e = engine(server, "anthropic")
-    sections = e.draft(llm_pack())
+    draft = e.draft(llm_pack())
+    sections = draft.sections
     assert sections["summary"] == GOOD["summary"]
     (req,) = server.requests
     assert req["path"] == "/v1/messages"
@@ -345,13 +275,13 @@ def test_anthropic_tool_use_block_with_usage(server):
     assert body["max_tokens"] == 2048 and body["tools"][0]["name"] == "final_result"
     assert "timeline" in body["tools"][0]["input_schema"]["properties"]
     assert body["system"]
-    assert (e.audit.tokens_in, e.audit.tokens_out) == (400, 90)
+    assert (draft.audit.tokens_in, draft.audit.tokens_out) == (400, 90)
     assert e.label == "anthropic:claude-test"
 
 
 def test_anthropic_prompted_mode_reads_a_text_block(server):
     server.script(anthropic_text(json.dumps(GOOD)))
-    assert engine(server, "anthropic", mode="prompted").draft(llm_pack())["summary"] == GOOD["summary"]
+    assert engine(server, "anthropic", mode="prompted").draft(llm_pack()).sections["summary"] == GOOD["summary"]
     assert "tools" not in server.requests[0]["json"]
 
 
@@ -366,14 +296,14 @@ def test_401_says_the_key_was_rejected_and_is_not_retried(server, provider):
     who = "Anthropic at" if provider == "anthropic" else "OpenAI-compatible server at"
     assert str(info.value) == f"{who} {e.spec.base_url} rejected the API key (401)."
     assert len(server.requests) == 1
-    assert e.audit.prompt is not None and e.audit.response_raw is None
+    assert info.value.audit.prompt is not None and info.value.audit.response_raw is None
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_429_with_retry_after_waits_that_long_then_succeeds(server, provider):
     server.script(error(provider, 429, "slow down", headers={"retry-after": "2"}), good(provider))
     sleeps: list[float] = []
-    sections = engine(server, provider, sleeps=sleeps).draft(llm_pack())
+    sections = engine(server, provider, sleeps=sleeps).draft(llm_pack()).sections
     assert sections["summary"] == GOOD["summary"]
     assert sleeps == [2.0] and len(server.requests) == 2
 
@@ -403,7 +333,7 @@ def test_retry_after_beyond_the_wait_budget_ends_at_once(server):
 def test_500_then_success_backs_off_exponentially(server, provider):
     server.script(error(provider, 500, "internal"), error(provider, 503, "unavailable"), good(provider))
     sleeps: list[float] = []
-    assert engine(server, provider, sleeps=sleeps).draft(llm_pack())["summary"] == GOOD["summary"]
+    assert engine(server, provider, sleeps=sleeps).draft(llm_pack()).sections["summary"] == GOOD["summary"]
     assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0
 
 
@@ -455,12 +385,13 @@ def test_invalid_json_gets_one_repair_attempt_with_the_errors(server, provider):
     else:
         server.script(anthropic_tool_use(bad), anthropic_tool_use(GOOD))
     e = engine(server, provider)
-    assert e.draft(llm_pack())["summary"] == GOOD["summary"]
+    draft = e.draft(llm_pack())
+    assert draft.sections["summary"] == GOOD["summary"]
     assert len(server.requests) == 2
     repair = json.dumps(server.requests[1]["json"]["messages"][-1])
     assert ("Invalid JSON" in repair or "json_invalid" in repair) if provider == "openai" else "severity" in repair
-    assert e.audit.tokens_in == 2 * (120 if provider == "openai" else 150)
-    assert "\n---\n" in e.audit.response_raw  # both answers kept for the audit
+    assert draft.audit.tokens_in == 2 * (120 if provider == "openai" else 150)
+    assert "\n---\n" in draft.audit.response_raw  # both answers kept for the audit
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -478,15 +409,15 @@ def test_invalid_json_twice_fails_with_a_short_reason(server, provider):
 
 
 def test_prompt_above_the_budget_is_refused_before_sending(server, monkeypatch):
-    import blametrail.ai.prompt as prompt_module
+    import blametrail.ai.llm as llm_module
 
-    real = prompt_module.build_prompt
+    real = llm_module.build_prompt
 
     def huge(pack, **kwargs):
         from dataclasses import replace
         return replace(real(pack, **kwargs), tokens=kwargs["budget_tokens"] + 1)
 
-    monkeypatch.setattr(prompt_module, "build_prompt", huge)
+    monkeypatch.setattr(llm_module, "build_prompt", huge)
     with pytest.raises(UpstreamError, match="more than the budget of 5000"):
         engine(server, context_tokens=5000).draft(llm_pack())
     assert server.requests == []
@@ -503,23 +434,21 @@ def test_the_key_never_appears_in_the_spec_repr():
 
 
 def test_summary_uses_the_summary_schema(server):
-    from blametrail.ai.summary import SummaryOut
-
     schema = SummaryOut.model_json_schema()
     answer = {k: ("x" if v.get("type") == "string" else []) for k, v in schema["properties"].items()
               if k in schema.get("required", [])}
     server.script(openai_tool_call(answer))
     e = engine(server)
     out = e.summarize(llm_pack())
-    assert isinstance(out, dict)
+    assert isinstance(out.content, dict)
     assert server.requests[0]["json"]["tools"][0]["function"]["parameters"]["properties"].keys() == schema["properties"].keys()
-    assert e.audit.prompt is not None
+    assert out.audit.prompt is not None
 
 
 def test_web_start_up_does_not_import_pydantic_ai():
     code = ("import sys; import blametrail.app, blametrail.runtime, blametrail.ai.llm, blametrail.ai.providers.openai, "
             "blametrail.ai.providers.anthropic, blametrail.web.api.ai; "
-            "from blametrail.ai.base import engine_for; from blametrail.settings import Settings; "
+            "from blametrail.ai.selection import engine_for; from blametrail.settings import Settings; "
             "engine_for(Settings(ai_engine='openai', ai_model='m', _env_file=None)); "
             "bad = [m for m in sys.modules if m.startswith(('pydantic_ai', 'openai', 'anthropic'))]; "
             "assert not bad, bad")

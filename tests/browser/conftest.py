@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from blametrail.ai.base import BuiltinEngine
 from blametrail.clock import FrozenClock
+from blametrail.engines.builtin import BuiltinEngine
 from blametrail.settings import Settings
 
 CHROMIUM = os.environ.get("BLAMETRAIL_CHROMIUM", "/usr/bin/chromium")

@@ -21,7 +21,7 @@ from blametrail.incidents import service as incidents
 from blametrail.incidents.schemas import IncidentCreate
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import MonthlyUsage
-from blametrail.web.api.incidents import resolve_and_trigger
+from blametrail.postmortems import service as postmortems
 from tests.browser.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,8 @@ def people(live):
                                                   password=PASSWORD, now=now))
         inc = incidents.create(session=s, actor=q_owner, now=now,
                                data=IncidentCreate(title="Search timeouts", services=["search"], severity="SEV-3"))
-        resolve_and_trigger(session=s, actor=q_owner, incident=inc, resolved_at=None, now=now)
+        postmortems.resolve_incident(session=s, incident=inc, now=now, resolved_at=None, by_label=q_owner.label,
+                                     by_user_id=q_owner.user_id)
         out["quiet_incident"] = inc.id
         small = orgs.create_org(session=s, slug="small", name="Small Co", plan="starter", now=now)
         s_member = orgs.actor_for(orgs.create_user(session=s, email="member@small.test", org=small, role="member",
@@ -63,7 +64,8 @@ def people(live):
         s.flush()
         inc = incidents.create(session=s, actor=s_member, now=now,
                                data=IncidentCreate(title="Login slow", services=["auth"], severity="SEV-4"))
-        resolve_and_trigger(session=s, actor=s_member, incident=inc, resolved_at=None, now=now)
+        postmortems.resolve_incident(session=s, incident=inc, now=now, resolved_at=None, by_label=s_member.label,
+                                     by_user_id=s_member.user_id)
         out["small_incident"] = inc.id
     return out
 

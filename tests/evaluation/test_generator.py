@@ -8,7 +8,15 @@ import pytest
 
 from blametrail.analysis import causes
 from blametrail.scenarios import DEFAULT_SEED
-from blametrail.scenarios.generator import CATEGORY, FAULTS, LOOKBACK, METRICS, generate, scenario, shifted
+from blametrail.scenarios.generator import (
+    CATEGORY,
+    FAULTS,
+    LOOKBACK,
+    METRICS,
+    generate,
+    scenario,
+    shifted,
+)
 
 DEPLOY_FAULTS = ("bad_deploy", "config_change")
 

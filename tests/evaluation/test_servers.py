@@ -12,7 +12,13 @@ from blametrail.integrations.common import ConnectorConfig, Limits, Signal, rend
 from blametrail.integrations.loki import LokiConnector, _ns
 from blametrail.integrations.prometheus import PrometheusConnector
 from blametrail.scenarios.generator import LOOKBACK, scenario
-from blametrail.scenarios.servers import LOG_QUERY, METRIC_QUERIES, ObservabilityServer, QueryError, parse_logql
+from blametrail.scenarios.servers import (
+    LOG_QUERY,
+    METRIC_QUERIES,
+    ObservabilityServer,
+    QueryError,
+    parse_logql,
+)
 
 
 @pytest.fixture(scope="module")

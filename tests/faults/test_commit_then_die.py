@@ -10,7 +10,13 @@ from blametrail.postmortems.service import GENERATE_TASK
 from blametrail.runtime import build_runtime
 from tests.factories import Factory
 from tests.faults.support import (
-    blametrail_env, free_port, healthy, open_incidents, postmortem_outcomes, settled, wait_until,
+    blametrail_env,
+    free_port,
+    healthy,
+    open_incidents,
+    postmortem_outcomes,
+    settled,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,14 @@ from bs4 import BeautifulSoup
 from blametrail.runtime import build_runtime
 from tests.factories import Factory
 from tests.faults.support import (
-    PASS_TWO_ONLY, PrivateRedis, blametrail_env, need, open_incidents, postmortem_outcomes, settled, start_server,
+    PASS_TWO_ONLY,
+    PrivateRedis,
+    blametrail_env,
+    need,
+    open_incidents,
+    postmortem_outcomes,
+    settled,
+    start_server,
     wait_until,
 )
 

@@ -20,7 +20,12 @@ from blametrail.runtime import build_runtime
 from tests.ai.test_providers import GOOD, openai_tool_call
 from tests.factories import Factory
 from tests.faults.support import (
-    LocalOpenAI, blametrail_env, open_incidents, postmortem_outcomes, settled, wait_until,
+    LocalOpenAI,
+    blametrail_env,
+    open_incidents,
+    postmortem_outcomes,
+    settled,
+    wait_until,
 )
 
 pytestmark = pytest.mark.slow

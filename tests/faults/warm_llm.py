@@ -7,9 +7,9 @@ import pydantic_ai.models.openai  # noqa: F401
 import pydantic_ai.providers.openai  # noqa: F401
 from genai_prices.data_snapshot import get_snapshot
 
-import blametrail.ai.grounding  # noqa: F401
 import blametrail.ai.llm  # noqa: F401
 import blametrail.ai.prompt  # noqa: F401
+import blametrail.engines.grounding  # noqa: F401
 from blametrail.ai import tokens
 
 get_snapshot()  # what pydantic-ai loads when a model is built

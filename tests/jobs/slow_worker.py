@@ -3,7 +3,7 @@
 import threading
 import time
 
-from blametrail.ai.base import BuiltinEngine
+from blametrail.engines.builtin import BuiltinEngine
 from blametrail.runtime import build_runtime
 from blametrail.settings import Settings
 

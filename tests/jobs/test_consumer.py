@@ -32,9 +32,8 @@ def _resolve_one(rt, member) -> int:
                                data=IncidentCreate(title="Queue test", services=["api"]))
         incidents.add_update(session=s, actor=member.actor, incident=inc, now=rt.clock.now(),
                              data=UpdateCreate(body="Restarted the api pods; recovered."))
-        incidents.resolve(session=s, incident=inc, now=rt.clock.now(), resolved_at=None, by_label=member.actor.label,
-                          by_user_id=member.actor.user_id,
-                          on_resolved=lambda i: postmortems.auto_trigger(session=s, incident=i, now=rt.clock.now()))
+        postmortems.resolve_incident(session=s, incident=inc, now=rt.clock.now(), resolved_at=None,
+                                     by_label=member.actor.label, by_user_id=member.actor.user_id)
         return postmortems.find(session=s, org_id=member.actor.org_id, incident_id=inc.id).id
 
 

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 from blametrail import db
-from blametrail.postmortems import drafting
+from blametrail.jobs import generation
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import GenerationRun, Postmortem
 
@@ -76,8 +76,8 @@ def test_duplicate_delivery_generates_once(client, factory, rt, clock):
     with db.transaction(rt.factory) as s:
         pm_id = postmortems.find(session=s, org_id=owner.actor.org_id, incident_id=iid).id
     # the queue delivers the same job again: nothing happens
-    again = drafting.run_generation(factory=rt.factory, pm_id=pm_id, engine=rt.drafting_engine(), clock=clock.now,
-                                    lookback_minutes=120)
+    again = generation.run_generation(factory=rt.factory, pm_id=pm_id, choose_engine=rt.engine_for_org, clock=clock.now,
+                                      lookback_minutes=120)
     assert again == "skipped"
     revisions = client.get(f"/api/v1/incidents/{iid}/postmortem/revisions", headers=owner.headers).json()
     assert [r["kind"] for r in revisions] == ["ai"]
@@ -150,7 +150,7 @@ def test_heartbeat_thread_refreshes_the_row_until_stopped(client, factory, rt, c
     pm_id, attempt = _claimed(client, factory, rt, clock)
     clock.advance(seconds=30)
     beats = threading.Event()
-    with drafting.Heartbeat(factory=rt.factory, pm_id=pm_id, attempt=attempt, clock=clock.now, interval=0.01):
+    with generation.Heartbeat(factory=rt.factory, pm_id=pm_id, attempt=attempt, clock=clock.now, interval=0.01):
         for _ in range(2000):  # wait (bounded) for the thread to write the advanced time
             with db.transaction(rt.factory) as s:
                 if s.get(Postmortem, pm_id).heartbeat_at == clock.now():

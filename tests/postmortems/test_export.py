@@ -6,8 +6,8 @@ import re
 
 from markdown_it import MarkdownIt
 
+from blametrail.engines.sections import Sections, dump
 from blametrail.postmortems.export import escape_text, to_markdown
-from blametrail.postmortems.sections import Sections, dump
 
 HEADINGS = ("## Summary", "## Severity", "## Customer impact", "## Timeline", "## Root cause",
             "## Contributing factors", "## What went well", "## What went poorly", "## Action items",

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from blametrail import db
-from blametrail.ai.base import BuiltinEngine
+from blametrail.engines.builtin import BuiltinEngine
 from blametrail.errors import UpstreamError
 from blametrail.postmortems.models import Postmortem
 from blametrail.postmortems.service import GENERATE_TASK

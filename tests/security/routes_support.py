@@ -24,8 +24,6 @@ from sqlalchemy import delete, select
 
 from blametrail import db
 from blametrail.ai import service as ai
-from blametrail.alerts import webhooks
-from blametrail.alerts.webhooks import KIND_BY_PATH
 from blametrail.clock import FrozenClock
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import CommitIn, DeployCreate
@@ -44,6 +42,8 @@ from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import Postmortem
 from blametrail.settings import Settings
 from blametrail.web.pages import editform
+from blametrail.webhooks import service as webhooks
+from blametrail.webhooks.service import KIND_BY_PATH
 from tests.conftest import START, _truncate_pg
 
 PUBLIC = "public"  # no actor: home, login, logout, setup (tests/security/test_auth_security.py)
@@ -331,7 +331,7 @@ def receiver_kind(route: Route) -> str:
     """The webhook kind a receiver path serves (/webhooks/<path>/{uid})."""
     segment = route.path.split("/")[2]
     if segment not in KIND_BY_PATH:
-        raise AssertionError(f"{route}: no webhook kind is served at /webhooks/{segment}/ (alerts.webhooks.URL_PATH)")
+        raise AssertionError(f"{route}: no webhook kind is served at /webhooks/{segment}/ (webhooks.service.URL_PATH)")
     return KIND_BY_PATH[segment]
 
 

@@ -16,17 +16,24 @@ import re
 import pytest
 from sqlalchemy import select
 
-from blametrail.alerts.models import Alert, Webhook
+from blametrail.alerts.models import Alert
 from blametrail.deploys.models import Deploy
 from blametrail.incidents.models import Incident
 from blametrail.integrations.models import Connection
 from blametrail.monitors.models import Monitor
 from blametrail.orgs.models import ApiToken, Membership, User
-
+from blametrail.webhooks.models import Webhook
 from tests.alerts.test_parsers import ALERTMANAGER_FIRING, GENERIC_FIRING, GRAFANA_FIRING
 from tests.deploys.test_parsers import PING
 from tests.security.routes_support import (
-    PARAMS, PUBLIC, RECEIVER, check_table_covers, query_id_params, receiver_kind, spec_of, table_routes,
+    PARAMS,
+    PUBLIC,
+    RECEIVER,
+    check_table_covers,
+    query_id_params,
+    receiver_kind,
+    spec_of,
+    table_routes,
     world,  # noqa: F401 — the module-scoped fixture
 )
 

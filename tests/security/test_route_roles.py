@@ -12,7 +12,13 @@ from __future__ import annotations
 import pytest
 
 from tests.security.routes_support import (
-    PUBLIC, RECEIVER, ROLES, allowed, check_table_covers, spec_of, table_routes,
+    PUBLIC,
+    RECEIVER,
+    ROLES,
+    allowed,
+    check_table_covers,
+    spec_of,
+    table_routes,
     world,  # noqa: F401 — the module-scoped fixture
 )
 

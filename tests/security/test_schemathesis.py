@@ -23,12 +23,15 @@ import logging
 from collections.abc import Iterator
 
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NOT_SET
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
 from sqlalchemy import String, Text, func, select
 
@@ -269,7 +272,7 @@ def test_boundary_values_in_every_field_answer_4xx_and_store_no_nul(client, fact
                 failures.append(f"{r.status_code} {r.text[:300]}\n  {method} {path} {label}")
     queries = [f"{API}/incidents?q=a%00b", f"{API}/incidents?service=a%00", f"{API}/incidents?cursor=99999999999",
                f"{API}/incidents?cursor=-1", f"{API}/deploys?service=%00", f"{API}/alerts?incident_id=99999999999",
-               f"{API}/incidents/99999999999", f"{API}/incidents/-1/timeline", f"/webhooks/alertmanager/a%00b",
+               f"{API}/incidents/99999999999", f"{API}/incidents/-1/timeline", "/webhooks/alertmanager/a%00b",
                f"{API}/incidents/{s.resolved_incident}/postmortem/revisions/99999999999"]
     for url in queries:
         count += 1

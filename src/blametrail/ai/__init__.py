@@ -1,0 +1,1 @@
+"""AI: the LLM engines, prompts, providers, scrubbing, token counting, and how an organization's engine is chosen."""

@@ -11,9 +11,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from blametrail.ai.base import Audit
+from blametrail.ai.prompt import Prompt, build_prompt
 from blametrail.ai.providers import ProviderSpec, build_model, describe, output_mode
 from blametrail.analysis.evidence import EvidencePack
+from blametrail.engines.base import Audit, Draft, EngineFailed, Summary
+from blametrail.engines.grounding import ground
+from blametrail.engines.sections import Sections
+from blametrail.engines.summary import SummaryOut, ground_summary
 from blametrail.errors import UpstreamError
 from blametrail.netguard import OutboundPolicy, async_client_v2, blocked_in
 
@@ -44,7 +48,6 @@ class LLMEngine:
         self.retry_max_wait_seconds = retry_max_wait_seconds
         self.context_tokens = context_tokens
         self.max_output_tokens = max_output_tokens
-        self.audit: Audit | None = None
         self._sleep = sleep
 
     @property
@@ -52,37 +55,34 @@ class LLMEngine:
         """The provider in plain words ("Anthropic", "OpenAI-compatible server at http://…")."""
         return describe(self.spec)
 
-    def draft(self, pack: EvidencePack) -> dict:
+    def draft(self, pack: EvidencePack) -> Draft:
         """Draft the postmortem sections from the evidence (building on the current sections when regenerating)."""
-        from blametrail.ai.grounding import ground
-        from blametrail.ai.prompt import build_prompt
-        from blametrail.postmortems.sections import Sections
-
         extra = pack.extra or {}
         prompt = build_prompt(pack, budget_tokens=self.context_tokens, current_sections=extra.get("current_sections"),
                               edited_keys=tuple(extra.get("edited_keys") or ()), kind="postmortem")
-        raw = self._structured(prompt, Sections)
-        grounded = ground(raw, pack)
-        if self.audit is not None and self.audit.prompt is not None:
-            self.audit.prompt["grounding"] = {"dropped_citations": list(grounded.dropped_citations),
-                                              "rejected_entries": grounded.rejected_entries, "notes": list(grounded.notes)}
-        return grounded.sections
+        audit = Audit(prompt_version=prompt.version, prompt=prompt.to_json())
+        try:
+            grounded = ground(self._structured(prompt, Sections, audit), pack)
+        except UpstreamError as exc:
+            raise EngineFailed(str(exc), audit) from exc
+        audit.prompt["grounding"] = {"dropped_citations": list(grounded.dropped_citations),
+                                     "rejected_entries": grounded.rejected_entries, "notes": list(grounded.notes)}
+        return Draft(grounded.sections, audit)
 
-    def summarize(self, pack: EvidencePack) -> dict:
+    def summarize(self, pack: EvidencePack) -> Summary:
         """Write the live incident summary (what is happening, impact, suspects, what was tried), cited."""
-        from blametrail.ai.prompt import build_prompt
-        from blametrail.ai.summary import SummaryOut, ground_summary
-
         prompt = build_prompt(pack, budget_tokens=self.context_tokens, kind="summary")
-        raw = self._structured(prompt, SummaryOut)
-        return ground_summary(raw, pack)
+        audit = Audit(prompt_version=prompt.version, prompt=prompt.to_json())
+        try:
+            return Summary(ground_summary(self._structured(prompt, SummaryOut, audit), pack), audit)
+        except UpstreamError as exc:
+            raise EngineFailed(str(exc), audit) from exc
 
     # --- the model call ---------------------------------------------------------------------------------
 
-    def _structured(self, prompt, schema: type) -> dict:
-        """Send the prompt and return the model's validated answer as a dict; raise UpstreamError in plain words."""
-        prompt_json = prompt.to_json()
-        self.audit = Audit(prompt_version=prompt.version, prompt=prompt_json)
+    def _structured(self, prompt: Prompt, schema: type, audit: Audit) -> dict:
+        """Send the prompt and return the model's validated answer as a dict, recording the exchange on `audit`;
+        raise UpstreamError in plain words."""
         if prompt.tokens > self.context_tokens:
             raise UpstreamError(f"The prompt for {self.who} needs {prompt.tokens} tokens, more than the budget of "
                                 f"{self.context_tokens} (BLAMETRAIL_AI_CONTEXT_TOKENS); nothing was sent.")
@@ -98,8 +98,8 @@ class LLMEngine:
             latency_ms += int((time.monotonic() - started) * 1000)
             raw, t_in, t_out, truncated = _read_messages(messages)
             tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
-            self.audit.response_raw = raw or self.audit.response_raw
-            self.audit.tokens_in, self.audit.tokens_out, self.audit.latency_ms = tokens_in, tokens_out, latency_ms
+            audit.response_raw = raw or audit.response_raw
+            audit.tokens_in, audit.tokens_out, audit.latency_ms = tokens_in, tokens_out, latency_ms
             if error is None:
                 if truncated:
                     raise UpstreamError(f"{self.who} returned a truncated response (max tokens reached: "
@@ -117,7 +117,10 @@ class LLMEngine:
 
     async def _call(self, prompt, schema: type, messages: list):
         """Run one agent call (with its one repair attempt) through a fresh SSRF-guarded HTTP client; fill `messages`."""
-        from pydantic_ai import Agent, capture_run_messages
+        from pydantic_ai import (  # why: pydantic-ai is slow to import; only on a call
+            Agent,
+            capture_run_messages,
+        )
         from pydantic_ai.output import NativeOutput, PromptedOutput, ToolOutput
         from pydantic_ai.usage import UsageLimits
 
@@ -137,7 +140,12 @@ class LLMEngine:
 
     def _retry_wait(self, error: Exception, retries: int) -> float | None:
         """Return seconds to wait before retrying a 429/5xx (Retry-After wins, else exponential backoff), or None."""
-        from pydantic_ai.exceptions import ModelHTTPError, ModelRateLimitError, ModelServerError, ModelUnavailableError
+        from pydantic_ai.exceptions import (  # why: pydantic-ai is slow to import; only once a call was made
+            ModelHTTPError,
+            ModelRateLimitError,
+            ModelServerError,
+            ModelUnavailableError,
+        )
 
         if blocked_in(error) is not None:
             return None  # the SSRF guard refused the endpoint: asking again cannot help
@@ -154,9 +162,16 @@ class LLMEngine:
 
     def _plain_error(self, error: Exception, *, truncated: bool, retries: int, gave_up_wait: float | None) -> UpstreamError:
         """Turn a provider or pydantic-ai error into a message a person can act on."""
-        from pydantic_ai.exceptions import (
-            ModelAPIError, ModelAuthenticationError, ModelConnectionError, ModelHTTPError, ModelNotFoundError,
-            ModelRequestTimeout, ModelTimeoutError, OutputTokenLimitExceeded, UnexpectedModelBehavior,
+        from pydantic_ai.exceptions import (  # why: pydantic-ai is slow to import; only once a call was made
+            ModelAPIError,
+            ModelAuthenticationError,
+            ModelConnectionError,
+            ModelHTTPError,
+            ModelNotFoundError,
+            ModelRequestTimeout,
+            ModelTimeoutError,
+            OutputTokenLimitExceeded,
+            UnexpectedModelBehavior,
             UsageLimitExceeded,
         )
 
@@ -219,7 +234,11 @@ def _run(coro):
 
 def _read_messages(messages: list) -> tuple[str, int, int, bool]:
     """Return (raw responses text, input tokens, output tokens, last answer truncated) from a run's messages."""
-    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.messages import (  # why: slow import; only after a call
+        ModelResponse,
+        TextPart,
+        ToolCallPart,
+    )
 
     raws, t_in, t_out, truncated = [], 0, 0, False
     for m in messages:

@@ -1,4 +1,4 @@
-"""Per-organization AI settings and the live incident summary."""
+"""Per-organization AI settings."""
 
 from __future__ import annotations
 
@@ -26,20 +26,3 @@ class AIConfig(Base):
     updated_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-
-
-class IncidentSummary(Base):
-    """The latest live summary of an incident, rebuilt when new evidence arrives."""
-
-    __tablename__ = "incident_summary"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | ready | failed
-    content: Mapped[dict | None]  # {"what", "impact", "suspects", "tried", "citations": [...]}
-    engine: Mapped[str | None] = mapped_column(String(200))
-    evidence_version: Mapped[str | None] = mapped_column(String(64))  # hash of the evidence it was built from
-    error: Mapped[str | None] = mapped_column(Text)
-    requested_at: Mapped[datetime]
-    generated_at: Mapped[datetime | None]

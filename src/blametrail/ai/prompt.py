@@ -17,7 +17,11 @@ from importlib import resources
 
 from blametrail.ai import tokens
 from blametrail.ai.scrub import scrub
-from blametrail.analysis.evidence import EvidencePack, iso
+from blametrail.analysis.evidence import EvidencePack
+from blametrail.analysis.verdict import ranked_suspects
+from blametrail.clock import iso
+from blametrail.engines.sections import Sections
+from blametrail.engines.summary import SummaryOut
 
 VERSION = "v1"
 KINDS = ("postmortem", "summary")
@@ -84,11 +88,7 @@ def template(name: str, version: str = VERSION) -> str:
 def schema_for(kind: str) -> dict:
     """Return the JSON schema the model's output must follow for a kind of generation."""
     if kind == "summary":
-        from blametrail.ai.summary import SummaryOut
-
         return SummaryOut.model_json_schema()
-    from blametrail.postmortems.sections import Sections
-
     return Sections.model_json_schema()
 
 
@@ -129,8 +129,6 @@ def _updates(pack: EvidencePack) -> list[_Item]:
 
 
 def _deploys(pack: EvidencePack) -> list[_Item]:
-    from blametrail.analysis.verdict import ranked_suspects
-
     # why: ranking compares every deploy with every log template; the most significant templates carry the signal,
     # and the full set (thousands from a million lines) would make ranking take minutes
     # and every update; at scale (thousands of each) that takes minutes, so rank on a bounded view: the most

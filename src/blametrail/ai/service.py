@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from blametrail.ai.base import ENGINE_OPTIONS
 from blametrail.ai.models import AIConfig
+from blametrail.clock import iso
 from blametrail.crypto import SecretBox
 from blametrail.errors import NotFound, ValidationFailed
 from blametrail.netguard import OutboundPolicy
@@ -22,6 +22,10 @@ ENGINES = ("builtin", "openai", "anthropic")
 OUTPUT_MODES = ("tool", "native", "prompted")
 _NUMERIC = {"timeout_seconds": (1, 900), "max_retries": (0, 10), "retry_max_wait_seconds": (0, 3600),
             "context_tokens": (1_000, 2_000_000), "max_output_tokens": (256, 200_000)}
+
+# option keys an organization may set (also accepted by the API); values are checked below
+ENGINE_OPTIONS = ("timeout_seconds", "max_retries", "retry_max_wait_seconds", "context_tokens", "max_output_tokens",
+                  "api_version", "azure_endpoint")
 
 
 def get_config(*, session: Session, org_id: int) -> AIConfig | None:
@@ -39,8 +43,6 @@ def to_read(*, settings: Settings, config: AIConfig | None) -> dict:
         return {"engine": name, "model": settings.ai_model if name != "builtin" else None, "base_url": base_url,
                 "output_mode": settings.ai_output_mode, "has_api_key": bool(key), "options": options,
                 "source": "installation", "updated_at": None}
-    from blametrail.clock import iso
-
     return {"engine": config.engine, "model": config.model, "base_url": config.base_url,
             "output_mode": config.output_mode, "has_api_key": bool(config.api_key_encrypted),
             "options": dict(config.options or {}), "source": "organization", "updated_at": iso(config.updated_at)}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+
+from blametrail.clock import iso, parse_iso
 
 DEFAULT_COUNT = 20
 MAX_COMMITS = 1_000  # the API's limit per deploy
@@ -105,8 +106,8 @@ def _unquote(name: str) -> str:
     return out.decode("utf-8", errors="replace")
 
 
-def _utc(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _utc(text: str) -> str:
+    return iso(parse_iso(text))
 
 
 def parse_log(output: str) -> list[GitCommit]:

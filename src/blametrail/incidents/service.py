@@ -2,44 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, lazyload
 
 from blametrail import db
+from blametrail.analysis import ids
 from blametrail.deploys.models import Deploy
 from blametrail.errors import InvalidState, NotFound, ValidationFailed
-from blametrail.incidents.models import Incident, IncidentService, TimelineEntry, evidence_id
+from blametrail.incidents import hooks
+from blametrail.incidents.models import (
+    Incident,
+    IncidentService,
+    TimelineEntry,
+    evidence_id,
+)
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.orgs.service import Actor
 
 MAX_PAGE = 200
 
 
-def _summary_changed(session: Session, incident: Incident, now: datetime) -> None:
-    """Evidence arrived: queue a refresh of the live summary (debounced) while the incident is open."""
-    _summaries_changed(session, [incident], now)
-
-
-def _summaries_changed(session: Session, changed: list[Incident], now: datetime) -> None:
-    asked = db.memo(session).setdefault("summary_refresh_requested", set())
-    # why: a delivery of many alerts asks once per incident and transaction, not once per alert
-    todo = [incident for incident in changed if incident.status == "open" and incident.id not in asked]
-    if not todo:
-        return
-    from blametrail.ai.summary import request_refreshes  # why: ai.summary builds on this module
-
-    request_refreshes(session=session, incidents=todo, now=now)
-    asked.update(incident.id for incident in todo)
-
-
 def flush_entries(*, session: Session, now: datetime) -> None:
-    """Write the entries added with add_entry(flush=False) and queue their incidents' summaries, in batches."""
+    """Write the entries added with add_entry(flush=False), then fire the evidence-changed hook once for the batch."""
     pending = db.memo(session).pop("entries_pending", {})
     session.flush()
-    _summaries_changed(session, list(pending.values()), now)
+    hooks.evidence_changed(session, list(pending.values()), now)
 
 
 def duration_minutes(incident: Incident) -> int | None:
@@ -74,7 +63,7 @@ def create(*, session: Session, actor: Actor, data: IncidentCreate, now: datetim
     session.add(TimelineEntry(org_id=actor.org_id, incident_id=incident.id, kind="status", status="open", at=started,
                               body=detail, author_user_id=actor.user_id, author=actor.label, created_at=now))
     session.flush()
-    _summary_changed(session, incident, now)
+    hooks.evidence_changed(session, [incident], now)
     return incident
 
 
@@ -94,7 +83,7 @@ def open_system(
                               body=f"Incident opened by {opened_by}" + (f" ({severity})" if severity else ""),
                               author=opened_by, data=data, created_at=now))
     session.flush()
-    _summary_changed(session, incident, now)
+    hooks.evidence_changed(session, [incident], now)
     return incident
 
 
@@ -104,7 +93,7 @@ def add_entry(
 ) -> TimelineEntry:
     """Add a system timeline entry (kind "monitor" or "alert") with its structured evidence.
 
-    flush=False leaves the INSERT and the summary refresh to a later flush_entries(), so many entries go to the
+    flush=False leaves the INSERT and the evidence-changed hook to a later flush_entries(), so many entries go to the
     database in one batch.
     """
     entry = TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind=kind, at=at, body=body[:20_000],
@@ -115,7 +104,7 @@ def add_entry(
         db.memo(session).setdefault("entries_pending", {})[incident.id] = incident
         return entry
     session.flush()
-    _summary_changed(session, incident, now)
+    hooks.evidence_changed(session, [incident], now)
     return entry
 
 
@@ -169,15 +158,15 @@ def add_update(*, session: Session, actor: Actor, incident: Incident, data: Upda
     session.add(entry)
     incident.updated_at = now
     session.flush()
-    _summary_changed(session, incident, now)
+    hooks.evidence_changed(session, [incident], now)
     return entry
 
 
 def resolve(
     *, session: Session, incident: Incident, now: datetime, resolved_at: datetime | None, by_label: str,
-    by_user_id: int | None, on_resolved: Callable[[Incident], None] | None = None,
+    by_user_id: int | None,
 ) -> Incident:
-    """Resolve an open incident exactly once (atomic), record it, and run the resolve hook (auto-trigger)."""
+    """Resolve an open incident exactly once (atomic), record it, and fire the resolved hook."""
     at = resolved_at or now
     if at > now:
         raise ValidationFailed("resolved_at is in the future.", [{"loc": ["resolved_at"], "msg": "in the future"}])
@@ -197,11 +186,7 @@ def resolve(
     session.add(TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind="status", status="resolved", at=at,
                               body=f"Resolved by {by_label}", author_user_id=by_user_id, author=by_label, created_at=now))
     session.flush()
-    from blametrail.ai.summary import request_refresh  # why: ai.summary builds on this module
-
-    request_refresh(session=session, incident=incident, now=now)  # the live summary now says how it ended
-    if on_resolved is not None:
-        on_resolved(incident)
+    hooks.resolved(session, incident, now)
     return incident
 
 
@@ -241,11 +226,11 @@ def timeline(*, session: Session, incident: Incident, lookback_minutes: int, now
                       "author": e.author, "data": data})
     for d in deploys_in_window(session=session, incident=incident, start=start, end=end):
         items.append({
-            "evidence_id": f"deploy_{d.id}", "at": d.deployed_at, "source": "deploy",
+            "evidence_id": ids.deploy_id(d.id), "at": d.deployed_at, "source": "deploy",
             "description": f"Deploy of {d.service} {d.version} to {d.environment} ({len(d.commits)} commits)",
             "author": None,
             "data": {"service": d.service, "version": d.version, "environment": d.environment,
-                     "commits": [{"evidence_id": f"commit_{c.id}", "sha": c.sha, "author": c.author,
+                     "commits": [{"evidence_id": ids.commit_id(c.id), "sha": c.sha, "author": c.author,
                                   "message": c.message, "files": c.files} for c in d.commits]},
         })
     items.sort(key=lambda i: i["at"])  # stable: same-time entries keep their recorded order

@@ -1,36 +1,52 @@
-"""Queue tasks: registered on a huey instance against a runtime; they take ids and are idempotent."""
+"""Queue tasks: registered on a huey instance with what they need; they take ids and are idempotent."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from huey.api import Huey
+from sqlalchemy.orm import Session, sessionmaker
 
-from blametrail.ai import summary
+from blametrail.clock import Clock
+from blametrail.crypto import SecretBox
+from blametrail.engines.base import Engine
 from blametrail.integrations.base import Limits
-from blametrail.postmortems import drafting
+from blametrail.jobs import generation
+from blametrail.jobs import summary as summary_job
 from blametrail.postmortems.service import GENERATE_TASK
+from blametrail.settings import Settings
+from blametrail.summaries.service import TASK as SUMMARY_TASK
 
-if TYPE_CHECKING:
-    from blametrail.runtime import Runtime
+
+class JobDeps(Protocol):
+    """What the jobs need from the process (the runtime); read when a job runs, so a swapped clock or settings count."""
+
+    factory: sessionmaker[Session]
+    settings: Settings
+    clock: Clock
+
+    @property
+    def secret_box(self) -> SecretBox: ...
+
+    def engine_for_org(self, session: Session, org_id: int) -> Engine: ...
+
+    def summary_engine(self) -> Engine | None: ...
 
 
-def register(huey: Huey, runtime: Runtime) -> dict:
+def register(huey: Huey, deps: JobDeps) -> dict:
     """Define the tasks on this huey instance and return them by name."""
 
     @huey.task(name=GENERATE_TASK)
     def generate_postmortem(pm_id: int) -> str:
-        return drafting.run_generation(
-            factory=runtime.factory, pm_id=pm_id, engine=runtime.drafting_engine(), clock=runtime.clock.now,
-            lookback_minutes=runtime.settings.lookback_minutes, box=runtime.secret_box,
-            limits=Limits.from_settings(runtime.settings),
-            heartbeat_seconds=runtime.settings.generation_heartbeat_seconds,
+        return generation.run_generation(
+            factory=deps.factory, pm_id=pm_id, choose_engine=deps.engine_for_org, clock=deps.clock.now,
+            lookback_minutes=deps.settings.lookback_minutes, box=deps.secret_box,
+            limits=Limits.from_settings(deps.settings), heartbeat_seconds=deps.settings.generation_heartbeat_seconds,
         )
 
-    @huey.task(name=summary.TASK)
+    @huey.task(name=SUMMARY_TASK)
     def refresh_summary(incident_id: int) -> str:
-        return summary.run_refresh(factory=runtime.factory, incident_id=incident_id, clock=runtime.clock.now,
-                                   lookback_minutes=runtime.settings.lookback_minutes,
-                                   engine=runtime.drafting_engine())
+        return summary_job.run_refresh(factory=deps.factory, incident_id=incident_id, clock=deps.clock.now,
+                                       lookback_minutes=deps.settings.lookback_minutes, engine=deps.summary_engine())
 
-    return {GENERATE_TASK: generate_postmortem, summary.TASK: refresh_summary}
+    return {GENERATE_TASK: generate_postmortem, SUMMARY_TASK: refresh_summary}

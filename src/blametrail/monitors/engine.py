@@ -9,17 +9,26 @@ import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
+from sqlalchemy.orm import sessionmaker
 
 from blametrail import __version__, db, netguard
+from blametrail.clock import Clock
 from blametrail.monitors import service
 from blametrail.monitors.checks import MAX_REDIRECTS, CheckTarget, run_check
 from blametrail.netguard import OutboundPolicy
+from blametrail.settings import Settings
 
-if TYPE_CHECKING:
-    from blametrail.runtime import Runtime
+
+class SchedulerDeps(Protocol):
+    """What the scheduler needs from its process (the Runtime satisfies it): settings, clock, sessions."""
+
+    settings: Settings
+    clock: Clock
+    factory: sessionmaker
+
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +49,7 @@ def make_client(concurrency: int, policy: OutboundPolicy | None = None) -> httpx
 class Scheduler:
     """Runs due monitor checks; any number of schedulers may share a database (the lease keeps checks unique)."""
 
-    def __init__(self, runtime: Runtime, owner: str | None = None) -> None:
+    def __init__(self, runtime: SchedulerDeps, owner: str | None = None) -> None:
         self.rt = runtime
         self.owner = owner or default_owner()
         self.concurrency = runtime.settings.monitor_concurrency

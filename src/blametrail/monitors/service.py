@@ -156,21 +156,6 @@ def _kinds_words(kinds: Mapping[str, int]) -> str:
 
 # --- configuration --------------------------------------------------------------------------------
 
-def to_read(monitor: Monitor) -> dict:
-    """Return the API (and page) shape of a monitor; credentials in a URL stored before they were refused never show."""
-    return {f: getattr(monitor, f) for f in (
-        "id", "name", "url", "method", "expected_statuses", "keyword", "timeout_seconds", "interval_seconds",
-        "failure_threshold", "recovery_threshold", "service", "severity", "enabled", "state", "consecutive_failures",
-        "consecutive_successes", "first_failure_at", "incident_id", "last_checked_at", "last_ok", "last_error",
-        "next_check_at", "created_at", "updated_at")} | {"url": redact_userinfo(monitor.url)}
-
-
-def check_to_read(result: CheckResult) -> dict:
-    """Return the API shape of a check result."""
-    return {f: getattr(result, f) for f in (
-        "id", "monitor_id", "checked_at", "ok", "status_code", "latency_ms", "error_kind", "error")}
-
-
 def _validated(values: dict) -> MonitorCreate:
     try:
         return MonitorCreate.model_validate(values)

@@ -14,10 +14,25 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from blametrail.errors import (
-    Conflict, Forbidden, NotFound, PlanNotEligible, QuotaExceeded, Unauthenticated, ValidationFailed,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PlanNotEligible,
+    QuotaExceeded,
+    Unauthenticated,
+    ValidationFailed,
 )
 from blametrail.orgs.models import (
-    PLAN_LIMITS, PLANS, ROLES, ApiToken, LoginSession, Membership, MonthlyUsage, Organization, SetupToken, User,
+    PLAN_LIMITS,
+    PLANS,
+    ROLES,
+    ApiToken,
+    LoginSession,
+    Membership,
+    MonthlyUsage,
+    Organization,
+    SetupToken,
+    User,
 )
 from blametrail.orgs.passwords import hash_password, verify_password
 

@@ -10,8 +10,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blametrail import db
-from blametrail.clock import iso
-from blametrail.errors import AIDisabled, DomainError, InvalidState, NotFound, RateLimited, ValidationFailed, VersionConflict
+from blametrail.engines.sections import Sections, SectionsPatch, dump
+from blametrail.errors import (
+    AIDisabled,
+    DomainError,
+    InvalidState,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+    VersionConflict,
+)
 from blametrail.incidents import service as incidents
 from blametrail.incidents.models import Incident
 from blametrail.orgs import service as orgs
@@ -19,19 +27,8 @@ from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 from blametrail.postmortems import lifecycle
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
-from blametrail.postmortems.sections import Sections, SectionsPatch, dump
 
 GENERATE_TASK = "generate_postmortem"
-
-
-def to_read(pm: Postmortem) -> dict:
-    """Return the API shape of a postmortem."""
-    return {
-        "id": pm.id, "incident_id": pm.incident_id, "status": pm.status, "version": pm.version,
-        "engine": pm.engine, "error": pm.error, "sections": pm.sections, "edited_sections": list(pm.edited_keys or []),
-        "created_at": iso(pm.created_at), "generated_at": iso(pm.generated_at), "published_at": iso(pm.published_at),
-        "published_by": pm.published_by, "updated_at": iso(pm.updated_at),
-    }
 
 
 def find(*, session: Session, org_id: int, incident_id: int) -> Postmortem | None:
@@ -125,9 +122,10 @@ def resolve_incident(
     by_user_id: int | None,
 ) -> Incident:
     """Resolve an incident (a person or a monitor/alert source) and auto-trigger its postmortem."""
-    return incidents.resolve(session=session, incident=incident, now=now, resolved_at=resolved_at, by_label=by_label,
-                             by_user_id=by_user_id,
-                             on_resolved=lambda inc: auto_trigger(session=session, incident=inc, now=now))
+    incidents.resolve(session=session, incident=incident, now=now, resolved_at=resolved_at, by_label=by_label,
+                      by_user_id=by_user_id)
+    auto_trigger(session=session, incident=incident, now=now)
+    return incident
 
 
 def regenerate(

@@ -17,11 +17,18 @@ from blametrail import db
 from blametrail.analysis.correlate import log_text
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.analysis.suspects import standout
-from blametrail.analysis.verdict import incident_onset, ranked_causes, ranked_suspects, root_cause_category
+from blametrail.analysis.verdict import (
+    incident_onset,
+    ranked_causes,
+    ranked_suspects,
+    root_cause_category,
+)
 from blametrail.analysis.writer import write_postmortem
 from blametrail.crypto import SecretBox
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import CommitIn, DeployCreate
+from blametrail.evidence.observe import observe
+from blametrail.evidence.pack import build_pack
 from blametrail.incidents import service as incidents
 from blametrail.incidents.models import Incident
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
@@ -29,8 +36,16 @@ from blametrail.integrations import service as integrations
 from blametrail.integrations.schemas import ConnectionCreate
 from blametrail.orgs import service as orgs
 from blametrail.orgs.service import Actor
-from blametrail.postmortems.drafting import build_pack, observe
-from blametrail.scenarios.generator import DEFAULT_SEED, FAULTS, LOOKBACK, METRICS, Scenario, generate
+from blametrail.postmortems import service as postmortems
+from blametrail.runtime import wire_hooks
+from blametrail.scenarios.generator import (
+    DEFAULT_SEED,
+    FAULTS,
+    LOOKBACK,
+    METRICS,
+    Scenario,
+    generate,
+)
 from blametrail.scenarios.servers import LOG_QUERY, METRIC_QUERIES, ObservabilityServer
 from blametrail.settings import Settings
 
@@ -163,6 +178,7 @@ def run(n: int = 200, seed: int = DEFAULT_SEED, database_url: str | None = None,
         try:
             db.migrate(engine)
             factory = db.make_sessionmaker(engine)  # no dispatcher: nothing is queued
+            wire_hooks(factory)
             box = SecretBox(_SECRET)
             now = max(s.resolved_at for s in scenarios) + timedelta(days=1)
             actor = setup(factory, box, server.url, now)
@@ -202,11 +218,10 @@ def setup(factory: sessionmaker[Session], box: SecretBox, endpoint: str, now: da
     return actor
 
 
-def record(session: Session, actor: Actor, s: Scenario, now: datetime, *,
-           on_resolved: Callable[[Incident], None] | None = None,
+def record(session: Session, actor: Actor, s: Scenario, now: datetime, *, draft: bool = False,
            responders: Sequence[Actor] = ()) -> tuple[Incident, dict[str, str]]:
-    """Record a scenario's deploys, incident and updates (posted by the responders in turn) and resolve it; by default
-    no postmortem is queued. Return the incident and each scenario deploy key's evidence id."""
+    """Record a scenario's deploys, incident and updates (posted by the responders in turn) and resolve it, queueing
+    its postmortem only if asked. Return the incident and each scenario deploy key's evidence id."""
     keys = {}
     for d in s.deploys:
         row = deploys.create(session=session, actor=actor, now=now, data=DeployCreate(
@@ -221,8 +236,9 @@ def record(session: Session, actor: Actor, s: Scenario, now: datetime, *,
     for i, u in enumerate(s.updates):
         incidents.add_update(session=session, actor=responders[i % len(responders)], incident=incident, now=now,
                              data=UpdateCreate(body=u.body, at=u.at))
-    incidents.resolve(session=session, incident=incident, now=now, resolved_at=s.resolved_at, by_label=actor.label,
-                      by_user_id=actor.user_id, on_resolved=on_resolved)
+    resolve = postmortems.resolve_incident if draft else incidents.resolve
+    resolve(session=session, incident=incident, now=now, resolved_at=s.resolved_at, by_label=actor.label,
+            by_user_id=actor.user_id)
     return incident, keys
 
 

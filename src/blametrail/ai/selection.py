@@ -1,104 +1,45 @@
-"""The drafting-engine seam: the interface the built-in engine and the LLM providers implement, and engine selection."""
+"""How an organization's drafting engine is chosen: its own AI configuration, else the installation's settings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from sqlalchemy.orm import Session
 
+from blametrail.ai import service as ai_service
+from blametrail.ai.llm import LLMEngine
+from blametrail.ai.models import AIConfig
+from blametrail.ai.providers import REGISTRY, ProviderSpec
 from blametrail.analysis.evidence import EvidencePack
+from blametrail.crypto import SecretBox
+from blametrail.engines.base import Draft, Engine, Summary
+from blametrail.engines.builtin import BuiltinEngine
 from blametrail.errors import UpstreamError
+from blametrail.netguard import policy_from
 from blametrail.settings import Settings
 
-if TYPE_CHECKING:
-    from blametrail.ai.models import AIConfig
-    from blametrail.crypto import SecretBox
 
-
-@dataclass
-class Audit:
-    """What one model call sent and got back (stored on the GenerationRun; shown to owners and admins)."""
-
-    prompt_version: str | None = None
-    prompt: dict | None = None  # Prompt.to_json() (+ grounding notes)
-    response_raw: str | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    latency_ms: int | None = None
-
-
-class DraftingEngine(Protocol):
-    """Turn an evidence pack into postmortem sections (a dict valid against postmortems.sections.Sections)."""
-
-    @property
-    def label(self) -> str: ...  # "builtin" | "openai:<model>" | "anthropic:<model>"
-
-    audit: Audit | None  # the last call's audit (LLM engines), None for the built-in engine
-
-    def draft(self, pack: EvidencePack) -> dict: ...
-
-
-class BuiltinEngine:
-    """The offline, deterministic engine: analysis.writer over the evidence."""
-
-    label = "builtin"
-    audit: Audit | None = None
-
-    def draft(self, pack: EvidencePack) -> dict:
-        """Write every section from the evidence."""
-        from blametrail.analysis.writer import write_postmortem
-
-        return write_postmortem(pack)
+def engine_of_org(*, session: Session, settings: Settings, org_id: int, box: SecretBox) -> Engine:
+    """Return the engine an organization drafts with (read in the caller's short transaction; no model call)."""
+    return engine_for(settings, ai_service.get_config(session=session, org_id=org_id), box)
 
 
 class UnavailableEngine:
     """A configured provider this installation cannot use; fails with the reason so the built-in draft is used."""
 
-    audit: Audit | None = None
-
     def __init__(self, name: str, model: str | None, reason: str) -> None:
         self.label = f"{name}:{model or 'unset'}"
         self._reason = reason
 
-    def draft(self, pack: EvidencePack) -> dict:
+    def draft(self, pack: EvidencePack) -> Draft:
         """Fail with the reason."""
         raise UpstreamError(self._reason)
 
-    def summarize(self, pack: EvidencePack) -> dict:
+    def summarize(self, pack: EvidencePack) -> Summary:
         """Fail with the reason."""
         raise UpstreamError(self._reason)
 
 
-class PerOrgEngine:
-    """The installation's engine, which a job resolves to the organization's own once it knows the organization."""
-
-    def __init__(self, default: DraftingEngine, resolve: Callable[[int], DraftingEngine]) -> None:
-        self._default = default
-        self._resolve = resolve
-        self.label = default.label
-
-    @property
-    def audit(self) -> Audit | None:
-        return getattr(self._default, "audit", None)
-
-    def draft(self, pack: EvidencePack) -> dict:
-        """Draft with the installation's engine."""
-        return self._default.draft(pack)
-
-    def for_org(self, org_id: int) -> DraftingEngine:
-        """Return the engine an organization uses (its own configuration, else the installation's)."""
-        return self._resolve(org_id)
-
-
-# option keys an organization may set (also accepted by the API); values are checked there
-ENGINE_OPTIONS = ("timeout_seconds", "max_retries", "retry_max_wait_seconds", "context_tokens", "max_output_tokens",
-                  "api_version", "azure_endpoint")
-
-
-def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBox | None = None) -> DraftingEngine:
+def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBox | None = None) -> Engine:
     """Return the engine an organization's configuration selects, else the installation settings' (static registry)."""
-    from blametrail.ai.providers import REGISTRY
-
     if config is not None:
         name, model, base_url = config.engine, config.model, config.base_url
         output_mode, options = config.output_mode or settings.ai_output_mode, dict(config.options or {})
@@ -127,10 +68,6 @@ def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBo
     if not model:
         return UnavailableEngine(name, model, f"No model is configured for the {name} engine: set BLAMETRAIL_AI_MODEL "
                                               "or the organization's AI model.")
-    from blametrail.ai.llm import LLMEngine  # why: cheap; pydantic-ai itself is imported only when a call is made
-    from blametrail.ai.providers import ProviderSpec
-    from blametrail.netguard import policy_from
-
     spec = ProviderSpec(name=name, model=model, base_url=base_url or None, api_key=api_key or None,
                         output_mode=output_mode or None,
                         options={k: v for k, v in options.items() if k in ("api_version", "azure_endpoint") and v})

@@ -1,4 +1,4 @@
-"""The runtime's sweep: besides re-queuing stuck work, it purges expired Idempotency-Keys and stale login throttles."""
+"""The sweep job: besides re-queuing stuck work, it purges expired Idempotency-Keys and stale login throttles."""
 
 from __future__ import annotations
 
@@ -6,8 +6,14 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from blametrail import db, runtime
-from blametrail.orgs.models import IdempotencyRecord, Invitation, LoginAttempt, LoginThrottle
+from blametrail import db
+from blametrail.jobs import sweep
+from blametrail.orgs.models import (
+    IdempotencyRecord,
+    Invitation,
+    LoginAttempt,
+    LoginThrottle,
+)
 
 INCIDENT = {"title": "Checkout is down", "severity": "SEV-2", "services": ["checkout"]}
 
@@ -25,7 +31,7 @@ def add_throttle(rt, subject: str, *, updated_ago: timedelta, locked_for: timede
 
 def test_the_sweep_purges_expired_keys_and_stale_throttles_and_keeps_live_ones(client, rt, clock, factory,
                                                                                monkeypatch):
-    monkeypatch.setattr(runtime, "PURGE_BATCH", 1)  # two expired keys: the purge goes on past a full batch
+    monkeypatch.setattr(sweep, "PURGE_BATCH", 1)  # two expired keys: the purge goes on past a full batch
     owner = factory.member(factory.org())
     ttl_hours = rt.settings.idempotency_ttl_hours
     horizon = timedelta(seconds=rt.settings.login_window_seconds + rt.settings.login_lockout_seconds)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from blametrail import db
-from blametrail.ai import summary
-from blametrail.ai.models import IncidentSummary
-from blametrail.ai.summary import SummaryOut, ground_summary, summarize_with, write_summary
+from blametrail.engines.base import Summary
+from blametrail.engines.summary import SummaryOut, ground_summary, write_summary
+from blametrail.jobs import summary as summary_job
+from blametrail.summaries import service as summary
+from blametrail.summaries.models import IncidentSummary
+from blametrail.summaries.service import summarize_with
 from tests.ai import make_pack
 from tests.web.test_pages import PASSWORD, login, soup
 
@@ -31,9 +34,9 @@ def test_engine_summary_is_grounded_and_falls_back_on_error():
         label = "fake:model"
 
         def summarize(self, pack):
-            return {"what_is_happening": "Bob broke it (upd_999).", "impact_so_far": "bad", "suspects": [
+            return Summary({"what_is_happening": "Bob broke it (upd_999).", "impact_so_far": "bad", "suspects": [
                 {"text": "Bob", "evidence": ["upd_999"]}, {"text": "The deploy", "evidence": ["deploy_1"]}],
-                "tried": [], "citations": ["upd_999", "deploy_1"], "extra": "<script>"}
+                "tried": [], "citations": ["upd_999", "deploy_1"], "extra": "<script>"})
 
     content, label, error = summarize_with(Model(), pack)
     assert label == "fake:model" and error is None
@@ -148,13 +151,13 @@ def test_evidence_arriving_while_the_summary_is_written_queues_another_refresh(r
                 incidents.add_update(session=s, actor=actor, incident=inc, data=UpdateCreate(body="late news"),
                                      now=rt.clock.now())
                 s.info["deferred"] = []
-            return write_summary(pack)
+            return Summary(write_summary(pack))
 
-    outcome = summary.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now,
-                                  lookback_minutes=120, engine=PostsWhileWriting())
+    outcome = summary_job.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now,
+                                      lookback_minutes=120, engine=PostsWhileWriting())
     assert outcome == "requeued"  # and (immediate test queue) the new refresh ran with the late update
     with db.transaction(rt.factory) as s:
         row = summary.find(session=s, incident_id=incident_id)
         assert row.status == "ready" and "late news" in row.content["what_is_happening"]
-    quiet = summary.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now, lookback_minutes=120)
+    quiet = summary_job.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now, lookback_minutes=120)
     assert quiet == "ready"

@@ -22,19 +22,28 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from blametrail.analysis import ids
 from blametrail.analysis.evidence import EvidencePack
-from blametrail.errors import UpstreamError
-from blametrail.postmortems.sections import (
-    SECTION_KEYS, SEVERITIES, TIMELINE_SOURCES, ActionItem, Confidence, CustomerImpact, Sections, TimelineItem, dump,
+from blametrail.analysis.ids import ID_PATTERN
+from blametrail.analysis.writer import (
+    NOT_ESTABLISHED,  # one sentence, shared with the built-in engine
 )
+from blametrail.engines.sections import (
+    SECTION_KEYS,
+    SEVERITIES,
+    TIMELINE_SOURCES,
+    ActionItem,
+    Confidence,
+    CustomerImpact,
+    Sections,
+    TimelineItem,
+    dump,
+)
+from blametrail.errors import UpstreamError
 
-from blametrail.analysis.writer import NOT_ESTABLISHED  # noqa: E402  (one sentence, shared with the builtin)
 UNCITED_ROOT_CAUSE = (f"{NOT_ESTABLISHED} The model proposed a cause without citing any evidence, so it was not kept; "
                       "check the timeline and the suspects.")
 UNVERIFIED = "[unverified citation]"
-ID_PATTERN = re.compile(r"\b(?:upd|st|deploy|commit|mon|alert|metric|log)_\d+\b")
-_PREFIX_SOURCE = {"upd": "update", "st": "status", "deploy": "deploy", "commit": "deploy", "mon": "monitor",
-                  "alert": "alert", "metric": "metric", "log": "log"}
 _LOWER = {"high": "medium", "medium": "low", "low": "low"}
 _TEXT_LISTS = ("contributing_factors", "what_went_well", "what_went_poorly")
 
@@ -142,7 +151,7 @@ def _timeline(raw, pack: EvidencePack, led: _Ledger) -> list[dict]:
             continue
         source = entry.get("source")
         if source not in TIMELINE_SOURCES:
-            source = _PREFIX_SOURCE[evidence[0].split("_", 1)[0]]
+            source = ids.source_of(evidence[0])
         try:
             item = TimelineItem(at=at, source=source, description=description, evidence=evidence[:50])
         except ValidationError:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from blametrail.ai.grounding import NOT_ESTABLISHED, UNCITED_ROOT_CAUSE, UNVERIFIED, ground
+from blametrail.engines.grounding import (
+    NOT_ESTABLISHED,
+    UNCITED_ROOT_CAUSE,
+    UNVERIFIED,
+    ground,
+)
+from blametrail.engines.sections import Sections
 from blametrail.errors import UpstreamError
-from blametrail.postmortems.sections import Sections
 from tests.ai import make_pack
 
 

@@ -1,0 +1,1 @@
+"""Drafting engines: the contract, the output shapes (Sections, Summary), grounding, and the built-in engine."""

@@ -1,0 +1,60 @@
+"""The drafting contract: what every engine takes and returns; an engine keeps no state between calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from blametrail.analysis.evidence import EvidencePack
+from blametrail.errors import UpstreamError
+
+
+@dataclass
+class Audit:
+    """What one model call sent and got back (stored on the GenerationRun; shown to owners and admins)."""
+
+    prompt_version: str | None = None
+    prompt: dict | None = None  # Prompt.to_json() (+ grounding notes)
+    response_raw: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """Postmortem sections (a dict valid against engines.sections.Sections) and the model call's audit, if any."""
+
+    sections: dict
+    audit: Audit | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A grounded live summary (a dict valid against engines.summary.SummaryOut) and the model call's audit, if any."""
+
+    content: dict
+    audit: Audit | None = None
+
+
+class EngineFailed(UpstreamError):
+    """An engine's model call failed; carries what was sent so the run still records it."""
+
+    def __init__(self, message: str, audit: Audit | None) -> None:
+        super().__init__(message)
+        self.audit = audit
+
+
+class Engine(Protocol):
+    """Turn an evidence pack into a draft or a live summary.
+
+    A regeneration's current sections and edited keys travel in `pack.extra` ("current_sections", "edited_keys").
+    Failures raise UpstreamError (EngineFailed when a model was called) with a message for people.
+    """
+
+    @property
+    def label(self) -> str: ...  # "builtin" | "openai:<model>" | "anthropic:<model>"
+
+    def draft(self, pack: EvidencePack) -> Draft: ...
+
+    def summarize(self, pack: EvidencePack) -> Summary: ...

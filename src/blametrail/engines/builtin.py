@@ -1,0 +1,22 @@
+"""The offline, deterministic engine: analysis.writer for drafts, the built-in summary writer for summaries."""
+
+from __future__ import annotations
+
+from blametrail.analysis.evidence import EvidencePack
+from blametrail.analysis.writer import write_postmortem
+from blametrail.engines.base import Draft, Summary
+from blametrail.engines.summary import write_summary
+
+
+class BuiltinEngine:
+    """Write every section and the live summary from the evidence alone."""
+
+    label = "builtin"
+
+    def draft(self, pack: EvidencePack) -> Draft:
+        """Write every section from the evidence."""
+        return Draft(write_postmortem(pack))
+
+    def summarize(self, pack: EvidencePack) -> Summary:
+        """Write the live summary from the evidence."""
+        return Summary(write_summary(pack))

@@ -1,0 +1,157 @@
+"""The generation job: claim → choose the organization's engine → gather evidence → draft → ground → store.
+
+Each step's transaction is short and owned here; evidence is fetched from connectors and the engine is called
+outside any transaction, while a heartbeat thread tells the sweep the claim is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from blametrail import db
+from blametrail.analysis.evidence import EvidencePack
+from blametrail.crypto import SecretBox
+from blametrail.engines.base import Audit, Engine, EngineFailed
+from blametrail.engines.builtin import BuiltinEngine
+from blametrail.engines.sections import Sections, dump
+from blametrail.errors import UpstreamError
+from blametrail.evidence import observe as evidence_observe
+from blametrail.evidence.pack import build_pack
+from blametrail.incidents.models import Incident
+from blametrail.integrations.base import Limits
+from blametrail.postmortems import service
+from blametrail.postmortems.models import GenerationRun, Postmortem
+
+log = logging.getLogger(__name__)
+
+EngineChoice = Callable[[Session, int], Engine]  # (session, org_id) → the engine that organization drafts with
+
+
+def _worker_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+
+
+def draft_with_fallback(engine: Engine, pack: EvidencePack) -> tuple[dict, str, str | None, Audit | None]:
+    """Run the engine; if a provider fails, use the built-in engine and say why.
+
+    Return (sections, engine label, error, the model call's audit).
+    """
+    try:
+        draft = engine.draft(pack)
+        return dump(Sections.model_validate(draft.sections)), engine.label, None, draft.audit
+    except UpstreamError as exc:
+        if isinstance(engine, BuiltinEngine):
+            raise
+        reason = f"{exc} This is the built-in engine's draft instead (the {engine.label} engine failed)."
+        audit = exc.audit if isinstance(exc, EngineFailed) else None
+        return dump(Sections.model_validate(BuiltinEngine().draft(pack).sections)), "builtin", reason, audit
+
+
+class Heartbeat:
+    """A thread that keeps refreshing a claimed generation's heartbeat until stopped (or superseded)."""
+
+    def __init__(self, *, factory: sessionmaker[Session], pm_id: int, attempt: int, clock: Callable[[], datetime],
+                 interval: float) -> None:
+        self._factory, self._pm_id, self._attempt, self._clock, self._interval = factory, pm_id, attempt, clock, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-pm{pm_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with db.transaction(self._factory) as session:
+                    alive = service.heartbeat(session=session, pm_id=self._pm_id, attempt=self._attempt,
+                                              now=self._clock())
+            except Exception:  # why: a database blip must not kill the beat; the next one retries
+                log.warning("heartbeat of postmortem %s failed; retrying", self._pm_id, exc_info=True)
+                continue
+            if not alive:
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def run_generation(
+    *, factory: sessionmaker[Session], pm_id: int, choose_engine: EngineChoice, clock: Callable[[], datetime],
+    lookback_minutes: int, box: SecretBox | None = None, limits: Limits | None = None,
+    heartbeat_seconds: float = 10.0,
+) -> str:
+    """Claim a queued postmortem, draft it with its organization's engine and store the result; return what happened."""
+    with db.transaction(factory) as session:
+        org_id = session.scalar(select(Postmortem.org_id).where(Postmortem.id == pm_id))
+        if org_id is None:
+            return "skipped"
+        engine = choose_engine(session, org_id)  # why: the run records which engine drafted it, from the claim on
+        claimed = service.claim(session=session, pm_id=pm_id, engine=engine.label, worker=_worker_label(), now=clock())
+        if claimed is None:
+            return "skipped"
+        pm, run = claimed
+        attempt, run_id, incident_id = pm.attempt, run.id, pm.incident_id
+        # why: a regeneration builds on what people wrote; the prompt builder reads these from pack.extra
+        regeneration = {"current_sections": pm.sections, "edited_keys": list(pm.edited_keys or [])} if pm.sections else {}
+    with Heartbeat(factory=factory, pm_id=pm_id, attempt=attempt, clock=clock, interval=heartbeat_seconds):
+        return _draft_claimed(factory=factory, pm_id=pm_id, engine=engine, clock=clock, attempt=attempt, run_id=run_id,
+                              incident_id=incident_id, regeneration=regeneration, lookback_minutes=lookback_minutes,
+                              box=box, limits=limits)
+
+
+def _draft_claimed(
+    *, factory: sessionmaker[Session], pm_id: int, engine: Engine, clock: Callable[[], datetime], attempt: int,
+    run_id: int, incident_id: int, regeneration: dict, lookback_minutes: int, box: SecretBox | None,
+    limits: Limits | None,
+) -> str:
+    """Gather evidence, run the engine and store the draft (or the failure) of a claimed attempt."""
+    evidence: dict | None = None
+    try:
+        with db.transaction(factory) as session:
+            incident = session.get(Incident, incident_id)
+            pack = build_pack(session=session, incident=incident, lookback_minutes=lookback_minutes, now=clock())
+            if regeneration:
+                pack = replace(pack, extra={**pack.extra, **regeneration})
+            tasks = evidence_observe.plan(session=session, incident=incident, box=box, limits=limits)
+        # why: backends are queried after the transaction ends so a slow one never holds database locks
+        pack, missing = evidence_observe.observe(pack, tasks)
+        evidence = pack.to_json()
+        if missing:
+            evidence["observability_errors"] = missing
+        sections, label, error, audit = draft_with_fallback(engine, pack)
+        if missing:
+            note = "Some observability evidence could not be fetched: " + "; ".join(missing)
+            error = f"{error} {note}" if error else note
+    except Exception as exc:  # why: any failure must end in `failed` with its reason, never stuck in generating
+        log.exception("generation of postmortem %s failed", pm_id)
+        reason = str(exc) if isinstance(exc, UpstreamError) else f"Drafting failed: {type(exc).__name__}: {exc}"
+        with db.transaction(factory) as session:
+            service.fail(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, error=reason, evidence=evidence,
+                         now=clock())
+            store_audit(session=session, run_id=run_id, audit=exc.audit if isinstance(exc, EngineFailed) else None)
+        return "failed"
+    with db.transaction(factory) as session:
+        done = service.finish(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, draft=sections, engine=label,
+                              error=error, evidence=evidence, now=clock())
+        store_audit(session=session, run_id=run_id, audit=audit)
+    return "drafted" if done else "superseded"
+
+
+def store_audit(*, session: Session, run_id: int, audit: Audit | None) -> None:
+    """Record what the model was sent and answered on the run (nothing for the built-in engine)."""
+    run = session.get(GenerationRun, run_id)
+    if run is None or audit is None:
+        return
+    run.prompt_version, run.prompt, run.response_raw = audit.prompt_version, audit.prompt, audit.response_raw
+    run.tokens_in, run.tokens_out, run.model_latency_ms = audit.tokens_in, audit.tokens_out, audit.latency_ms

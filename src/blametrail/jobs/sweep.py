@@ -1,0 +1,54 @@
+"""The sweep job: re-queue postmortems whose worker died or whose enqueue was lost, then purge expired rows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from blametrail import db
+from blametrail.orgs import idempotency, invitations, throttle
+from blametrail.postmortems import service as postmortems
+from blametrail.settings import Settings
+
+log = logging.getLogger(__name__)
+PURGE_BATCH = 500  # rows deleted per transaction by the sweep's purges
+PURGE_MAX_BATCHES = 20
+INVITATION_KEEP_EXPIRED = timedelta(days=30)  # expired invitations stay listed (as expired) this long
+
+
+def sweep_once(*, factory: sessionmaker[Session], settings: Settings, clock: Callable[[], datetime],
+               enqueue: Callable[[str, tuple], None]) -> list[int]:
+    """Re-queue stuck postmortems once, then purge expired rows; return the ids enqueued."""
+    with db.transaction(factory) as session:
+        ids = postmortems.sweep(session=session, now=clock(),
+                                stale_generating_seconds=settings.stale_generation_seconds,
+                                stale_queued_seconds=settings.stale_queued_seconds)
+    for pm_id in ids:
+        enqueue(postmortems.GENERATE_TASK, (pm_id,))
+    if ids:
+        log.warning("re-queued stuck postmortems: %s", ids)
+    purge_expired(factory=factory, settings=settings, clock=clock)
+    return ids
+
+
+def purge_expired(*, factory: sessionmaker[Session], settings: Settings, clock: Callable[[], datetime]) -> dict[str, int]:
+    """Delete expired Idempotency-Keys and stale login-throttle rows, a short transaction a batch; return counts."""
+    now = clock()
+    purges = {
+        "idempotency_keys": partial(idempotency.purge_expired, now=now, ttl=idempotency.ttl_of(settings)),
+        "login_throttles": partial(throttle.purge_stale, now=now, limits=throttle.Limits.from_settings(settings)),
+        "invitations": partial(invitations.purge_expired, before=now - INVITATION_KEEP_EXPIRED),
+    }
+    counts = dict.fromkeys(purges, 0)
+    for name, purge in purges.items():
+        for _ in range(PURGE_MAX_BATCHES):  # why: bounded; what is left waits for the next sweep
+            with db.transaction(factory) as session:
+                deleted = purge(session=session, limit=PURGE_BATCH)
+            counts[name] += deleted
+            if deleted < PURGE_BATCH:
+                break
+    return counts

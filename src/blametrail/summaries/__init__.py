@@ -1,0 +1,1 @@
+"""The live incident summary: its table, its debounced refresh, rebuilding it from the evidence."""
