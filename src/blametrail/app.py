@@ -18,8 +18,12 @@ from blametrail import __version__
 from blametrail.crypto import signing_keys
 from blametrail.runtime import Runtime, build_runtime
 from blametrail.settings import Settings
+from blametrail.web import errors, health, idempotency, receivers_alerts, receivers_deploys
+from blametrail.web.api import ai as ai_api
+from blametrail.web.api import connections, incidents, monitors, org, postmortems, summary, webhooks
 from blametrail.web.form_guard import guard_forms
 from blametrail.web.forwarded import trust_forwarded
+from blametrail.web.pages import routes as pages
 
 log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).parent
@@ -77,11 +81,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = rt
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
-
-    from blametrail.web import errors, health, idempotency, receivers_alerts, receivers_deploys
-    from blametrail.web.api import ai as ai_api
-    from blametrail.web.api import connections, incidents, monitors, org, postmortems, summary, webhooks
-    from blametrail.web.pages import routes as pages
 
     errors.install(app)
     for module in (incidents, summary, postmortems, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,

@@ -13,6 +13,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
+# why: commands import what they use inside their own function, so `blametrail deploy record` in a CI pipeline
+# does not pay for the web app, the queue and the LLM SDKs at start-up
 from blametrail import db
 from blametrail.errors import DomainError
 from blametrail.settings import Settings

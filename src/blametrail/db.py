@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, Integer, MetaData, String, create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from blametrail.errors import ValidationFailed
 from blametrail.safejson import problem as json_problem
 from blametrail.safejson import storable_text
 from blametrail.settings import Settings
@@ -106,8 +107,6 @@ def _bad_text(value: object) -> str | None:
 
 def _refuse_nul_parameters(_conn, _cursor, _statement, parameters, _context, executemany) -> None:
     """Refuse text with a NUL character or a lone surrogate in any statement, a lookup as much as a write."""
-    from blametrail.errors import ValidationFailed
-
     bad = _bad_text(parameters)
     if bad == "nul":  # PostgreSQL cannot take it
         raise ValidationFailed("Text cannot contain NUL characters (\\u0000); remove them and try again.",
@@ -148,10 +147,6 @@ def _refuse_unstorable(session: Session, _context, _instances) -> None:
     # why: PostgreSQL rejects NUL characters in text, text longer than VARCHAR(n) and integers past int4 with a
     # DataError (a 500 that aborts the transaction); SQLite silently stores all three. Input reaches these columns
     # from many places (API, forms, webhook payloads, connector data), so the one place they all meet checks them.
-    from sqlalchemy import Integer, String, inspect
-
-    from blametrail.errors import ValidationFailed
-
     for obj, new in (*((o, True) for o in session.new), *((o, False) for o in session.dirty)):
         state = inspect(obj)
         mapper = state.mapper

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from blametrail.netguard import parse_allow
+
 DEV_SECRET = "blametrail-dev-secret-do-not-use-in-production"
 
 
@@ -78,8 +80,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_outbound_allow(cls, value: str) -> str:
         if value.strip():
-            from blametrail.netguard import parse_allow
-
             parse_allow(value)  # why: a typo must stop start-up, not silently allow nothing
         return value
 

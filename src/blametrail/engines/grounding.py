@@ -28,6 +28,7 @@ from blametrail.analysis.ids import ID_PATTERN
 from blametrail.analysis.writer import (
     NOT_ESTABLISHED,  # one sentence, shared with the built-in engine
 )
+from blametrail.clock import minutes_between
 from blametrail.engines.sections import (
     SECTION_KEYS,
     SEVERITIES,
@@ -120,7 +121,7 @@ def duration_minutes(pack: EvidencePack) -> int | None:
     inc = pack.incident
     if inc.resolved_at is None:
         return None
-    return max(0, int((inc.resolved_at - inc.started_at).total_seconds() / 60 + 0.5))
+    return minutes_between(inc.started_at, inc.resolved_at)
 
 
 def _services(pack: EvidencePack, proposed) -> list[str]:

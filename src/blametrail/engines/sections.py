@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blametrail.clock import check_range
+from blametrail.clock import require_aware
 
 SECTION_KEYS = (
     "summary", "severity", "customer_impact", "timeline", "root_cause", "contributing_factors",
@@ -36,12 +36,7 @@ class TimelineItem(_Strict):
     description: str = Field(..., min_length=1, max_length=_TEXT)
     evidence: list[str] = Field(default_factory=list, max_length=50)
 
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("timestamp needs a timezone (use Z for UTC)")
-        return check_range(value)
+    _check_at = field_validator("at")(require_aware)
 
 
 class ActionItem(_Strict):

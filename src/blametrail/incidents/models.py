@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from blametrail.analysis import ids
 from blametrail.db import Base
 
 STATUSES = ("open", "resolved")
@@ -66,12 +67,9 @@ class TimelineEntry(Base):
     created_at: Mapped[datetime]
 
 
-EVIDENCE_PREFIX = {"update": "upd", "status": "st", "monitor": "mon", "alert": "alert"}
-
-
 def evidence_id(entry: TimelineEntry) -> str:
     """Return the evidence id that cites this timeline entry."""
-    return f"{EVIDENCE_PREFIX.get(entry.kind, entry.kind)}_{entry.id}"
+    return ids.entry_id(entry.kind, entry.id)
 
 
 Index("ix_timeline_entry_incident_at", TimelineEntry.incident_id, TimelineEntry.at)

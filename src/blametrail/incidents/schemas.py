@@ -7,15 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from blametrail.clock import check_range
+from blametrail.clock import require_aware
 
 Severity = Literal["SEV-1", "SEV-2", "SEV-3", "SEV-4"]
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("timestamp needs a timezone (use Z for UTC)")
-    return value if value is None else check_range(value)
+    return value if value is None else require_aware(value)
 
 
 def _services(value: list[str]) -> list[str]:

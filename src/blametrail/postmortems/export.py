@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+
+from blametrail.clock import stamp, to_utc
 
 _INLINE = re.compile(r"([\\`*_\[\]|])")  # | too: a stray pipe row could turn a paragraph into a table
 _ORDERED = re.compile(r"^(\d+)([.)])")
@@ -37,15 +38,10 @@ def _paragraphs(value: object) -> str:
 
 
 def _when(value: object) -> str:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return _inline(value)
-    if not isinstance(value, datetime):
+    moment = to_utc(value)
+    if moment is None:
         return _inline(value)
-    moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if moment.second else "%Y-%m-%d %H:%M UTC")
+    return stamp(moment, seconds=bool(moment.second))
 
 
 def _bullets(items: list | None) -> str:

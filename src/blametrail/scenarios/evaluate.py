@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
+from blametrail.analysis import ids
 from blametrail.analysis.correlate import log_text
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.analysis.suspects import standout
@@ -228,7 +229,7 @@ def record(session: Session, actor: Actor, s: Scenario, now: datetime, *, draft:
             service=d.service, environment=d.environment, version=d.version, deployed_at=d.at,
             commits=[CommitIn(sha=c.sha, author=c.author, message=c.message, files=list(c.files), committed_at=c.at)
                      for c in d.commits]))
-        keys[d.key] = f"deploy_{row.id}"
+        keys[d.key] = ids.deploy_id(row.id)
     incident = incidents.create(session=session, actor=actor, now=now, data=IncidentCreate(
         title=s.title, severity=s.severity, services=list(s.services), started_at=s.started_at,
         description=s.description))
