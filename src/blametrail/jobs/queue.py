@@ -71,20 +71,31 @@ class _Backoff:
         self.delay = FIRST_RETRY_SECONDS
 
 
+_DOWN = object()  # what _read returns while the storage does not answer
+
+
+def _read(loop, read):
+    """Read from the queue's storage for a worker or scheduler loop; while it fails, note the outage and back off."""
+    try:
+        value = read()
+    except Exception as exc:
+        loop.outage.failed(exc)
+        loop.retry.wait(loop.stop_flag)
+        return _DOWN
+    loop.retry.reset()
+    loop.outage.answered()
+    return value
+
+
 class _Worker(Worker):
     """huey's worker loop, with an outage logged once and retried with back-off instead of a traceback every poll."""
 
     outage: Outage
 
     def loop(self, now=None):
-        try:
-            task = self.huey.dequeue()
-        except Exception as exc:
-            self.outage.failed(exc)
-            self.retry.wait(self.stop_flag)
+        task = _read(self, self.huey.dequeue)
+        if task is _DOWN:
             return
-        self.retry.reset()
-        self.outage.answered()
         if task is None:
             if not self.huey.storage.blocking:
                 self.sleep()
@@ -102,14 +113,9 @@ class _Scheduler(Scheduler):
     outage: Outage
 
     def loop(self, now=None):
-        try:
-            due = self.huey.read_schedule(now)
-        except Exception as exc:
-            self.outage.failed(exc)
-            self.retry.wait(self.stop_flag)
+        due = _read(self, lambda: self.huey.read_schedule(now))
+        if due is _DOWN:
             return
-        self.retry.reset()
-        self.outage.answered()
         for task in due:
             try:
                 self.huey.enqueue(task)
