@@ -162,22 +162,22 @@ def test_regeneration_sends_the_current_sections_and_edited_keys(client, factory
         label = "recording"
 
         def __init__(self):
-            self.extras = []
+            self.contexts = []
 
-        def draft(self, pack):
-            self.extras.append(dict(pack.extra))
-            return super().draft(pack)
+        def draft(self, pack, context=None):
+            self.contexts.append(context)
+            return super().draft(pack, context)
 
     rt.engine_override = rec = Recording()
     iid = _resolve_incident(client, owner)
     url = f"/api/v1/incidents/{iid}/postmortem"
     pm = client.get(url, headers=owner.headers).json()
-    assert rec.extras == [{}]
+    assert rec.contexts[0].current_sections is None and rec.contexts[0].edited_keys == ()
     client.patch(url, headers=owner.headers, json={"version": pm["version"], "sections": {"summary": "Our words."}}
                  ).raise_for_status()
     rt.clock.advance(minutes=2)
     r = client.post(f"{url}/regenerate", headers=owner.headers)
     assert r.status_code == 202, r.text
-    assert rec.extras[1]["current_sections"]["summary"] == "Our words."
-    assert rec.extras[1]["edited_keys"] == ["summary"]
+    assert rec.contexts[1].current_sections["summary"] == "Our words."
+    assert rec.contexts[1].edited_keys == ("summary",)
     rt.engine_override = None

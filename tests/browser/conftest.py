@@ -54,10 +54,10 @@ class GatedEngine(BuiltinEngine):
         self.gate = threading.Event()
         self.entered = threading.Event()
 
-    def draft(self, pack):
+    def draft(self, pack, context=None):
         self.entered.set()
         self.gate.wait(timeout=30)
-        return super().draft(pack)
+        return super().draft(pack, context)
 
 
 @dataclass

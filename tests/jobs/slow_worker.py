@@ -9,9 +9,9 @@ from blametrail.settings import Settings
 
 
 class SlowEngine(BuiltinEngine):
-    def draft(self, pack):
+    def draft(self, pack, context=None):
         time.sleep(60)
-        return super().draft(pack)
+        return super().draft(pack, context)
 
 
 if __name__ == "__main__":

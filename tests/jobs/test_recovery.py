@@ -87,7 +87,7 @@ def test_engine_crash_marks_failed_with_reason(client, factory, rt):
     class Broken:
         label = "builtin"
 
-        def draft(self, pack):
+        def draft(self, pack, context=None):
             raise ZeroDivisionError("boom")
 
     rt.engine_override = Broken()
@@ -107,7 +107,7 @@ def test_provider_failure_falls_back_to_builtin_draft(client, factory, rt):
     class Rejecting:
         label = "anthropic:test-model"
 
-        def draft(self, pack):
+        def draft(self, pack, context=None):
             raise UpstreamError("Anthropic rejected the API key (401)")
 
     rt.engine_override = Rejecting()

@@ -161,7 +161,7 @@ def test_regeneration_never_consumes_quota_even_at_the_limit(client, starter, cl
 class FailingEngine(BuiltinEngine):
     """The built-in engine failing: no fallback is left, so the generation fails."""
 
-    def draft(self, pack):
+    def draft(self, pack, context=None):
         raise UpstreamError("The drafting engine is unreachable (connection refused).")
 
 

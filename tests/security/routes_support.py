@@ -204,6 +204,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/org/settings"): Spec(R),
     ("PATCH", "/api/v1/org/settings"): Spec(OS, body=lambda c: {"ai_enabled": True}),
     ("GET", "/api/v1/org/usage"): Spec(R),
+    ("GET", "/api/v1/org/template"): Spec(R),
+    ("PUT", "/api/v1/org/template"): Spec(M, body=lambda c: {"service_owners": {"checkout": f"{c.marker} team"}}),
     ("GET", "/api/v1/org/ai"): Spec(M),
     ("PUT", "/api/v1/org/ai"): Spec(OS, body=lambda c: {"engine": "builtin"}),
     ("DELETE", "/api/v1/org/ai"): Spec(OS, prepare=lambda w, side: w.ai_config(side)),

@@ -281,7 +281,7 @@ def test_regenerate_or_publish_without_a_postmortem_is_404(client, owner, clock)
 
 
 class FailingEngine(BuiltinEngine):
-    def draft(self, pack):
+    def draft(self, pack, context=None):
         raise UpstreamError("The drafting engine ran out of memory.")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from blametrail.ai.prompt import Prompt, build_prompt
 from blametrail.ai.providers import ProviderSpec, build_model, describe, output_mode
 from blametrail.analysis.evidence import EvidencePack
-from blametrail.engines.base import Audit, Draft, EngineFailed, Summary
+from blametrail.engines.base import NO_CONTEXT, Audit, Draft, DraftContext, EngineFailed, Summary
 from blametrail.engines.grounding import ground
 from blametrail.engines.sections import Sections
 from blametrail.engines.summary import SummaryOut, ground_summary
@@ -55,11 +55,10 @@ class LLMEngine:
         """The provider in plain words ("Anthropic", "OpenAI-compatible server at http://…")."""
         return describe(self.spec)
 
-    def draft(self, pack: EvidencePack) -> Draft:
+    def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft:
         """Draft the postmortem sections from the evidence (building on the current sections when regenerating)."""
-        extra = pack.extra or {}
-        prompt = build_prompt(pack, budget_tokens=self.context_tokens, current_sections=extra.get("current_sections"),
-                              edited_keys=tuple(extra.get("edited_keys") or ()), kind="postmortem")
+        prompt = build_prompt(pack, budget_tokens=self.context_tokens, current_sections=context.current_sections,
+                              edited_keys=context.edited_keys, kind="postmortem")
         audit = Audit(prompt_version=prompt.version, prompt=prompt.to_json())
         try:
             grounded = ground(self._structured(prompt, Sections, audit), pack)

@@ -10,7 +10,7 @@ from blametrail.ai.models import AIConfig
 from blametrail.ai.providers import REGISTRY, ProviderSpec
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.crypto import SecretBox
-from blametrail.engines.base import Draft, Engine, Summary
+from blametrail.engines.base import NO_CONTEXT, Draft, DraftContext, Engine, Summary
 from blametrail.engines.builtin import BuiltinEngine
 from blametrail.errors import UpstreamError
 from blametrail.netguard import policy_from
@@ -29,7 +29,7 @@ class UnavailableEngine:
         self.label = f"{name}:{model or 'unset'}"
         self._reason = reason
 
-    def draft(self, pack: EvidencePack) -> Draft:
+    def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft:
         """Fail with the reason."""
         raise UpstreamError(self._reason)
 

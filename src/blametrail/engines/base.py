@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from blametrail.analysis.evidence import EvidencePack
@@ -37,6 +38,23 @@ class Summary:
     audit: Audit | None = None
 
 
+@dataclass(frozen=True)
+class DraftContext:
+    """What a draft is asked to respect besides the evidence: the team's own text and the organization's template.
+
+    This is the one hook through which a regeneration's current sections and a template's per-section instructions
+    and service owners reach every engine (the built-in one and the model's prompt alike).
+    """
+
+    current_sections: dict | None = None  # a regeneration builds on what people wrote
+    edited_keys: tuple[str, ...] = ()  # sections people changed since the last draft (kept unless overwritten)
+    instructions: Mapping[str, str] = field(default_factory=dict)  # section → the organization's instruction
+    service_owners: Mapping[str, str] = field(default_factory=dict)  # service → the team that owns its fixes
+
+
+NO_CONTEXT = DraftContext()
+
+
 class EngineFailed(UpstreamError):
     """An engine's model call failed; carries what was sent so the run still records it."""
 
@@ -48,13 +66,13 @@ class EngineFailed(UpstreamError):
 class Engine(Protocol):
     """Turn an evidence pack into a draft or a live summary.
 
-    A regeneration's current sections and edited keys travel in `pack.extra` ("current_sections", "edited_keys").
+    A regeneration's current sections and edited keys, and the template's instructions, travel in `context`.
     Failures raise UpstreamError (EngineFailed when a model was called) with a message for people.
     """
 
     @property
     def label(self) -> str: ...  # "builtin" | "openai:<model>" | "anthropic:<model>"
 
-    def draft(self, pack: EvidencePack) -> Draft: ...
+    def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft: ...
 
     def summarize(self, pack: EvidencePack) -> Summary: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.analysis.writer import write_postmortem
-from blametrail.engines.base import Draft, Summary
+from blametrail.engines.base import NO_CONTEXT, Draft, DraftContext, Summary
 from blametrail.engines.summary import write_summary
 
 
@@ -13,7 +13,7 @@ class BuiltinEngine:
 
     label = "builtin"
 
-    def draft(self, pack: EvidencePack) -> Draft:
+    def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft:
         """Write every section from the evidence."""
         return Draft(write_postmortem(pack))
 

@@ -11,7 +11,6 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from blametrail import db
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.crypto import SecretBox
-from blametrail.engines.base import Audit, Engine, EngineFailed
+from blametrail.engines.base import NO_CONTEXT, Audit, DraftContext, Engine, EngineFailed
 from blametrail.engines.builtin import BuiltinEngine
 from blametrail.engines.sections import Sections, dump
 from blametrail.errors import UpstreamError
@@ -40,20 +39,21 @@ def _worker_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
 
 
-def draft_with_fallback(engine: Engine, pack: EvidencePack) -> tuple[dict, str, str | None, Audit | None]:
+def draft_with_fallback(engine: Engine, pack: EvidencePack,
+                        context: DraftContext = NO_CONTEXT) -> tuple[dict, str, str | None, Audit | None]:
     """Run the engine; if a provider fails, use the built-in engine and say why.
 
     Return (sections, engine label, error, the model call's audit).
     """
     try:
-        draft = engine.draft(pack)
+        draft = engine.draft(pack, context)
         return dump(Sections.model_validate(draft.sections)), engine.label, None, draft.audit
     except UpstreamError as exc:
         if isinstance(engine, BuiltinEngine):
             raise
         reason = f"{exc} This is the built-in engine's draft instead (the {engine.label} engine failed)."
         audit = exc.audit if isinstance(exc, EngineFailed) else None
-        return dump(Sections.model_validate(BuiltinEngine().draft(pack).sections)), "builtin", reason, audit
+        return dump(Sections.model_validate(BuiltinEngine().draft(pack, context).sections)), "builtin", reason, audit
 
 
 class Heartbeat:
@@ -102,17 +102,18 @@ def run_generation(
             return "skipped"
         pm, run = claimed
         attempt, run_id, incident_id = pm.attempt, run.id, pm.incident_id
-        # why: a regeneration builds on what people wrote; the prompt builder reads these from pack.extra
-        regeneration = {"current_sections": pm.sections, "edited_keys": list(pm.edited_keys or [])} if pm.sections else {}
+        # why: a regeneration builds on what people wrote
+        context = (DraftContext(current_sections=pm.sections, edited_keys=tuple(pm.edited_keys or ()))
+                   if pm.sections else NO_CONTEXT)
     with Heartbeat(factory=factory, pm_id=pm_id, attempt=attempt, clock=clock, interval=heartbeat_seconds):
         return _draft_claimed(factory=factory, pm_id=pm_id, engine=engine, clock=clock, attempt=attempt, run_id=run_id,
-                              incident_id=incident_id, regeneration=regeneration, lookback_minutes=lookback_minutes,
+                              incident_id=incident_id, context=context, lookback_minutes=lookback_minutes,
                               box=box, limits=limits)
 
 
 def _draft_claimed(
     *, factory: sessionmaker[Session], pm_id: int, engine: Engine, clock: Callable[[], datetime], attempt: int,
-    run_id: int, incident_id: int, regeneration: dict, lookback_minutes: int, box: SecretBox | None,
+    run_id: int, incident_id: int, context: DraftContext, lookback_minutes: int, box: SecretBox | None,
     limits: Limits | None,
 ) -> str:
     """Gather evidence, run the engine and store the draft (or the failure) of a claimed attempt."""
@@ -121,15 +122,13 @@ def _draft_claimed(
         with db.transaction(factory) as session:
             incident = session.get(Incident, incident_id)
             pack = build_pack(session=session, incident=incident, lookback_minutes=lookback_minutes, now=clock())
-            if regeneration:
-                pack = replace(pack, extra={**pack.extra, **regeneration})
             tasks = evidence_observe.plan(session=session, incident=incident, box=box, limits=limits)
         # why: backends are queried after the transaction ends so a slow one never holds database locks
         pack, missing = evidence_observe.observe(pack, tasks)
         evidence = pack.to_json()
         if missing:
             evidence["observability_errors"] = missing
-        sections, label, error, audit = draft_with_fallback(engine, pack)
+        sections, label, error, audit = draft_with_fallback(engine, pack, context)
         if missing:
             note = "Some observability evidence could not be fetched: " + "; ".join(missing)
             error = f"{error} {note}" if error else note

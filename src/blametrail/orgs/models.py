@@ -165,3 +165,19 @@ class IdempotencyRecord(Base):
 
 Index("ix_login_session_expires", LoginSession.expires_at)
 Index("ix_login_attempt_throttle_at", LoginAttempt.throttle_id, LoginAttempt.at)
+
+
+class OrgTemplate(Base):
+    """An organization's postmortem template: default owners per service, severity definitions, section instructions.
+
+    `content` is validated by its service before it is stored; one row per organization, absent until first saved.
+    """
+
+    __tablename__ = "org_template"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), unique=True)
+    content: Mapped[dict] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(320))

@@ -67,13 +67,15 @@ class GenerationRun(Base):
     postmortem_id: Mapped[int] = mapped_column(ForeignKey("postmortem.id", ondelete="CASCADE"), index=True)
     attempt: Mapped[int]
     engine: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | abandoned
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | fallback | failed | abandoned
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     evidence: Mapped[dict | None]
     worker: Mapped[str | None] = mapped_column(String(200))
+    step: Mapped[str | None] = mapped_column(String(32))  # gathering | asking_model | grounding | storing (progress)
+    step_at: Mapped[datetime | None]  # when the current step began
     # audit of model calls (LLM engines): what was sent, what came back, what it cost
     prompt_version: Mapped[str | None] = mapped_column(String(32))
     prompt: Mapped[dict | None]  # {"system": …, "user": …, "budget": …, "included": …, "cut": …}

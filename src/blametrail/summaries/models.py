@@ -25,3 +25,5 @@ class IncidentSummary(Base):
     error: Mapped[str | None] = mapped_column(Text)
     requested_at: Mapped[datetime]
     generated_at: Mapped[datetime | None]
+    observations: Mapped[dict | None]  # connector fetches cached for this incident (metrics, logs), reused until stale
+    observed_at: Mapped[datetime | None]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blametrail.clock import iso
 from blametrail.errors import ValidationFailed
-from blametrail.orgs import invitations
+from blametrail.orgs import invitations, templates
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, require
 from blametrail.web import presenters
@@ -39,6 +39,16 @@ class MemberCreate(BaseModel):
     password: str | None = Field(None, description="Not accepted: only the account's owner sets its password.")
 
 
+class TemplatePut(BaseModel):
+    """The whole template; parts left out are emptied. `version` (optional) guards against overwriting a newer one."""
+
+    model_config = ConfigDict(extra="forbid")
+    service_owners: dict[str, str] = Field(default_factory=dict, description="service → the team that owns its fixes")
+    section_instructions: dict[str, str] = Field(default_factory=dict,
+                                                 description="section key → an instruction drafts follow")
+    version: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
 class MemberPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: str
@@ -54,6 +64,20 @@ def patch_settings(data: SettingsPatch, actor: ApiActor, session: SessionDep):
     require(actor.role, Action.ORG_SETTINGS)
     org = orgs.set_ai_enabled(session=session, org_id=actor.org_id, enabled=data.ai_enabled)
     return presenters.org_settings_read(org)
+
+
+@router.get("/template")
+def get_template(actor: ApiActor, session: SessionDep):
+    """Return the organization's postmortem template (service owners, section instructions)."""
+    return templates.to_read(session, actor.org_id)
+
+
+@router.put("/template")
+def put_template(data: TemplatePut, actor: ApiActor, session: SessionDep, now: NowDep):
+    """Replace the template (owners and admins)."""
+    templates.put(session=session, actor=actor, now=now, version=data.version,
+                  data=data.model_dump(exclude={"version"}))
+    return templates.to_read(session, actor.org_id)
 
 
 @router.get("/usage")
