@@ -352,15 +352,6 @@ def ingest(*, session: Session, hook: Webhook, alerts: list[NormalizedAlert], no
     return summary
 
 
-def to_read(row: Alert) -> dict:
-    """Return the API shape of an alert."""
-    return {"id": row.id, "webhook_id": row.webhook_id, "fingerprint": row.fingerprint, "status": row.status,
-            "name": row.name, "service": row.service, "severity": row.severity, "summary": row.summary,
-            "labels": row.labels, "annotations": row.annotations, "url": row.generator_url,
-            "starts_at": iso(row.starts_at), "ends_at": iso(row.ends_at), "incident_id": row.incident_id,
-            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
-
-
 def list_alerts(
     *, session: Session, org_id: int, status: str | None = None, incident_id: int | None = None,
     webhook_id: int | None = None, limit: int = 50,

@@ -8,7 +8,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from blametrail.analysis import ids
 from blametrail.deploys.models import Commit, Deploy
 from blametrail.deploys.schemas import DeployCreate
 from blametrail.errors import NotFound, ValidationFailed
@@ -83,15 +82,3 @@ def list_deploys(*, session: Session, org_id: int, service: str | None = None, l
     if service:
         q = q.where(Deploy.service == service)
     return list(session.scalars(q.order_by(Deploy.deployed_at.desc(), Deploy.id.desc()).limit(max(1, min(limit, 200)))))
-
-
-def to_read(deploy: Deploy) -> dict:
-    """Return the API shape of a deploy."""
-    return {
-        "id": deploy.id, "evidence_id": ids.deploy_id(deploy.id), "service": deploy.service,
-        "environment": deploy.environment, "version": deploy.version, "deployed_at": deploy.deployed_at,
-        "created_at": deploy.created_at, "source": deploy.source, "external_id": deploy.external_id,
-        "url": deploy.url,
-        "commits": [{"evidence_id": ids.commit_id(c.id), "sha": c.sha, "author": c.author, "message": c.message,
-                     "files": c.files, "committed_at": c.committed_at} for c in deploy.commits],
-    }

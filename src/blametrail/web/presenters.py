@@ -9,8 +9,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from blametrail.alerts.models import Alert
+from blametrail.analysis import ids
 from blametrail.clock import iso
 from blametrail.crypto import SecretBox
+from blametrail.deploys.models import Deploy
 from blametrail.errors import InvalidState, NotFound
 from blametrail.evidence.pack import build_pack
 from blametrail.incidents import service as incidents
@@ -242,3 +245,27 @@ def invitation_read(invitation: Invitation, *, now: datetime, link: str | None =
 def invite_link(public_url: str, raw: str) -> str:
     """Return the one-time link an invitee opens (shown once; only the token's hash is stored)."""
     return f"{public_url.rstrip('/')}/invite/{raw}"
+
+
+# --- deploys and alerts ------------------------------------------------------------------------------------------
+
+
+def deploy_read(deploy: Deploy) -> dict:
+    """Return the API shape of a deploy with its commits (each with its evidence id)."""
+    return {
+        "id": deploy.id, "evidence_id": ids.deploy_id(deploy.id), "service": deploy.service,
+        "environment": deploy.environment, "version": deploy.version, "deployed_at": deploy.deployed_at,
+        "created_at": deploy.created_at, "source": deploy.source, "external_id": deploy.external_id,
+        "url": deploy.url,
+        "commits": [{"evidence_id": ids.commit_id(c.id), "sha": c.sha, "author": c.author, "message": c.message,
+                     "files": c.files, "committed_at": c.committed_at} for c in deploy.commits],
+    }
+
+
+def alert_read(row: Alert) -> dict:
+    """Return the API shape of an alert."""
+    return {"id": row.id, "webhook_id": row.webhook_id, "fingerprint": row.fingerprint, "status": row.status,
+            "name": row.name, "service": row.service, "severity": row.severity, "summary": row.summary,
+            "labels": row.labels, "annotations": row.annotations, "url": row.generator_url,
+            "starts_at": iso(row.starts_at), "ends_at": iso(row.ends_at), "incident_id": row.incident_id,
+            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}

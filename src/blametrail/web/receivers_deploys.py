@@ -19,6 +19,7 @@ from blametrail.deploys import parsers
 from blametrail.deploys import service as deploys
 from blametrail.deploys.schemas import DeployRead
 from blametrail.errors import Unauthenticated, ValidationFailed
+from blametrail.web import presenters
 from blametrail.web.deps import NowDep, RuntimeDep, SessionDep
 from blametrail.web.receivers_common import JSON_BODY, capped_body, json_body, presented_secret
 from blametrail.webhooks import service as webhooks
@@ -82,7 +83,7 @@ def _accept(*, session: Session, hook: Webhook, key: str, event: str | None, par
         response.status_code = 200
         return {"status": "duplicate", "detail": f"A deploy with external id {data.external_id!r} is already recorded."}
     response.status_code = 201
-    return {"status": "recorded", "detail": summary, "deploy": deploys.to_read(deploy)}
+    return {"status": "recorded", "detail": summary, "deploy": presenters.deploy_read(deploy)}
 
 
 @router.post("/github/{uid}", response_model=ReceiverResult, response_model_exclude_none=True,

@@ -82,16 +82,16 @@ def create_deploy(data: DeployCreate, actor: ApiActor, session: SessionDep, now:
     deploy, created = deploys.create_or_get(session=session, actor=actor, data=data, now=now)
     if not created:
         response.status_code = 200
-    return deploys.to_read(deploy)
+    return presenters.deploy_read(deploy)
 
 
 @router.get("/deploys", response_model=list[DeployRead], tags=["deploys"])
 def list_deploys(actor: ApiActor, session: SessionDep, service: str | None = None,
                  limit: int = Query(50, ge=1, le=200)):
-    return [deploys.to_read(d) for d in deploys.list_deploys(session=session, org_id=actor.org_id, service=service,
+    return [presenters.deploy_read(d) for d in deploys.list_deploys(session=session, org_id=actor.org_id, service=service,
                                                              limit=limit)]
 
 
 @router.get("/deploys/{deploy_id}", response_model=DeployRead, tags=["deploys"])
 def get_deploy(deploy_id: IdPath, actor: ApiActor, session: SessionDep):
-    return deploys.to_read(deploys.get_or_404(session=session, org_id=actor.org_id, deploy_id=deploy_id))
+    return presenters.deploy_read(deploys.get_or_404(session=session, org_id=actor.org_id, deploy_id=deploy_id))

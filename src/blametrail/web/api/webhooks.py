@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from blametrail.alerts import service as alerts
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath, IdQuery
-from blametrail.web.presenters import delivery_read, webhook_read
+from blametrail.web.presenters import alert_read, delivery_read, webhook_read
 from blametrail.webhooks import service as webhooks
 from blametrail.webhooks.schemas import DeliveryRead, WebhookCreate, WebhookRead, WebhookWithSecret
 
@@ -78,5 +78,5 @@ def list_alerts(
     actor: ApiActor, session: SessionDep, status: Literal["firing", "resolved"] | None = None,
     incident_id: IdQuery = None, webhook_id: IdQuery = None, limit: int = Query(50, ge=1, le=200),
 ):
-    return [alerts.to_read(a) for a in alerts.list_alerts(session=session, org_id=actor.org_id, status=status,
+    return [alert_read(a) for a in alerts.list_alerts(session=session, org_id=actor.org_id, status=status,
                                                           incident_id=incident_id, webhook_id=webhook_id, limit=limit)]
