@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 
 from blametrail.analysis.observations import LogLine, Series
+from blametrail.clock import to_utc
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import (
     ConnectorConfig,
@@ -208,14 +209,12 @@ class DatadogConnector:
             response = self._search(query=query, start=start, end=end, cursor=cursor, size=min(PAGE, cap - len(lines)))
             for item in response.get("data") or []:
                 attrs = item.get("attributes") or {}
-                at = attrs.get("timestamp")
-                if isinstance(at, str):
-                    at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-                if not isinstance(at, datetime):
+                at = to_utc(attrs.get("timestamp"))
+                if at is None:  # why: a line without a readable time cannot be placed on the timeline
                     continue
                 labels = [("service", str(attrs["service"]))] if attrs.get("service") else []
                 labels += [(k, str(attrs[k])) for k in ("host", "status") if attrs.get(k)]
-                lines.append(LogLine(at=at.astimezone(UTC), text=str(attrs.get("message") or ""), service=service,
+                lines.append(LogLine(at=at, text=str(attrs.get("message") or ""), service=service,
                                      labels=tuple(labels), source=self.config.name))
                 if len(lines) >= cap:
                     break
@@ -227,6 +226,7 @@ class DatadogConnector:
 
 
 def _iso(value: datetime) -> str:
+    # why: Datadog's log search takes milliseconds; clock.iso stops at seconds
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 

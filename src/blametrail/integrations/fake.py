@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from blametrail.analysis.observations import LogLine, Series
-from blametrail.clock import as_utc
+from blametrail.clock import as_utc, parse_iso
 from blametrail.errors import UpstreamError
 from blametrail.integrations.common import ConnectorConfig, Signal, cap_points
 from blametrail.integrations.provider import Credential, Option, Provider, any_query
 
 
 def _when(value) -> datetime:
-    return value if isinstance(value, datetime) else as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    return value if isinstance(value, datetime) else as_utc(parse_iso(str(value)))
 
 
 def series_from_options(raw: list[dict], source: str) -> list[Series]:
