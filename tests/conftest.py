@@ -37,6 +37,25 @@ def _no_outside_network():
     socket.socket.connect = real_connect
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_argon2():
+    """Real argon2id at its lowest cost in this process: tests create and sign in thousands of people, and the
+    production cost (64 MiB, 3 passes: ~0.2 s of CPU per hash) would spend minutes of every run on it. A hash
+    verifies with its own parameters, so accounts made either way sign in. tests/orgs/test_passwords.py pins the
+    production cost; servers the tests start as processes keep it."""
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from blametrail.orgs import passwords
+
+    production = passwords._hasher
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
+    passwords._hasher = lambda: cheap
+    passwords._hasher.production = production
+    yield
+    passwords._hasher = production
+
+
 def _check_reachable_pg(url: str) -> None:
     try:
         engine = create_engine(url)

@@ -13,18 +13,6 @@ from blametrail import cli
 from tests.live import serving
 
 
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch):
-    """Real argon2id at its lowest cost: these tests check many passwords, not the hash's strength."""
-    from pwdlib import PasswordHash
-    from pwdlib.hashers.argon2 import Argon2Hasher
-
-    from blametrail.orgs import passwords
-
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
-    monkeypatch.setattr(passwords, "_hasher", lambda: cheap)
-
-
 @pytest.fixture
 def serve_env(monkeypatch, settings):
     """The environment `serve` reads: this test's database, no background work, quiet logs."""

@@ -24,18 +24,6 @@ def settings(settings):
     return settings.model_copy(update={"login_ip_max_failures": 12, "trusted_proxies": "10.0.0.0/8, 127.0.0.1"})
 
 
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch):
-    """Real argon2id at its lowest cost: these tests check many passwords, not the hash's strength."""
-    from pwdlib import PasswordHash
-    from pwdlib.hashers.argon2 import Argon2Hasher
-
-    from blametrail.orgs import passwords
-
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
-    monkeypatch.setattr(passwords, "_hasher", lambda: cheap)
-
-
 @pytest.fixture
 def browser(app):
     """Open browsers (one cookie jar each) that connect from a given address."""
