@@ -9,12 +9,47 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from blametrail import db
 from blametrail.clock import FrozenClock
 from blametrail.models import Base
 from blametrail.settings import Settings
 
+
+def _own_servers_per_worker() -> None:
+    """Give each pytest-xdist worker its own PostgreSQL database and Redis database (never two runs on one).
+
+    The configured URLs name the run's database; worker gwN uses `<name>_gwN` (created here when missing) and Redis
+    database `<n>` (gw0) or `<n> + 7 + N`. The environment is rewritten before any test reads it, so processes the tests start inherit
+    the worker's own URLs. An unreachable server is left for the session fixtures to report (they fail the run).
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    index = int(worker.removeprefix("gw") or 0)
+    pg = os.environ.get("BLAMETRAIL_TEST_DATABASE_URL")
+    if pg:
+        url = make_url(pg)
+        own = url.set(database=f"{url.database}_{worker}")
+        try:
+            admin = create_engine(url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": own.database}):
+                    conn.execute(text(f'CREATE DATABASE "{own.database}"'))
+            admin.dispose()
+        except Exception:  # why: _check_reachable_pg fails the run with the reason once the session starts
+            return
+        os.environ["BLAMETRAIL_TEST_DATABASE_URL"] = own.render_as_string(hide_password=False)
+    redis_url = os.environ.get("BLAMETRAIL_TEST_REDIS_URL")
+    if redis_url:
+        base, _, db_index = redis_url.rstrip("/").rpartition("/")
+        if db_index.isdigit() and base.startswith("redis"):
+            offset = 7 + index if index else 0  # why: gw1.. use 8.. so low neighbours (other runs' dbs) stay free
+            os.environ["BLAMETRAIL_TEST_REDIS_URL"] = f"{base}/{(int(db_index) + offset) % 16}"
+
+
+_own_servers_per_worker()
 PG_URL = os.environ.get("BLAMETRAIL_TEST_DATABASE_URL") or None
 REDIS_URL = os.environ.get("BLAMETRAIL_TEST_REDIS_URL") or None
 START = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
