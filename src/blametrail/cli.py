@@ -239,9 +239,14 @@ def cmd_demo(args) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    """Score the analysis on generated incidents; exit 1 when a threshold is missed."""
+    """Score the analysis on generated incidents (or, with --real, on replayed real outages); exit 1 when a threshold
+    is missed."""
     from blametrail.scenarios import evaluate
 
+    if args.real or args.list:
+        return _evaluate_real(args)
+    if args.only or args.split or args.misses:
+        raise CliError("--only, --split and --misses apply to --real (the replayed real incidents)")
     if args.scenarios < 1:
         raise CliError("--scenarios must be at least 1")
 
@@ -252,6 +257,36 @@ def cmd_evaluate(args) -> int:
     report = evaluate.run(n=args.scenarios, seed=args.seed, database_url=args.database_url, progress=progress)
     print(report.table())
     return 0 if report.passed else 1
+
+
+def _evaluate_real(args) -> int:
+    """Replay the real-incident set (or --only some of it) through a temporary server; print the table."""
+    from blametrail.app import create_app
+    from blametrail.scenarios import evaluate
+    from blametrail.scenarios.real.incidents import DataError, load_all, select
+
+    try:
+        ids = [i.strip() for i in args.only.split(",") if i.strip()] if args.only else None
+        chosen = select(load_all(), ids, args.split)
+    except DataError as exc:
+        raise CliError(str(exc)) from exc
+    if args.list:
+        for incident in chosen:
+            print(f"{incident.id:<40} {incident.split:<8} {incident.title}")
+        return 0
+    if not chosen:
+        raise CliError("no incident selected: check --only and --split")
+
+    def progress(done: int, total: int, outcome) -> None:
+        failed = f" FAILED: {outcome.error}" if outcome.error else ""
+        print(f"blametrail: replayed {done}/{total} {outcome.incident}{failed}", file=sys.stderr, flush=True)
+
+    report = evaluate.run_real(lambda settings, rt: create_app(settings, runtime=rt, background=True), chosen,
+                               database_url=args.database_url, progress=progress)
+    print(report.table())
+    if args.misses:
+        print("\n" + report.misses())
+    return 0 if report.passed() else 1
 
 
 def _deploy_payload(args) -> dict:
@@ -388,11 +423,21 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="score the analysis on generated incidents (culprit hit@1/@3, category, onset, abstention)",
         description="Generate incidents of eight fault types plus no-culprit cases, serve their metrics and logs from "
                     "a local Prometheus/Loki stand-in, run each through the real drafting path and print how well the "
-                    "analysis did. Exits 1 when a threshold is missed.")
+                    "analysis did. With --real, replay real public outages through the HTTP API and score the "
+                    "built-in drafts instead. Exits 1 when a threshold is missed.")
     ev.add_argument("--scenarios", type=int, default=200, help="how many scenarios (default: 200)")
     ev.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default: {DEFAULT_SEED})")
     ev.add_argument("--database-url", default=None,
                     help="a database to record the scenarios in (default: a temporary SQLite file)")
+    ev.add_argument("--real", action="store_true",
+                    help="replay the real public outages of scenarios/real/data through the HTTP API instead "
+                         "(docs/evaluation.md); --scenarios and --seed do not apply")
+    ev.add_argument("--only", default=None, metavar="ID[,ID…]", help="with --real: replay only these incidents")
+    ev.add_argument("--split", choices=["dev", "holdout"], default=None,
+                    help="with --real: replay only the incidents of this split")
+    ev.add_argument("--list", action="store_true", help="list the real incidents (id, split, title) and exit")
+    ev.add_argument("--misses", action="store_true",
+                    help="with --real: also list what each draft missed or invented")
     ev.set_defaults(func=cmd_evaluate)
 
     depp = sub.add_parser("deploy", help="deploys (for CI pipelines)").add_subparsers(dest="deploy_command",

@@ -1,4 +1,5 @@
-"""The evaluation: generated incidents through the real services, connectors and analysis, scored against the truth."""
+"""The evaluation: generated incidents through the real services, connectors and analysis, scored against the truth;
+and (`run_real`) real public outages replayed through the HTTP API (scenarios.real, docs/evaluation.md)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ from blametrail.scenarios.generator import (
     Scenario,
     generate,
 )
+from blametrail.scenarios.real import run as real_run
+from blametrail.scenarios.real.incidents import RealIncident
+from blametrail.scenarios.real.report import RealReport
+from blametrail.scenarios.real.score import Outcome as RealOutcome
 from blametrail.scenarios.servers import LOG_QUERY, METRIC_QUERIES, ObservabilityServer
 from blametrail.settings import Settings
 
@@ -312,3 +317,10 @@ def describe(outcomes: Sequence[Outcome]) -> str:
     """List outcomes one per line (for reading misses)."""
     return "\n".join(f"{o.scenario:<28} named={o.named!s:<12} conf={o.confidence:<6} onset_err={o.onset_error:>6.1f} "
                      f"recall={_fmt(o.recall)} ranked={','.join(o.ranked[:3])}" for o in outcomes)
+
+
+def run_real(build_app: real_run.BuildApp, incidents: list[RealIncident] | None = None, *,
+             database_url: str | None = None,
+             progress: Callable[[int, int, RealOutcome], None] | None = None) -> RealReport:
+    """Replay real incidents (default: all) through a temporary BlameTrail served over HTTP; score the drafts."""
+    return real_run.run(build_app, incidents, database_url=database_url, progress=progress)
