@@ -12,6 +12,7 @@ def test_make_ids_for_every_kind():
     assert ids.commit_id(8) == "commit_8"
     assert ids.metric_id(1) == "metric_1"
     assert ids.log_id(2) == "log_2"
+    assert ids.incident_id(41) == "inc_41"  # another incident (a recent one on the same service)
 
 
 def test_parse_accepts_only_whole_well_formed_ids():
@@ -28,6 +29,7 @@ def test_pattern_finds_ids_in_text_and_sources_map_prefixes():
     assert ids.source_of("st_1") == "status"
     assert set(ids.SOURCE) == set(ids.PREFIXES)
     assert ids.ENTRY_KIND["mon"] == "monitor"
+    assert ids.parse("inc_41") == ("inc", 41) and ids.ID_PATTERN.findall("see inc_41") == ["inc_41"]
 
 
 def test_sort_key_orders_by_number():

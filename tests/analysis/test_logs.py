@@ -115,3 +115,23 @@ def test_mining_is_deterministic_and_ordered_by_first_seen():
 def test_empty_incident_window_finds_nothing():
     assert mine(_baseline(), []) == []
     assert mine([], [LogLine(at=at(1) + timedelta(seconds=i), text="ERROR new thing") for i in range(3)])[0].new
+
+
+def test_headline_finds_the_error_line_of_a_stack_trace_in_every_stack():
+    from blametrail.analysis.logs import headline
+
+    python = ('2026-01-05 10:02:03,123 ERROR [pricing.api] unhandled exception in POST /v1/quotes\nTraceback (most '
+              'recent call last):\n  File "/app/pricing/rules/engine.py", line 88, in evaluate_rule\n'
+              'ZeroDivisionError: division by zero')
+    java = ("2026-01-05 10:02:03.123 ERROR 1 --- [exec-7] o.a.c.c.C.[dispatcherServlet] : Servlet.service() threw "
+            "exception\njava.lang.IllegalArgumentException: Unbalanced quotes in query\n\tat com.shopco.Q.parse(Q.java:9)")
+    go = ('level=error ts=2026-01-05T10:02:03.123Z caller=middleware/recover.go:41 msg="panic: runtime error: index '
+          'out of range [3] with length 3\\n\\ngoroutine 7 [running]:\\n\\t/src/internal/discount.go:12 +0x1f"')
+    node = ('{"level":"error","time":1767607323123,"pid":1,"msg":"TypeError: template.render is not a function\\n'
+            '    at renderTemplate (/app/src/render.ts:4:7)"}')
+    assert headline(python) == "ZeroDivisionError: division by zero"
+    assert headline(java) == "java.lang.IllegalArgumentException: Unbalanced quotes in query"
+    assert headline(go) == "panic: runtime error: index out of range [3] with length 3"
+    assert headline(node) == "TypeError: template.render is not a function"
+    assert headline("ERROR tls: failed to verify certificate: x509: certificate has expired") == (
+        "tls: failed to verify certificate: x509: certificate has expired")

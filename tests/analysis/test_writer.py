@@ -28,13 +28,14 @@ def test_duration_is_whole_minutes_rounded_half_up():
     assert write_postmortem(make_pack(resolved_after=23.49))["customer_impact"]["duration_minutes"] == 23
     unresolved = write_postmortem(make_pack(resolved_after=None, resolved_by=None))
     assert unresolved["customer_impact"]["duration_minutes"] is None
-    assert any("no resolution time" in note for note in unresolved["what_went_poorly"])
+    assert any("no resolution time" in note.lower() for note in unresolved["what_went_poorly"])
 
 
 def test_affected_services_are_the_incidents_sorted_and_deduplicated():
     draft = write_postmortem(make_pack(services=("payments", "checkout", "payments")))
     assert draft["customer_impact"]["affected_services"] == ["checkout", "payments"]
-    assert "2 services were affected (checkout, payments)" in draft["contributing_factors"][0]
+    # breadth alone is not a contributing factor (it counts towards the severity instead)
+    assert not any("services were affected" in factor for factor in draft["contributing_factors"])
 
 
 def test_impact_description_quotes_updates_and_invents_no_numbers():
@@ -53,8 +54,9 @@ def test_given_severity_is_kept_even_when_words_suggest_otherwise():
 def test_severity_is_inferred_from_impact_and_says_so():
     outage = write_postmortem(make_pack(severity=None, title="Checkout down", resolved_after=20))
     assert outage["severity"] == "SEV-2"
-    assert "Severity SEV-2 was inferred from the impact" in outage["confidence"]["reason"]
-    assert "(inferred from the impact)" in outage["summary"]
+    assert "Severity SEV-2 was inferred from the written definitions: a customer-facing outage for 20 minutes" in (
+        outage["confidence"]["reason"])
+    assert "Rated SEV-2 by the severity definitions, as none was recorded." in outage["summary"]
     everyone = write_postmortem(make_pack(severity=None, title="Login failing for all customers"))
     assert everyone["severity"] == "SEV-1"
     degraded = write_postmortem(make_pack(severity=None, title="Search latency degraded", resolved_after=20))
@@ -171,8 +173,9 @@ def test_no_updates_and_no_deploys_is_not_established_with_low_confidence():
     assert "no human updates were posted" in draft["root_cause"]
     assert draft["confidence"]["level"] == "low"
     assert "would raise confidence" in draft["confidence"]["reason"]
-    assert {"title": "Investigate and document the root cause", "priority": "high",
-            "suggested_owner": "sam"} in draft["action_items"]
+    find = next(item for item in draft["action_items"] if item["title"].startswith("Find and write down the root"))
+    assert find["title"] == "Find and write down the root cause (no human updates were posted)"
+    assert find["priority"] == "high" and find["kind"] == "prevent" and find["suggested_owner"] is None
 
 
 def test_deploy_of_an_unrelated_service_is_not_blamed():
@@ -217,7 +220,7 @@ def test_rollback_that_did_not_help_clears_the_deploy():
     assert standout(suspects) is None
     draft = write_postmortem(pack)
     assert draft["root_cause"].startswith(NOT_ESTABLISHED)
-    assert any("did not help" in factor and "upd_1" in factor for factor in draft["contributing_factors"])
+    assert any("did not help" in note and "upd_1" in note for note in draft["what_went_poorly"])
 
 
 def test_determinism_same_input_same_output():
@@ -233,29 +236,64 @@ def test_naive_datetimes_are_read_as_utc():
     assert write_postmortem(naive) == write_postmortem(pack)
 
 
-def test_action_items_name_the_commit_author_for_fixes_and_tests():
-    items = write_postmortem(bad_deploy_pack())["action_items"]
-    assert {"title": "Add a regression test covering src/checkout/payment_client.py", "priority": "high",
-            "suggested_owner": "alice"} in items
-    assert all(item["suggested_owner"] != "bob" for item in items)  # bob's README commit is not implicated
-    titles = [item["title"].lower() for item in items]
-    assert len(titles) == len(set(titles))
+def test_action_items_are_specific_grouped_and_owned_by_the_services_team():
+    items = write_postmortem(bad_deploy_pack(), service_owners={"checkout": "team-checkout"})["action_items"]
+    assert [item["kind"] for item in items] == ["prevent", "prevent"]
+    rework, test = items
+    assert rework["title"] == ("Rework commit abc1234 (“Lower payment client timeout to 200ms”) before it goes back "
+                               "into checkout")
+    assert rework["evidence"] == ["deploy_4", "commit_9", "upd_3"] and rework["priority"] == "high"
+    assert test["title"].startswith("Add a test for src/checkout/payment_client.py covering the stated cause: the "
+                                    "payment client timeout was lowered in v2.3")
+    assert all(item["suggested_owner"] == "team-checkout" for item in items)
+    assert not any("regression test for the change in commit" in item["title"] for item in items)
 
 
-def test_process_items_go_to_the_most_active_responder_when_a_monitor_resolved():
+def test_no_commit_author_or_responder_is_ever_a_suggested_owner():
+    """Blameless by construction: owners come from the service-owner map, never from who wrote or said what."""
+    packs = [bad_deploy_pack(), bad_deploy_pack(updates=()), make_pack(updates=(), deploys=()),
+             bad_deploy_pack(severity=None, resolved_after=130,
+                             updates=(update("upd_1", 40, "Restarted pods, no effect."),
+                                      update("upd_2", 120, "Rolled back checkout v2.3, error rate dropping.")))]
+    people = {"alice", "bob", "sam"}
+    for pack in packs:
+        for owners in ({}, {"checkout": "team-checkout"}):
+            items = write_postmortem(pack, service_owners=owners)["action_items"]
+            assert items
+            for item in items:
+                assert item["suggested_owner"] in (None, owners.get("checkout")), item
+                assert item["suggested_owner"] not in people, item
+    items = write_postmortem(bad_deploy_pack(), service_owners={"payments": "team-payments"})["action_items"]
+    assert {item["suggested_owner"] for item in items} == {None}  # checkout has no owner in the map
+
+
+def test_two_services_with_one_team_share_the_owner_and_two_teams_leave_it_empty():
+    pack = make_pack(services=("checkout", "payments"), updates=(), deploys=())
+    one = write_postmortem(pack, service_owners={"checkout": "payments-team", "payments": "payments-team"})
+    assert {item["suggested_owner"] for item in one["action_items"]} == {"payments-team"}
+    two = write_postmortem(pack, service_owners={"checkout": "a-team", "payments": "b-team"})
+    assert {item["suggested_owner"] for item in two["action_items"]} == {None}
+
+
+def test_late_opening_by_a_person_is_detection_without_alerts_and_gets_a_detect_item():
     pack = make_pack(
         resolved_by="monitor:api-health",
-        statuses=(status("st_1", 20, "open"), status("st_2", 40, "resolved", actor="monitor:api-health")),
+        statuses=(status("st_1", 20, "open", actor="kim"), status("st_2", 40, "resolved", actor="monitor:api-health")),
         resolved_after=40,
-        updates=(update("upd_1", 22, "Looking at it.", author="kim"), update("upd_2", 30, "Still bad.", author="kim"),
-                 update("upd_3", 31, "Checking DNS.", author="lee")),
+        updates=(update("upd_1", 22, "Checkout returns 502s for card payments.", author="kim"),
+                 update("upd_2", 30, "Still bad.", author="kim"), update("upd_3", 31, "Checking DNS.", author="lee")),
     )
-    draft = write_postmortem(pack)
-    alerting = next(item for item in draft["action_items"] if item["title"].startswith("Improve alerting"))
-    assert alerting == {"title": "Improve alerting to detect checkout impact sooner (it began 20 minutes before "
-                                 "the incident was acknowledged)", "priority": "medium", "suggested_owner": "kim"}
-    assert "resolved automatically when monitor api-health recovered" in draft["summary"]
-    assert "Impact began 20 minutes before the incident was first acknowledged" in draft["contributing_factors"][0]
+    draft = write_postmortem(pack, service_owners={"checkout": "team-checkout"})
+    assert "Monitor api-health saw it recover and resolved it at 10:40." in draft["summary"]
+    assert "No alert or monitor reported it; kim opened it by hand (evidence: st_1)." in draft["what_went_poorly"]
+    assert draft["contributing_factors"] == [
+        "The impact went unnoticed for 20 minutes: it started at 10:00, and the incident was opened by kim at 10:20 "
+        "(evidence: st_1)."]
+    alerting = next(item for item in draft["action_items"] if item["kind"] == "detect")
+    assert alerting["title"] == ("Add an alert or monitor on checkout for the symptom people reported first: "
+                                 "“Checkout returns 502s for card payments.”")
+    assert alerting["suggested_owner"] == "team-checkout" and alerting["evidence"] == ["st_1", "upd_1"]
+    assert all(item["suggested_owner"] not in ("kim", "lee") for item in draft["action_items"])
 
 
 def test_response_numbers_are_computed_from_the_updates():
@@ -266,10 +304,15 @@ def test_response_numbers_are_computed_from_the_updates():
     ))
     draft = write_postmortem(pack)
     poorly = draft["what_went_poorly"]
-    assert "The first human update came 25 minutes after the incident started (evidence: upd_1)." in poorly
-    assert "Mitigation took 95 minutes from the start of the incident." in poorly
-    assert "The longest gap between updates was 65 minutes (evidence: upd_2, upd_3)." in poorly
-    assert "Updates record 1 attempt that did not help (evidence: upd_2)." in poorly
+    assert "The first update came 25 minutes after the start (evidence: upd_1)." in poorly
+    assert "There was no update for 65 minutes, from 10:30 to 11:35 (evidence: upd_2, upd_3)." in poorly
+    assert "An attempt did not help: “Restarted the pods, no effect.” (evidence: upd_2)." in poorly
+    assert ("The impact lasted 95 minutes before it was mitigated, counted from the start at 10:00 (evidence: upd_3)."
+            in poorly)
+    titles = {item["title"]: item for item in draft["action_items"]}
+    assert titles["Post the first update within 15 minutes of the start (this time: 25)"]["kind"] == "mitigate"
+    assert titles["Note in the runbook that this did not help: “Restarted the pods, no effect.”"]["evidence"] == [
+        "upd_2"]
 
 
 def test_root_cause_is_blameless():
@@ -285,10 +328,10 @@ def test_root_cause_is_blameless():
 
 def test_summary_says_what_when_how_long_where_why_and_who():
     summary = write_postmortem(bad_deploy_pack())["summary"]
-    assert summary.startswith("The incident “Checkout errors” started at 2024-05-01 10:00 UTC and was "
-                              "resolved at 2024-05-01 10:23 UTC, after 23 minutes, affecting checkout.")
-    assert "payment client timeout was lowered in v2.3" in summary
-    assert "It was resolved by sam after a rollback." in summary
+    assert summary == (
+        "Checkout errors: checkout was affected for 23 minutes on 2024-05-01, 10:00–10:23 UTC. The cause, in the "
+        "responders' words: “the payment client timeout was lowered in v2.3, so slow payment calls failed”. checkout "
+        "was rolled back to v2.2 at 10:11, and sam resolved it at 10:23.")
 
 
 def test_window_bounds_deploys():

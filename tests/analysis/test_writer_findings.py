@@ -72,7 +72,11 @@ def test_root_cause_names_the_top_suspect_and_its_supporting_signals():
     assert draft["confidence"]["level"] == "high"
     assert "metric_1, log_1" in draft["confidence"]["reason"]
     titles = [item["title"] for item in draft["action_items"]]
-    assert "Add a regression test covering src/payments/client.py" in titles
+    test = next(item for item in draft["action_items"] if item["title"].startswith("Add a test that reproduces"))
+    assert test["title"].endswith("” in src/payments/client.py") and "charge_card" in test["title"]
+    assert test["kind"] == "prevent" and test["evidence"] == ["log_1", "commit_1"]
+    assert "Roll checkout back automatically when error_rate moves right after a deploy: it changed 2 minutes after " \
+           "v2.3" in titles
     assert not any("tests/test_client.py" in t for t in titles)
 
 
@@ -89,7 +93,7 @@ def test_category_is_named_when_no_deploy_stands_out():
     assert draft["confidence"]["level"] == "medium" and "certificate expiry" in draft["confidence"]["reason"]
     assert "certificate expiry" in draft["summary"]
     assert {"title": "Automate certificate renewal and alert well before certificates expire", "priority": "high",
-            "suggested_owner": "sam"} in draft["action_items"]
+            "suggested_owner": None, "kind": "prevent", "evidence": ["log_1"]} in draft["action_items"]
     assert root_cause_category(pack) == "certificate"
     assert _cited(draft) <= pack.evidence_ids()
 

@@ -362,7 +362,10 @@ def assert_postmortem_shape(pm: dict) -> None:
     assert all(isinstance(x, str) for x in s["customer_impact"]["affected_services"])
     assert isinstance(s["timeline"], list)
     for item in s["timeline"]:
-        assert set(item) == {"at", "source", "description", "evidence"}
+        # `after_resolution` is optional (present, as true, only on events after the resolution)
+        assert {"at", "source", "description", "evidence"} <= set(item) <= {"at", "source", "description", "evidence",
+                                                                            "after_resolution"}
+        assert item.get("after_resolution", True) is True
         assert ISO_Z.match(item["at"]), item["at"]
         assert item["source"] in {"monitor", "deploy", "alert", "metric", "log", "update", "status"}
         assert isinstance(item["description"], str) and all(isinstance(e, str) for e in item["evidence"])
@@ -370,7 +373,11 @@ def assert_postmortem_shape(pm: dict) -> None:
     for key in ("contributing_factors", "what_went_well", "what_went_poorly"):
         assert isinstance(s[key], list) and all(isinstance(x, str) for x in s[key])
     for item in s["action_items"]:
-        assert set(item) == {"title", "priority", "suggested_owner"}
+        # `kind` (detect|mitigate|prevent) and `evidence` (ids) are optional additions
+        assert {"title", "priority", "suggested_owner"} <= set(item) <= {"title", "priority", "suggested_owner", "kind",
+                                                                        "evidence"}
+        assert item.get("kind", "detect") in {"detect", "mitigate", "prevent"}
+        assert all(isinstance(e, str) for e in item.get("evidence", []))
         assert item["priority"] in {"high", "medium", "low"}
         assert item["suggested_owner"] is None or isinstance(item["suggested_owner"], str)
     assert set(s["confidence"]) == {"level", "reason"}

@@ -27,6 +27,7 @@ class _Kind:
     direction: str = "up"
     min_magnitude: float = 0.2
     action: str = ""  # the follow-up an SRE team would file
+    action_kind: str = "prevent"  # detect | mitigate | prevent
 
 
 # Order matters: the first match wins ("dial tcp: lookup db: no such host" is DNS, not a dependency).
@@ -40,7 +41,8 @@ KINDS = (
         r"no such host|nxdomain|servfail|name resolution|could not resolve|getaddrinfo|name or service not known"
         r"|unknownhostexception|dns (?:lookup|resolution|query|error|timeout)|lookup [\w.\-]+ on [\d.:]+", re.I),
         re.compile(r"dns|resolv", re.I),
-        action="Monitor DNS resolution of critical hosts and document a fallback for resolver failures"),
+        action="Monitor DNS resolution of critical hosts and document a fallback for resolver failures",
+        action_kind="detect"),
     _Kind("database", "database saturation", False, re.compile(
         r"too many (?:connections|clients)|(?:connection )?pool (?:is )?(?:exhausted|full|timeout)|queuepool limit"
         r"|remaining connection slots|max_connections|deadlock|lock wait timeout|could not (?:obtain|acquire) "
@@ -58,14 +60,15 @@ KINDS = (
         r"rate limit|too many requests|\b429\b|throttl|queue (?:is )?full|load shed", re.I),
         re.compile(r"requests?(?:_per_|_)?(?:rate|count|total|rps|qps|per_second)|\brps\b|\bqps\b|throughput"
                    r"|traffic|req_rate|http_requests", re.I), "up", 1.0,
-        action="Review capacity, autoscaling and rate limits for traffic surges of this size"),
+        action="Review capacity, autoscaling and rate limits for traffic surges of this size", action_kind="mitigate"),
     _Kind("dependency", "dependency outage", True, re.compile(
         r"connection refused|econnrefused|connection reset|reset by peer|upstream|bad gateway|gateway timeout"
         r"|service unavailable|\b50[234]\b|timed? ?out (?:calling|connecting|waiting|talking|after)|connect timeout"
         r"|read timeout|circuit (?:breaker )?(?:is )?open|dial tcp|no healthy upstream|unreachable"
         r"|deadline exceeded|client\.timeout|deadlineexceeded|(?:read|connect) timed out", re.I),
         re.compile(r"upstream|dependency|external|downstream", re.I),
-        action="Add timeouts, retries with backoff and a circuit breaker around the failing dependency"),
+        action="Add timeouts, retries with backoff and a circuit breaker around the failing dependency",
+        action_kind="mitigate"),
 )
 _BY_KEY = {k.key: k for k in KINDS}
 
@@ -98,6 +101,11 @@ def label(key: str) -> str:
 def action(key: str) -> str:
     """Return the follow-up action for a category."""
     return _BY_KEY[key].action
+
+
+def action_kind(key: str) -> str:
+    """Return whether a category's follow-up detects, mitigates or prevents ("detect" | "mitigate" | "prevent")."""
+    return _BY_KEY[key].action_kind
 
 
 def categorise(pack: EvidencePack) -> tuple[Category, ...]:

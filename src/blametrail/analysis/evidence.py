@@ -31,6 +31,7 @@ class StatusEvidence:
     status: str  # "open" | "resolved" | other lifecycle words
     actor: str | None
     detail: str
+    recorded_at: datetime | None = None  # when the row was written (an incident opened late is back-dated)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,28 @@ class IncidentFacts:
     resolved_at: datetime | None
     resolved_by: str | None  # a person's name/email, or "monitor:<name>"
     created_by: str | None
+    source: str = "manual"  # who opened it: "manual" (a person), "monitor" or "alert"
+
+
+@dataclass(frozen=True)
+class PriorIncident:
+    """An earlier incident of the same organization on one of this incident's services (a possible repeat)."""
+
+    id: str  # evidence id, e.g. "inc_41"
+    title: str
+    services: tuple[str, ...]
+    started_at: datetime
+    resolved_at: datetime | None
+    severity: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitorCoverage:
+    """A monitor configured on one of the incident's services (whether or not it reported this incident)."""
+
+    name: str
+    service: str
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,6 +141,8 @@ class EvidencePack:
     metrics: tuple[MetricEvidence, ...] = ()  # change points from observability connectors
     logs: tuple[LogEvidence, ...] = ()  # new or spiking log templates
     observed: bool = False  # metrics/logs were fetched for the window, so no findings means nothing changed
+    prior_incidents: tuple[PriorIncident, ...] = ()  # recent incidents on the same services, newest first
+    monitors: tuple[MonitorCoverage, ...] = ()  # monitors configured on the incident's services
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def evidence_ids(self) -> set[str]:
@@ -125,6 +150,7 @@ class EvidencePack:
         ids = {u.id for u in self.updates} | {s.id for s in self.status_changes}
         ids |= {m.id for m in self.monitor_events} | {a.id for a in self.alerts}
         ids |= {m.id for m in self.metrics} | {g.id for g in self.logs}
+        ids |= {p.id for p in self.prior_incidents}
         for d in self.deploys:
             ids.add(d.id)
             ids.update(c.id for c in d.commits)
@@ -138,7 +164,7 @@ class EvidencePack:
                 "id": inc.id, "title": inc.title, "description": inc.description,
                 "severity": inc.severity, "services": list(inc.services),
                 "started_at": iso(inc.started_at), "resolved_at": iso(inc.resolved_at),
-                "resolved_by": inc.resolved_by, "created_by": inc.created_by,
+                "resolved_by": inc.resolved_by, "created_by": inc.created_by, "source": inc.source,
             },
             "window": {"start": iso(self.window_start), "end": iso(self.window_end)},
             "observed": self.observed or bool(self.metrics or self.logs),
@@ -146,7 +172,8 @@ class EvidencePack:
                 {"id": u.id, "at": iso(u.at), "author": u.author, "body": u.body} for u in self.updates
             ],
             "status_changes": [
-                {"id": s.id, "at": iso(s.at), "status": s.status, "actor": s.actor, "detail": s.detail}
+                {"id": s.id, "at": iso(s.at), "status": s.status, "actor": s.actor, "detail": s.detail,
+                 "recorded_at": iso(s.recorded_at)}
                 for s in self.status_changes
             ],
             "deploys": [
@@ -186,4 +213,10 @@ class EvidencePack:
                  "samples": [s[:JSON_TEXT] for s in g.samples[:JSON_SAMPLES]], "source": g.source}
                 for g in self.logs
             ],
+            "prior_incidents": [
+                {"id": p.id, "title": p.title, "services": list(p.services), "started_at": iso(p.started_at),
+                 "resolved_at": iso(p.resolved_at), "severity": p.severity}
+                for p in self.prior_incidents
+            ],
+            "monitors": [{"name": m.name, "service": m.service, "enabled": m.enabled} for m in self.monitors],
         }

@@ -8,10 +8,11 @@ import re
 ENTRY_PREFIX = {"update": "upd", "status": "st", "monitor": "mon", "alert": "alert"}
 ENTRY_KIND = {prefix: kind for kind, prefix in ENTRY_PREFIX.items()}
 DEPLOY, COMMIT, METRIC, LOG = "deploy", "commit", "metric", "log"
-PREFIXES = ("upd", "st", "mon", "alert", DEPLOY, COMMIT, METRIC, LOG)
-# the timeline source each prefix stands for (a commit belongs to its deploy)
+INCIDENT = "inc"  # another incident of the organization (a prior incident on the same service)
+PREFIXES = ("upd", "st", "mon", "alert", DEPLOY, COMMIT, METRIC, LOG, INCIDENT)
+# the timeline source each prefix stands for (a commit belongs to its deploy; another incident is a status fact)
 SOURCE = {"upd": "update", "st": "status", "mon": "monitor", "alert": "alert", DEPLOY: "deploy", COMMIT: "deploy",
-          METRIC: "metric", LOG: "log"}
+          METRIC: "metric", LOG: "log", INCIDENT: "status"}
 
 _ALTERNATIVES = "|".join(PREFIXES)
 # any id inside free text (model output, summaries); unbounded digits so over-long ids are still caught
@@ -53,6 +54,11 @@ def metric_id(number: int) -> str:
 def log_id(number: int) -> str:
     """Return the id citing a log-template finding (numbered per generation run)."""
     return make(LOG, number)
+
+
+def incident_id(number: int) -> str:
+    """Return the id citing another incident of the organization (its own page)."""
+    return make(INCIDENT, number)
 
 
 def parse(value: str | None) -> tuple[str, int] | None:

@@ -35,6 +35,29 @@ _ERRORISH = re.compile(
 )
 
 
+_FRAME = re.compile(r"^(?:at |File \"|goroutine |\.\.\.|Traceback \(|/|\w[\w.]*\(0x)|^\s*$")
+_MESSAGE = re.compile(r"""(?:\bmsg=|"msg":\s*)"(.*)""")
+_PREFIX = re.compile(r"^(?:(?:<\*>|[\d\-:.,TZ]+|level=\w+|ts=\S+|caller=\S+|\[[^\]]*\]|-+|\d+|"
+                     r"(?:ERROR|WARN|WARNING|INFO|DEBUG|FATAL|SEVERE|CRITICAL)|[\w.$\[\]/]+ :)\s+)+")
+
+
+def headline(text: str) -> str:
+    """Return the line of a log template or sample that says what failed (the exception, not the stack frames)."""
+    lines: list[str] = []
+    for raw in text.replace("\\n", "\n").splitlines():
+        if raw[:1].isspace() and lines:
+            continue  # an indented stack frame
+        line = raw.strip()
+        message = _MESSAGE.search(line)
+        if message:
+            line = message.group(1).rstrip('"}').strip()
+        if not _FRAME.search(line):
+            lines.append(line)
+    errors = [line for line in lines if _ERRORISH.search(line)]
+    best = (errors or lines or [text.strip()])[-1]
+    return _PREFIX.sub("", best).strip() or best
+
+
 @dataclass(frozen=True)
 class TemplateStat:
     """A log template (per service) that is new in the incident window or spikes against the baseline."""

@@ -1,4 +1,9 @@
-"""The postmortem timeline: status, updates, deploys, monitors, alerts, metric onsets and log templates, merged."""
+"""The postmortem timeline: status, updates, deploys, monitors, alerts, metric onsets and log templates, merged.
+
+The incident's timeline ends at its resolution. Events after it (a fix deployed, a follow-up update, an alert that
+cleared late) are kept in a clearly marked part at the end: each such row has `after_resolution: true` and its
+description starts with "After resolution: ". The model's grounding (engines/grounding.py) applies the same rule.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,18 @@ MAX_METRIC_ROWS = 10
 MAX_LOG_ROWS = 10
 _OPENED = frozenset({"open", "opened", "triggered", "created", "firing"})
 _RESOLVED = frozenset({"resolved", "closed"})
+AFTER_RESOLUTION = "After resolution: "  # the mark every row after the resolution carries
+
+
+def after_resolution(pack: EvidencePack, at: datetime) -> bool:
+    """Tell whether a moment lies after the incident's resolution (the end of its own timeline)."""
+    resolved = pack.incident.resolved_at
+    return resolved is not None and utc(at) > utc(resolved)
+
+
+def mark_after_resolution(description: str) -> str:
+    """Prefix a row's description with the after-resolution mark (once)."""
+    return description if description.startswith(AFTER_RESOLUTION) else AFTER_RESOLUTION + description
 
 
 def build(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[dict]:
@@ -24,8 +41,10 @@ def build(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[dict]:
     rows: list[tuple[datetime, int, dict]] = []
 
     def add(at: datetime, rank: int, source: str, text: str, evidence: list[str]) -> None:
-        rows.append((utc(at), rank, {"at": iso(utc(at)), "source": source, "description": text,
-                                     "evidence": evidence}))
+        row = {"at": iso(utc(at)), "source": source, "description": text, "evidence": evidence}
+        if after_resolution(pack, at):
+            row["description"], row["after_resolution"] = mark_after_resolution(text), True
+        rows.append((utc(at), rank, row))
 
     kinds = [(s, s.status.strip().lower()) for s in pack.status_changes]
     if not any(kind in _OPENED and utc(s.at) == start for s, kind in kinds):
@@ -69,7 +88,8 @@ def deploy_events(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[tup
     onset = correlate.onset_metric(pack)
     events = []
     for deploy in pack.deploys:
-        if not in_window(pack, deploy) or not (affects_incident(pack, deploy) or deploy.id in ranked):
+        later = after_resolution(pack, deploy.deployed_at)
+        if not (in_window(pack, deploy) or later) or not (affects_incident(pack, deploy) or deploy.id in ranked):
             continue
         text = f"Deploy of {deploy.service} {deploy.version} to {deploy.environment}"
         text += f" ({plural(len(deploy.commits), 'commit')})"
@@ -78,6 +98,8 @@ def deploy_events(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[tup
             place, suspect = ranked[deploy.id]
             text += f"; suspect #{place}, score {suspect.score:.2f}"
             evidence += list(suspect.commit_ids[:10])
+        elif later:
+            pass  # marked as after the resolution by the caller
         elif utc(deploy.deployed_at) > utc(pack.incident.started_at):
             text += " after the incident started, so not a suspect"
             text += " (rollback to an earlier version)" if deploy.id in rolled else ""

@@ -159,6 +159,10 @@ def confidence(
         level = "low"
         reason = (f"Evidence is thin: {'; '.join(missing(pack, facts, suspects))}. Updates that state the cause, "
                   "or deploys of the affected services recorded before onset, would raise confidence.")
+    if cause is not None and cause.hedged and reason.startswith("An update states"):
+        # why: "probably caused by …" is a working explanation, not a finding; it never carries high confidence
+        level = "medium" if level == "high" else level
+        reason += f" The update hedges (“{clip(cause.sentence, 80)}”), so it reads as a working explanation."
     if severity_note:
         reason += " " + severity_note
     return {"level": level, "reason": reason}

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-from blametrail.analysis import causes, signals, timeline
+from blametrail.analysis import correlate, factors, severity, signals, timeline
 from blametrail.analysis import response as resp
+from blametrail.analysis.actions import CauseView, action_items
 from blametrail.analysis.causes import Category
-from blametrail.analysis.evidence import EvidencePack
+from blametrail.analysis.detection import Detection, analyse_detection
+from blametrail.analysis.evidence import CommitEvidence, DeployEvidence, EvidencePack
 from blametrail.analysis.response import ResponseFacts
+from blametrail.analysis.severity import DEFAULT_DEFINITIONS, Definition
+from blametrail.analysis.statements import phrasing, without_label
 from blametrail.analysis.suspects import (
     Suspect,
     describe_suspect,
@@ -20,7 +25,7 @@ from blametrail.analysis.suspects import (
     standout,
 )
 from blametrail.analysis.text import clip, plural, sentences
-from blametrail.analysis.times import minutes_between, stamp
+from blametrail.analysis.times import minutes_between, stamp, utc
 from blametrail.analysis.verdict import (
     confidence,
     dominant_category,
@@ -39,104 +44,94 @@ __all__ = ["ENGINE_NAME", "NOT_ESTABLISHED", "ranked_causes", "ranked_suspects",
 ENGINE_NAME = "builtin"
 NOT_ESTABLISHED = "Root cause not established from the evidence."
 
-_TEST_FILE = re.compile(r"(?:^|/)(?:tests?|spec|__tests__)/|(?:^|/)test_[^/]*$|_test\.\w+$|\.(?:spec|test)\.\w+$")
-_SEVERITY = re.compile(r"^sev[-_ ]?([1-4])$")
-_SEVERITY_WORDS = {"critical": "SEV-1", "major": "SEV-2", "high": "SEV-2", "moderate": "SEV-3", "medium": "SEV-3",
-                   "minor": "SEV-4", "low": "SEV-4"}
-_SEV1 = re.compile(
-    r"\ball (?:customers|users|traffic|regions)\b|\b(?:complete|full|total|global) outage\b|\bdata loss\b"
-    r"|\b(?:site|everything) (?:is |was )?down\b",
-    re.I,
-)
-_OUTAGE = re.compile(r"\boutages?\b|\bunavailable\b|\bunreachable\b|\bdown\b", re.I)
-_NOT_OUTAGE = re.compile(  # "no outage", "narrowed it down", "scaled down" say nothing about impact
-    r"\b(?:no|not an?|without an?) (?:\w+ )?outage\b|\b(?:slow\w*|narrow\w*|scal\w*|shut\w*|track\w*|wind\w*"
-    r"|turn\w*|step\w*|calm\w*|settl\w*|cool\w*|pinn?\w*|writ\w*|wrote|count\w*|upside|up and) (?:it |this )?down\b",
-    re.I,
-)
-_DEGRADED = re.compile(
-    r"\bdegraded\b|\bdegradation\b|\bpartial(?:ly)?\b|\belevated\b|\bslow(?:ness|er)?\b|\blatency\b"
-    r"|\bintermittent(?:ly)?\b|\bsome (?:customers|users|requests)\b",
-    re.I,
-)
 _CUSTOMER = re.compile(
     r"\b(?:customers?|users?|errors?|latency|timeouts?|timing out|5\d\d|failing|failed|unavailable)\b", re.I
 )
+MAX_SUMMARY_SENTENCES = 5
+MAX_IMPACT_METRICS = 2  # error and latency change points quoted in the impact
 
 
-def write_postmortem(pack: EvidencePack) -> dict:
-    """Draft every postmortem section from the evidence, as JSON-ready data."""
+def write_postmortem(pack: EvidencePack, *, service_owners: Mapping[str, str] | None = None,
+                     severity_definitions: tuple[Definition, ...] = DEFAULT_DEFINITIONS) -> dict:
+    """Draft every postmortem section from the evidence, as JSON-ready data.
+
+    `service_owners` (service → team) names the suggested owner of action items; `severity_definitions` are the
+    organization's written severity levels (analysis/severity.py has the defaults).
+    """
     inc = pack.incident
     facts = resp.analyse_response(pack)
+    detection = analyse_detection(pack)
     suspects = rank_suspects(pack)
     top = standout(suspects)
     category = dominant_category(pack, suspects)
     rollbacks = rollback_deploys(pack)
     duration = minutes_between(inc.started_at, inc.resolved_at) if inc.resolved_at else None
     services = sorted({s.strip() for s in inc.services if s.strip()})
-    severity, severity_note = _severity(pack, duration, services)
+    rated = severity.assess(pack, duration, services, severity_definitions)
     root_cause, corroborated = _root_cause(pack, facts, suspects, top, category)
+    trigger, confirmed = _trigger(pack, top, corroborated)
+    confirmed_change = None
+    if confirmed and trigger is not None and trigger[1] is not None:
+        confirmed_change = (trigger[0], trigger[1])
+    found = factors.findings(pack, facts, detection, rated, rollbacks=rollbacks, trigger=confirmed_change,
+                             category=category if top is None else None)
+    view = CauseView(statement=facts.cause, top=top, trigger=trigger, confirmed=confirmed,
+                     category=category if top is None else None,
+                     established=not root_cause.startswith(NOT_ESTABLISHED),
+                     missing=tuple(missing(pack, facts, suspects)))
     return {
-        "summary": _summary(pack, facts, top, category, severity, severity_note, duration, services,
-                            bool(rollbacks)),
-        "severity": severity,
+        "summary": _summary(pack, facts, detection, top, category, rated, duration, services, rollbacks),
+        "severity": rated.severity,
         "customer_impact": {
-            "description": _impact(pack, duration, services),
+            "description": _impact(pack),
             "duration_minutes": duration,
             "affected_services": services,
         },
         "timeline": timeline.build(pack, suspects),
         "root_cause": root_cause,
-        "contributing_factors": resp.contributing_factors(pack, facts),
-        "what_went_well": resp.went_well(facts, rollbacks[0] if rollbacks else None),
-        "what_went_poorly": resp.went_poorly(pack, facts),
-        "action_items": _action_items(pack, facts, top, category, root_cause, corroborated, services),
-        "confidence": confidence(pack, facts, suspects, top, category, corroborated, severity_note),
+        "contributing_factors": factors.texts(found, factors.FACTOR),
+        "what_went_well": resp.went_well(pack, facts, rollbacks[0] if rollbacks else None, detection),
+        "what_went_poorly": factors.texts(found, factors.POORLY),
+        "action_items": action_items(pack, facts, detection, found, view, services, service_owners or {}),
+        "confidence": confidence(pack, facts, suspects, top, category, corroborated,
+                                 severity.confidence_note(rated)),
     }
 
 
-def _severity(pack: EvidencePack, duration: int | None, services: list[str]) -> tuple[str, str | None]:
-    inc = pack.incident
-    raw = (inc.severity or "").strip().lower()
-    given = _SEVERITY.match(raw)
-    if given or raw in _SEVERITY_WORDS:
-        return (f"SEV-{given.group(1)}" if given else _SEVERITY_WORDS[raw]), None
-    text = _NOT_OUTAGE.sub(" ", " ".join([inc.title, inc.description, *(u.body for u in pack.updates)]))
-    critical, outage, degraded = _SEV1.search(text), _OUTAGE.search(text), _DEGRADED.search(text)
-    minutes, count = duration or 0, len(services)
-    if critical:
-        severity = "SEV-1"
-    elif outage and not degraded:
-        severity = "SEV-1" if minutes >= 60 or count >= 3 else "SEV-2"
-    elif outage:
-        severity = "SEV-2"
-    elif degraded:
-        severity = "SEV-2" if minutes >= 120 or count >= 3 else "SEV-3"
-    else:
-        severity = "SEV-3" if minutes >= 30 or count >= 2 else "SEV-4"
-    clues = [f"“{m.group(0).lower()}”" for m in (critical, outage, degraded) if m]
-    clues.append(plural(duration, "minute") if duration is not None else "no resolution time")
-    clues.append(plural(count, "affected service"))
-    note = f"Severity {severity} was inferred from the impact ({', '.join(clues)}) because none was set."
-    return severity, note
+def _trigger(pack: EvidencePack, top: Suspect | None,
+             corroborated: bool) -> tuple[tuple[DeployEvidence, CommitEvidence | None] | None, bool]:
+    """Return the top suspect's deploy and best-matching commit, and whether the evidence confirms it."""
+    if top is None:
+        return None, False
+    deploy = find_deploy(pack, top.deploy_id)
+    if deploy is None:
+        return None, False
+    commit = find_commit(pack, (top.matched_commit_ids or top.commit_ids or ("",))[0])
+    confirmed = corroborated or bool(top.update_ids) or link_strength(pack, top) == "strong"
+    return (deploy, commit), confirmed
 
 
-def _impact(pack: EvidencePack, duration: int | None, services: list[str]) -> str:
+def _impact(pack: EvidencePack) -> str:
+    """Describe the effect on customers from the description, the updates and what monitors measured."""
     inc = pack.incident
-    span = f"for {plural(duration, 'minute')}" if duration is not None else "with no resolution time recorded"
-    where = f"affected {', '.join(services)}" if services else "recorded no affected services"
-    parts = [f"The incident “{clip(inc.title, 200)}” {where} {span}."]
+    parts = []
     if inc.description.strip():
-        parts.append(f"Reported: {clip(inc.description, 600)}")
+        parts.append(f"Reported when it was opened: {clip(inc.description, 600)}")
+    # why: sentences about the cause or the rollback belong to those sections, not to the impact
     quotes = [
         f"“{clip(sentence)}” (evidence: {u.id})"
-        for u in resp.sorted_updates(pack) for sentence in sentences(u.body) if _CUSTOMER.search(sentence)
+        for u in resp.during(pack) for sentence in sentences(u.body)
+        if _CUSTOMER.search(sentence) and not resp.is_mitigation(sentence) and phrasing(sentence) is None
     ]
     measured = signals.impact_sentences(pack)
-    parts.extend(measured)
+    for m in [m for m in correlate.incident_metrics(pack) if severity.is_impact_metric(m)][:MAX_IMPACT_METRICS]:
+        where = f" of {m.service}" if m.service else ""
+        measured.append(f"Measured: {m.series}{where} went from {timeline.format_value(m.before, m)} to "
+                        f"{timeline.format_value(m.after, m)} from {utc(m.onset):%H:%M} (evidence: {m.id}).")
     if quotes:
-        parts.append("Updates on the impact: " + "; ".join(dict.fromkeys(quotes[:3])) + ".")
-    elif not measured:
+        parts.append("Responders reported: " + "; ".join(dict.fromkeys(quotes[:3])) + ".")
+    parts.extend(measured)
+    if not quotes and not measured:
         parts.append("No update described the effect on customers, so its extent is not established.")
     return " ".join(parts)
 
@@ -179,82 +174,58 @@ def _root_cause(
     return f"{NOT_ESTABLISHED} Missing: {'; '.join(missing(pack, facts, suspects))}.", False
 
 
-def _action_items(
-    pack: EvidencePack, facts: ResponseFacts, top: Suspect | None, category: Category | None, root_cause: str,
-    corroborated: bool, services: list[str],
-) -> list[dict]:
-    owner = facts.process_owner
-    items: list[tuple[str, str, str | None]] = []
-    if top is not None:
-        deploy = find_deploy(pack, top.deploy_id)
-        commit = find_commit(pack, (top.matched_commit_ids or top.commit_ids or ("",))[0])
-        if commit is not None and deploy is not None:
-            sha, author = commit.sha[:7], commit.author
-            confirmed = corroborated or bool(top.update_ids)
-            title = (f"Fix the problem introduced in commit {sha} before redeploying {deploy.service}" if confirmed
-                     else f"Confirm whether the change in commit {sha} triggered the incident")
-            items.append((title, "high", author))
-            for path in [p for p in commit.files if not _TEST_FILE.search(p)][:2]:
-                items.append((f"Add a regression test covering {path}", "high", author))
-            if not commit.files:
-                items.append((f"Add a regression test for the change in commit {sha}", "high", author))
-    if category is not None and top is None:
-        items.append((causes.action(category.key), "high", owner))
-        items.append((f"Confirm that {category.label} caused the incident and document it", "medium", owner))
-    if root_cause.startswith(NOT_ESTABLISHED):
-        items.append(("Investigate and document the root cause", "high", owner))
-    elif facts.cause is not None and not corroborated:
-        items.append(("Confirm the stated root cause and link the change that introduced it", "medium", owner))
-    detected = facts.minutes_to_detection
-    if detected is not None and detected >= resp.SLOW_DETECTION_MINUTES:
-        scope = ", ".join(services) if services else "this failure"
-        items.append((f"Improve alerting to detect {scope} impact sooner (it began {plural(detected, 'minute')} "
-                      "before the incident was acknowledged)", "medium", owner))
-    if facts.update_count == 0:
-        items.append(("Post updates to the incident timeline while responding", "medium", owner))
-    first = facts.minutes_to_first_update
-    if first is not None and first > resp.SLOW_FIRST_UPDATE_MINUTES:
-        items.append((f"Post the first incident update within {resp.SLOW_FIRST_UPDATE_MINUTES} minutes "
-                      f"(this time it took {first})", "low", owner))
-    gap = facts.longest_gap_minutes
-    if gap is not None and gap > resp.LONG_GAP_MINUTES:
-        items.append((f"Post incident updates at least every {resp.LONG_GAP_MINUTES} minutes "
-                      f"(the longest gap was {gap})", "low", owner))
-    if facts.failed_attempts:
-        items.append(("Record in the runbook which remediation steps worked and which did not", "low", owner))
-    unique: dict[str, tuple[str, str, str | None]] = {}
-    for item in items:
-        unique.setdefault(item[0].lower(), item)
-    return [{"title": clip(t, 1000), "priority": p, "suggested_owner": clip(w, 200) if w else None}
-            for t, p, w in unique.values()]
-
-
 def _summary(
-    pack: EvidencePack, facts: ResponseFacts, top: Suspect | None, category: Category | None, severity: str,
-    severity_note: str | None, duration: int | None, services: list[str], rolled_back: bool,
+    pack: EvidencePack, facts: ResponseFacts, detection: Detection, top: Suspect | None, category: Category | None,
+    rated: severity.Assessment, duration: int | None, services: list[str], rollbacks: tuple[DeployEvidence, ...],
 ) -> str:
+    """Write at most four sentences: what and when, the cause, how it ended, an inferred severity (never more than
+    MAX_SUMMARY_SENTENCES); the other sections carry the details."""
     inc = pack.incident
-    text = f"The incident “{clip(inc.title, 200)}” started at {stamp(inc.started_at)}"
+    lead = re.sub(r"[.!?]+\s+", "; ", clip(inc.title, 200)).rstrip(".!? ")  # why: one sentence, however it is titled
+    where = (f"{' and '.join([', '.join(services[:-1]), services[-1]] if len(services) > 1 else services)} "
+             f"{'were' if len(services) > 1 else 'was'} affected") if services else "no affected service was recorded"
+    start = utc(inc.started_at)
     if inc.resolved_at is not None and duration is not None:
-        text += f" and was resolved at {stamp(inc.resolved_at)}, after {plural(duration, 'minute')}"
+        end = utc(inc.resolved_at)
+        span = (f"on {start:%Y-%m-%d}, {start:%H:%M}–{end:%H:%M} UTC" if end.date() == start.date()
+                else f"from {stamp(start)} to {stamp(end)}")
+        said = [f"{lead}: {where} for {plural(duration, 'minute')} {span}."]
     else:
-        text += " and has no resolution time in the evidence"
-    text += f", affecting {', '.join(services)}." if services else "; no affected services were recorded."
+        said = [f"{lead}: {where} since {stamp(start)}, and it is not resolved yet."]
+    deploy = find_deploy(pack, top.deploy_id) if top is not None else None
     if facts.cause is not None:
-        text += f" Updates state the cause: “{clip(facts.cause.sentence).rstrip('.')}”."
-    elif top is not None:
-        description, _ = describe_suspect(pack, top)
-        text += f" The likely trigger is {description}."
+        quote = clip(without_label(facts.cause.sentence), 240).rstrip(".")
+        said.append(f"The cause, in the responders' words: “{quote}”.")
+    elif deploy is not None:
+        minutes = minutes_between(deploy.deployed_at, detection.onset.at)
+        said.append(f"The likely trigger is the {deploy.version} deploy of {deploy.service} at "
+                    f"{utc(deploy.deployed_at):%H:%M} UTC, {plural(minutes, 'minute')} before the impact began.")
     elif category is not None:
-        text += f" The evidence points to {category.label} as the likely cause."
+        said.append(f"The evidence points to {category.label} as the likely cause.")
     else:
-        text += " The root cause is not established from the evidence."
-    after = " after a rollback" if facts.rollback is not None or rolled_back else ""
+        said.append("The cause is not established yet.")
+    said.append(_ending(pack, facts, rollbacks))
+    if rated.recorded is None:
+        said.append(f"Rated {rated.severity} by the severity definitions, as none was recorded.")
+    return " ".join(s for s in said[:MAX_SUMMARY_SENTENCES] if s)
+
+
+def _ending(pack: EvidencePack, facts: ResponseFacts, rollbacks: tuple[DeployEvidence, ...]) -> str:
+    """Say how the incident ended: a monitor's recovery, a rollback, or who resolved it and when."""
+    inc = pack.incident
+    if inc.resolved_at is None:
+        return ""
+    at = f"{utc(inc.resolved_at):%H:%M}"
     if facts.resolving_monitor:
-        text += f" It was resolved automatically{after} when monitor {facts.resolving_monitor} recovered."
-    elif inc.resolved_by:
-        text += f" It was resolved by {inc.resolved_by.strip()}{after}."
-    elif inc.resolved_at is not None:
-        text += f" It was resolved{after}; the evidence does not record by whom."
-    text += f" Severity: {severity}" + (" (inferred from the impact)." if severity_note else ".")
-    return text
+        how = f" after a rollback of {rollbacks[0].service} to {rollbacks[0].version}" if rollbacks else ""
+        return f"Monitor {facts.resolving_monitor} saw it recover{how} and resolved it at {at}."
+    who = inc.resolved_by.strip() if inc.resolved_by and inc.resolved_by.strip() else None
+    closer = f"{who} resolved it at {at}" if who else f"It was resolved at {at}; the evidence does not say by whom"
+    if rollbacks:
+        r = rollbacks[0]
+        return f"{r.service} was rolled back to {r.version} at {utc(r.deployed_at):%H:%M}, and {closer}."
+    if facts.rollback is not None:
+        return f"A rollback began at {utc(facts.rollback.at):%H:%M}, and {closer}."
+    if facts.mitigation is not None:
+        return f"The impact was mitigated at {utc(facts.mitigation.at):%H:%M}, and {closer}."
+    return f"{closer}."  # why: not capitalised, a person's name is written as they write it

@@ -14,8 +14,8 @@ class BuiltinEngine:
     label = "builtin"
 
     def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft:
-        """Write every section from the evidence."""
-        return Draft(write_postmortem(pack))
+        """Write every section from the evidence; action items go to the owning team from the template."""
+        return Draft(write_postmortem(pack, service_owners=dict(context.service_owners)))
 
     def summarize(self, pack: EvidencePack) -> Summary:
         """Write the live summary from the evidence."""

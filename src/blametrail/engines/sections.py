@@ -15,6 +15,10 @@ SECTION_KEYS = (
 )
 SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
 TIMELINE_SOURCES = ("monitor", "deploy", "alert", "metric", "log", "update", "status")
+ACTION_KINDS = ("detect", "mitigate", "prevent")
+# Optional fields that are left out of stored and served sections while they hold their default (absent = unknown,
+# or not after the resolution), so clients that know only the original shape see it unchanged.
+_OPTIONAL_DEFAULTS = {"timeline": {"after_resolution": False}, "action_items": {"kind": None, "evidence": []}}
 
 _TEXT = 20_000  # generous cap per free-text field; protects storage and pages
 _ITEMS = 500
@@ -35,6 +39,9 @@ class TimelineItem(_Strict):
     source: Literal["monitor", "deploy", "alert", "metric", "log", "update", "status"]
     description: str = Field(..., min_length=1, max_length=_TEXT)
     evidence: list[str] = Field(default_factory=list, max_length=50)
+    after_resolution: bool = Field(False, description=(
+        "True for an event after the incident was resolved (a fix deployed, a follow-up posted); such entries "
+        "come last and their description starts with \"After resolution: \""))
 
     _check_at = field_validator("at")(require_aware)
 
@@ -42,7 +49,11 @@ class TimelineItem(_Strict):
 class ActionItem(_Strict):
     title: str = Field(..., min_length=1, max_length=1_000)
     priority: Literal["high", "medium", "low"] = "medium"
-    suggested_owner: str | None = Field(None, max_length=200)
+    suggested_owner: str | None = Field(None, max_length=200, description=(
+        "The team that owns the affected service, or null; never a person because they wrote a commit"))
+    kind: Literal["detect", "mitigate", "prevent"] | None = Field(None, description=(
+        "detect: notice it sooner; mitigate: end the impact sooner; prevent: stop it happening again"))
+    evidence: list[str] = Field(default_factory=list, max_length=50, description="Ids of the evidence behind it")
 
 
 class Confidence(_Strict):
@@ -81,8 +92,13 @@ class SectionsPatch(_Strict):
 
 
 def dump(sections: Sections) -> dict:
-    """Return JSON-ready sections (timestamps as ISO strings with Z)."""
+    """Return JSON-ready sections (timestamps as ISO strings with Z; optional fields left out at their default)."""
     data = sections.model_dump(mode="json")
     for item in data["timeline"]:
         item["at"] = item["at"].replace("+00:00", "Z")
+    for key, defaults in _OPTIONAL_DEFAULTS.items():
+        for item in data[key]:
+            for field, default in defaults.items():
+                if item.get(field) == default:
+                    item.pop(field, None)
     return data

@@ -32,6 +32,9 @@ router = APIRouter()
 # --- turning citations into links (Jinja filters used by the sections macro and the timeline) ------------
 
 def evidence_url(incident_id: int, evidence_id: str) -> str:
+    parsed = ids.parse(evidence_id)
+    if parsed is not None and parsed[0] == ids.INCIDENT:  # another incident (a recent one on the same service)
+        return f"/incidents/{parsed[1]}"
     return f"/incidents/{int(incident_id)}/evidence/{evidence_id}"
 
 
@@ -132,6 +135,8 @@ def load_evidence(session, *, actor, incident, evidence_id: str, rt, now) -> dic
     if parsed is None:
         raise missing
     prefix, number = parsed
+    if prefix == ids.INCIDENT:
+        raise missing  # why: another incident has its own page (evidence_url links there), not an evidence page
     if prefix in ids.ENTRY_KIND:
         entry = session.scalar(select(TimelineEntry).where(
             TimelineEntry.id == number, TimelineEntry.org_id == actor.org_id, TimelineEntry.incident_id == incident.id,
