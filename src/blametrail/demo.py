@@ -83,7 +83,10 @@ def seed_demo(rt) -> str:
         pm_id = postmortems.find(session=session, org_id=org.id, incident_id=inc.id).id
         scenario_pm_ids = _seed_scenarios(session, org_id=org.id, owner=owner, member=member, box=rt.secret_box,
                                           now=now)
-        session.info["deferred"] = []  # why: drafted right here so the demo is complete before the server starts
+        # why: drafted right here so the demo is complete before the server starts; the live summaries' refreshes
+        # stay queued (dropping them left every demo summary "Updating…" for good)
+        session.info["deferred"] = [job for job in session.info.get("deferred", [])
+                                    if job[0] != postmortems.GENERATE_TASK]
     generation.run_generation(factory=rt.factory, pm_id=pm_id, choose_engine=rt.engine_for_org, clock=rt.clock.now,
                               lookback_minutes=rt.settings.lookback_minutes)
     for scenario_pm_id in scenario_pm_ids:  # their metrics and logs come from the demo's fake connection

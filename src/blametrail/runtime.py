@@ -45,23 +45,19 @@ class Runtime:
         return SecretBox(self.settings.effective_secret_key)
 
     def engine_for_org(self, session: Session, org_id: int) -> engines.Engine:
-        """Return the engine an organization drafts with: its own AI configuration, else the installation's."""
+        """Return the engine an organization drafts postmortems and writes live summaries with: its own AI
+        configuration, else the installation's (the summary job asks only when the organization has AI on)."""
         if self.engine_override is not None:
             return self.engine_override
         return selection.engine_of_org(session=session, settings=self.settings, org_id=org_id, box=self.secret_box)
-
-    def summary_engine(self) -> engines.Engine | None:
-        """Return the engine live summaries use (None: the built-in writer)."""
-        # why: the installation's engine has never written live summaries (only an override did); turning model
-        # summaries on costs a model call per evidence change, a product decision, not part of this reshape
-        return self.engine_override
 
     def enqueue(self, task: str, args: tuple) -> None:
         """Put a job on the queue."""
         self.tasks[task](*args)
 
     def sweep_once(self) -> list[int]:
-        """Re-queue stuck postmortems once, then purge expired rows; return the ids enqueued."""
+        """Re-queue stuck postmortems and lost live-summary refreshes once, then purge expired rows; return the
+        postmortem ids enqueued."""
         return sweep.sweep_once(factory=self.factory, settings=self.settings, clock=self.clock.now, enqueue=self.enqueue)
 
     def purge_expired(self) -> dict[str, int]:

@@ -45,6 +45,17 @@ def test_only_the_owner_writes_and_members_cannot_read(client, factory):
     assert client.get(URL).status_code == 401
 
 
+def test_the_provider_options_are_accepted_and_returned(client, factory):
+    owner = factory.team()["owner"]
+    options = {"deadline_seconds": 600, "max_tokens_param": "max_tokens", "instructions_in_user_message": True,
+               "max_output_tokens": 1024}
+    r = client.put(URL, headers=owner.headers, json={"engine": "openai", "model": "gemma-3-270m",
+                                                     "base_url": "http://127.0.0.1:8080/v1", "output_mode": "json_object",
+                                                     "options": options})
+    assert r.status_code == 200, r.text
+    assert r.json()["options"] == options and r.json()["output_mode"] == "json_object"
+
+
 def test_omitting_the_key_keeps_it_but_a_new_server_drops_it(client, factory):
     owner = factory.team()["owner"]
     client.put(URL, headers=owner.headers, json=BODY).raise_for_status()
@@ -64,6 +75,10 @@ def test_invalid_configs_are_refused_with_reasons(client, factory):
         ({**BODY, "base_url": "https://user:pw@x.test"}, "base_url"),
         ({**BODY, "options": {"api_key": "x"}}, "options.api_key"),
         ({**BODY, "options": {"timeout_seconds": 0}}, "options.timeout_seconds"),
+        ({**BODY, "options": {"deadline_seconds": 4}}, "options.deadline_seconds"),
+        ({**BODY, "options": {"max_tokens_param": "n_predict"}}, "options.max_tokens_param"),
+        ({**BODY, "options": {"instructions_in_user_message": 1}}, "options.instructions_in_user_message"),
+        ({**BODY, "output_mode": "json_object"}, "output_mode"),  # anthropic has no json_object response format
     ]
     for body, where in cases:
         r = client.put(URL, headers=owner.headers, json=body)

@@ -22,6 +22,8 @@ from tests.factories import iso
 @pytest.fixture
 def server():
     with FakeProvider() as fp:
+        # why: the live summary asks the same model while the incident is open; these tests script the postmortem
+        fp.summary_reply = openai_error(400, "this test scripts postmortems only")
         yield fp
 
 
@@ -67,6 +69,29 @@ def test_the_organization_config_wins_and_its_key_is_decrypted():
     assert e.label == "openai:m" and e.spec.api_key == "sk-org" and e.spec.base_url == "http://127.0.0.1:1/v1"
     assert (e.timeout_seconds, e.max_output_tokens, e.spec.output_mode) == (9, 777, "native")
     assert isinstance(engine_for(_settings(ai_engine="openai", ai_model="x"), _config(engine="builtin")), BuiltinEngine)
+
+
+def test_provider_options_reach_the_engine():
+    config = _config(base_url="http://127.0.0.1:1/v1", output_mode="json_object", options={
+        "deadline_seconds": 300, "instructions_in_user_message": True, "max_tokens_param": "max_completion_tokens"})
+    e = engine_for(_settings(), config, SecretBox("k" * 32))
+    assert (e.deadline_seconds, e.instructions_in_user_message, e.mode) == (300, True, "json_object")
+    assert e.spec.options == {"max_tokens_param": "max_completion_tokens"}
+    default = engine_for(_settings(ai_deadline_seconds=42), _config(), SecretBox("k" * 32))
+    assert (default.deadline_seconds, default.instructions_in_user_message) == (42, False)
+
+
+def test_installation_settings_for_a_self_hosted_server():
+    e = engine_for(_settings(ai_engine="openai", ai_model="gemma", openai_base_url="http://127.0.0.1:8080/v1",
+                             ai_output_mode="json_object", ai_deadline_seconds=600, ai_max_tokens_param="max_tokens",
+                             ai_instructions_in_user_message=True))
+    assert (e.deadline_seconds, e.instructions_in_user_message, e.mode) == (600, True, "json_object")
+    assert e.spec.options == {"max_tokens_param": "max_tokens"}
+
+
+def test_an_output_mode_the_provider_lacks_is_an_unavailable_engine():
+    e = engine_for(_settings(ai_engine="anthropic", ai_model="claude-x", ai_output_mode="json_object"))
+    assert isinstance(e, UnavailableEngine) and "json_object output mode does not work with the anthropic" in e.reason
 
 
 def test_the_installation_key_never_goes_to_an_organizations_own_server():
@@ -128,6 +153,7 @@ def test_provider_401_falls_back_to_the_builtin_draft_with_the_plain_error(clien
 
     run = client.get(f"/api/v1/incidents/{iid}/postmortem/runs", headers=owner.headers).json()[0]
     assert run["engine"] == "openai:gpt-test" and "rejected the API key (401)" in run["error"]
+    assert run["status"] == "fallback"  # the built-in draft replaced the model's: never recorded as succeeded
     assert run["prompt"]["user"] and run["prompt_version"] and run["response_raw"] is None
     admin_run = client.get(f"/api/v1/incidents/{iid}/postmortem/runs", headers=team["admin"].headers).json()[0]
     assert admin_run["prompt"] == run["prompt"]
@@ -148,7 +174,7 @@ def test_successful_llm_draft_stores_the_audit(client, factory, rt, server):
     assert pm["sections"]["summary"] == GOOD["summary"]
     with db.transaction(rt.factory) as s:
         run = s.query(GenerationRun).one()
-        assert (run.tokens_in, run.tokens_out, run.status) == (120, 40, "succeeded")
+        assert (run.tokens_in, run.tokens_out, run.status, run.step) == (120, 40, "succeeded", "storing")
         assert run.prompt["user"] and "Checkout errors" in run.prompt["user"]
         assert "summary" in run.response_raw and run.model_latency_ms is not None
     hidden = client.get(f"/api/v1/incidents/{iid}/postmortem/runs", headers=team["member"].headers).json()[0]

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,121 +13,22 @@ from blametrail.ai.llm import LLMEngine
 from blametrail.ai.providers import ProviderSpec
 from blametrail.engines.summary import SummaryOut
 from blametrail.errors import UpstreamError
+from tests.ai.wire import (  # noqa: F401  (re-exported: other test modules import them from here)
+    FakeProvider,
+    anthropic_error,
+    anthropic_text,
+    anthropic_tool_use,
+    anthropic_usage,
+    openai_error,
+    openai_text,
+    openai_tool_call,
+    openai_usage,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# === local servers speaking the OpenAI and Anthropic wire protocols (also used by test_llm_engine.py) ===
-
-class FakeProvider:
-    """A scripted HTTP server: each request gets the next reply; every request is recorded."""
-
-    def __init__(self) -> None:
-        self.replies: list[dict] = []
-        self.requests: list[dict] = []
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {"_raw": raw.decode(errors="replace")}
-                with outer._lock:
-                    outer.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                           "json": body})
-                    reply = outer.replies.pop(0) if outer.replies else {"status": 500, "json": {"error": "no reply scripted"}}
-                if reply.get("sleep"):
-                    time.sleep(reply["sleep"])
-                payload = json.dumps(reply.get("json", {})).encode()
-                try:
-                    self.send_response(reply.get("status", 200))
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(payload)))
-                    for k, v in (reply.get("headers") or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def script(self, *replies: dict) -> None:
-        self.replies.extend(replies)
-
-    def __enter__(self) -> "FakeProvider":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def openai_usage(prompt: int = 120, completion: int = 40) -> dict:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def openai_tool_call(args: dict | str, *, name: str = "final_result", finish: str = "tool_calls", usage=None) -> dict:
-    """A chat completion whose message calls the output tool with these arguments."""
-    arguments = args if isinstance(args, str) else json.dumps(args)
-    return {"status": 200, "json": {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_790_000_000, "model": "gpt-test",
-        "choices": [{"index": 0, "finish_reason": finish, "message": {
-            "role": "assistant", "content": None,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}]}}],
-        "usage": usage or openai_usage()}}
-
-
-def openai_text(content: str, *, finish: str = "stop", usage=None) -> dict:
-    """A chat completion whose message is plain text (native and prompted JSON modes)."""
-    return {"status": 200, "json": {
-        "id": "chatcmpl-2", "object": "chat.completion", "created": 1_790_000_000, "model": "gpt-test",
-        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
-        "usage": usage or openai_usage()}}
-
-
-def openai_error(status: int, message: str, *, type_: str = "invalid_request_error", code=None, headers=None) -> dict:
-    return {"status": status, "headers": headers or {},
-            "json": {"error": {"message": message, "type": type_, "param": None, "code": code}}}
-
-
-def anthropic_usage(inp: int = 150, out: int = 60) -> dict:
-    return {"input_tokens": inp, "output_tokens": out}
-
-
-def anthropic_tool_use(args: dict, *, name: str = "final_result", stop: str = "tool_use", usage=None) -> dict:
-    """A Messages API response with one tool_use content block."""
-    return {"status": 200, "json": {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test", "stop_reason": stop,
-        "stop_sequence": None, "content": [{"type": "tool_use", "id": "toolu_1", "name": name, "input": args}],
-        "usage": usage or anthropic_usage()}}
-
-
-def anthropic_text(text: str, *, stop: str = "end_turn", usage=None) -> dict:
-    return {"status": 200, "json": {
-        "id": "msg_2", "type": "message", "role": "assistant", "model": "claude-test", "stop_reason": stop,
-        "stop_sequence": None, "content": [{"type": "text", "text": text}], "usage": usage or anthropic_usage()}}
-
-
-def anthropic_error(status: int, message: str, *, type_: str = "authentication_error", headers=None) -> dict:
-    return {"status": status, "headers": headers or {},
-            "json": {"type": "error", "error": {"type": type_, "message": message}}}
+# the local servers speaking the OpenAI and Anthropic wire protocols live in tests/ai/wire.py (also used elsewhere)
 
 
 # --- evidence and answers ----------------------------------------------------------------------------
@@ -230,7 +128,9 @@ def test_openai_tool_call_is_validated_grounded_and_audited(server):
     assert req["path"] == "/v1/chat/completions"
     assert req["headers"]["authorization"] == "Bearer sk-test-123"
     body = req["json"]
-    assert body["model"] == "gpt-test" and body["max_completion_tokens"] == 2048
+    # a server other than OpenAI's own gets the output cap as max_tokens (llama.cpp-style servers ignore the other)
+    assert body["model"] == "gpt-test" and body["max_tokens"] == 2048 and "max_completion_tokens" not in body
+    assert body["stream"] is True
     assert body["tools"][0]["function"]["name"] == "final_result"
     assert "timeline" in body["tools"][0]["function"]["parameters"]["properties"]
     assert body["messages"][0]["role"] == "system"
@@ -353,28 +253,33 @@ def test_timeout_is_reported_with_the_limit(server, provider):
     assert str(info.value) == f"{e.who} timed out after 0.5 s."
 
 
-def test_openai_truncated_tool_call_finish_reason_length(server):
+def test_openai_truncated_tool_call_names_the_tokens_that_came_back_and_is_not_repaired(server):
     cut = json.dumps(GOOD)[:80]
-    server.script(openai_tool_call(cut, finish="length"), openai_tool_call(cut, finish="length"))
+    server.script(openai_tool_call(cut, finish="length", usage=openai_usage(120, 1_234)))
     e = engine(server)
     with pytest.raises(UpstreamError) as info:
         e.draft(llm_pack())
-    assert str(info.value) == f"{e.who} returned a truncated response (max tokens reached: 2048)."
+    assert str(info.value) == (f"{e.who} stopped after writing 1,234 tokens, before its JSON answer was complete "
+                               "(output cap 2,048 tokens). Raise max_output_tokens, or use a model that answers more "
+                               "briefly.")
+    assert len(server.requests) == 1  # a truncated answer is not sent back for a repair that would truncate again
 
 
 def test_openai_truncated_native_json_finish_reason_length(server):
-    server.script(openai_text(json.dumps(GOOD)[:80], finish="length"))
-    with pytest.raises(UpstreamError, match=r"returned a truncated response \(max tokens reached"):
+    server.script(openai_text(json.dumps(GOOD)[:80], finish="length", usage=openai_usage(120, 2_048)))
+    with pytest.raises(UpstreamError, match=r"stopped after writing 2,048 tokens, before its JSON answer was complete"):
         engine(server, mode="native").draft(llm_pack())
     assert len(server.requests) == 1
 
 
-def test_anthropic_stop_reason_max_tokens_is_truncated_even_if_parseable(server):
-    server.script(anthropic_tool_use({"summary": "Checkout"}, stop="max_tokens"))
+def test_anthropic_stop_reason_max_tokens_with_unfinished_input_is_truncated(server):
+    server.script(anthropic_tool_use(GOOD, stop="max_tokens", usage=anthropic_usage(150, 2_048),
+                                     raw_args=json.dumps(GOOD)[:120]))
     e = engine(server, "anthropic")
     with pytest.raises(UpstreamError) as info:
         e.draft(llm_pack())
-    assert str(info.value) == f"{e.who} returned a truncated response (max tokens reached: 2048)."
+    assert str(info.value).startswith(f"{e.who} stopped after writing 2,048 tokens, before its JSON answer was complete")
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

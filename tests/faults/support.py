@@ -28,6 +28,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from tests.ai.wire import openai_events
+
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = Path(__file__).with_name("launch.py")
 T = TypeVar("T")
@@ -431,7 +433,8 @@ class LocalOpenAI:
 
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length") or 0)
-                kind = _call_kind(self.rfile.read(length))
+                raw = self.rfile.read(length)
+                kind = _call_kind(raw)
                 with outer._lock:
                     outer.calls[kind] += 1
                 if kind == "postmortem" and outer.hold.is_set() and not outer._wait(self.connection):
@@ -439,10 +442,12 @@ class LocalOpenAI:
                     return
                 status, body = (200, outer.reply) if kind == "postmortem" else (400, {"error": {
                     "message": "this test server only drafts postmortems", "type": "invalid_request_error"}})
-                payload = json.dumps(body).encode()
+                streamed = status == 200 and b'"stream":true' in raw.replace(b" ", b"")
+                # why: BlameTrail streams every model answer; send the chunks OpenAI would send for this reply
+                payload = "".join(openai_events({"json": body})).encode() if streamed else json.dumps(body).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", "text/event-stream" if streamed else "application/json")
                     self.send_header("content-length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

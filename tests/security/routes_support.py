@@ -209,6 +209,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/org/ai"): Spec(M),
     ("PUT", "/api/v1/org/ai"): Spec(OS, body=lambda c: {"engine": "builtin"}),
     ("DELETE", "/api/v1/org/ai"): Spec(OS, prepare=lambda w, side: w.ai_config(side)),
+    ("POST", "/api/v1/org/ai/test"): Spec(M),  # no body: tests the configuration in effect (built-in here)
     ("GET", "/api/v1/org/members"): Spec(R),
     ("POST", "/api/v1/org/members"): Spec(M, body=lambda c: {"email": f"invited{c.n}@{c.marker}.test",
                                                              "role": "viewer"}),
@@ -292,6 +293,15 @@ ROUTES: dict[tuple[str, str], Spec] = {
                                                                                "endpoint": "", "enabled": "on"}),
     ("POST", "/settings/connections/{connection_id}/delete"): Spec(M, consumes=True),
     ("POST", "/settings/connections/{connection_id}/test"): Spec(M),
+    # pages: the drafting model (owners change it, admins read it) and the postmortem template (everyone reads it)
+    ("GET", "/settings/model"): Spec(M),
+    ("POST", "/settings/model"): Spec(OS, body=lambda c: {"engine": "builtin", "confirm": "yes"}),
+    ("POST", "/settings/model/test"): Spec(M),  # tests the settings in effect: the built-in engine, nothing sent
+    ("POST", "/settings/model/reset"): Spec(OS, body=lambda c: {"confirm": "yes"},
+                                           prepare=lambda w, side: w.ai_config(side)),
+    ("GET", "/settings/template"): Spec(R),
+    ("POST", "/settings/template"): Spec(M, body=lambda c: {"owner_service": "checkout",
+                                                            "owner_team": f"{c.marker} page team {c.n}"}),
 }
 
 

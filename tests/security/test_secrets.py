@@ -205,7 +205,8 @@ def test_secrets_never_reach_logs_responses_pages_or_storage(app, client, factor
         for status, message in ((400, f"Invalid request for key {ORG_AI_KEY}: model gpt-test does not exist"),
                                 (401, f"Incorrect API key provided: {ORG_AI_KEY}. You can find your API key at "
                                       "https://platform.openai.com/account/api-keys.")):
-            provider.script(openai_error(status, message))
+            # one answer for the live summary (asked when the incident opens), one for the draft
+            provider.script(openai_error(status, message), openai_error(status, message))
             iid = client.post(f"{API}/incidents", headers=h, json={
                 "title": "Checkout errors", "services": ["checkout"], "started_at": "2026-11-26T09:30:00Z",
                 "description": "Suspected bad deploy"}).json()["id"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from blametrail import db
 from blametrail.engines.base import Summary
 from blametrail.engines.summary import SummaryOut, ground_summary, write_summary
@@ -10,6 +12,7 @@ from blametrail.summaries import service as summary
 from blametrail.summaries.models import IncidentSummary
 from blametrail.summaries.service import summarize_with
 from tests.ai import make_pack
+from tests.summaries.helpers import open_incident, run_scheduled, scheduled
 from tests.web.test_pages import PASSWORD, login, soup
 
 
@@ -54,17 +57,10 @@ def test_engine_summary_is_grounded_and_falls_back_on_error():
     assert ground_summary({}, pack)["citations"] == []
 
 
-def _open_incident(client, member, title="Checkout down"):
-    r = client.post("/api/v1/incidents", json={"title": title, "severity": "SEV-2", "services": ["checkout"]},
-                    headers=member.headers)
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
-
-
 def test_endpoint_is_org_scoped_and_refreshes_when_an_update_is_posted(client, factory, rt):
     team = factory.team()
     other = factory.team()
-    incident_id = _open_incident(client, team["member"])
+    incident_id = open_incident(client, team["member"])
     first = client.get(f"/api/v1/incidents/{incident_id}/summary", headers=team["viewer"].headers)
     assert first.status_code == 200
     body = first.json()
@@ -78,6 +74,12 @@ def test_endpoint_is_org_scoped_and_refreshes_when_an_update_is_posted(client, f
                          json={"body": "Rolled back checkout to v2.2, errors dropping."}, headers=team["member"].headers)
     assert posted.status_code == 201
     upd = posted.json()["evidence_id"]
+    # built a moment ago: the refresh waits for the minimum interval, the last summary stays on show meanwhile
+    waiting = client.get(f"/api/v1/incidents/{incident_id}/summary", headers=team["member"].headers).json()
+    assert waiting["status"] == "queued" and waiting["content"] == body["content"]
+    assert scheduled(rt) == [(summary.TASK, (incident_id,))]
+    rt.clock.advance(seconds=rt.settings.summary_min_interval_seconds)
+    assert run_scheduled(rt) == 1
     after = client.get(f"/api/v1/incidents/{incident_id}/summary", headers=team["member"].headers).json()
     assert after["status"] == "ready"
     assert upd in after["content"]["citations"]
@@ -103,12 +105,14 @@ def test_requests_are_debounced_while_one_is_queued(rt, factory):
         assert "two" in row.content["what_is_happening"]
 
 
-def test_page_shows_the_summary_and_polls_while_open(client, factory):
+def test_page_shows_the_summary_and_polls_while_open(client, factory, rt):
     slug = factory.org()
     owner = factory.member(slug, "owner", password=PASSWORD)
-    incident_id = _open_incident(client, owner, title="Payments degraded")
+    incident_id = open_incident(client, owner, title="Payments degraded")
     client.post(f"/api/v1/incidents/{incident_id}/updates", json={"body": "Restarted the payment pool."},
                 headers=owner.headers)
+    rt.clock.advance(minutes=1)
+    run_scheduled(rt)
     assert login(client, owner.email).status_code in (302, 303)
     page = soup(client.get(f"/incidents/{incident_id}"))
     card = page.select_one("#incident-summary")
@@ -116,16 +120,21 @@ def test_page_shows_the_summary_and_polls_while_open(client, factory):
     assert "Payments degraded" in card.select_one(".summary-what").get_text()
     assert card["hx-get"] == f"/incidents/{incident_id}/summary" and card["hx-trigger"] == "every 5s"
     assert card.select(".summary-tried li")
+    assert card.select_one(".summary-built").get_text(" ", strip=True).startswith("Built 2026-11-26 10:01")
+    assert card.select_one(".summary-engine").get_text() == "the built-in writer"
+    assert not card.select(".badge-queued")
     fragment = client.get(f"/incidents/{incident_id}/summary")
     assert fragment.status_code == 200 and 'id="incident-summary"' in fragment.text and "<html" not in fragment.text
 
 
-def test_resolving_refreshes_the_summary_to_say_it_ended(client, factory):
+def test_resolving_refreshes_the_summary_to_say_it_ended(client, factory, rt):
     owner = factory.team()["owner"]
     iid = client.post("/api/v1/incidents", json={"title": "Queue backlog", "services": ["api"]},
                       headers=owner.headers).json()["id"]
     client.post(f"/api/v1/incidents/{iid}/updates", json={"body": "Scaling consumers."}, headers=owner.headers)
     client.post(f"/api/v1/incidents/{iid}/resolve", headers=owner.headers).raise_for_status()
+    rt.clock.advance(minutes=1)
+    run_scheduled(rt)
     body = client.get(f"/api/v1/incidents/{iid}/summary", headers=owner.headers).json()
     text = str(body["content"])
     assert "was resolved" in text and "is open" not in text
@@ -153,11 +162,31 @@ def test_evidence_arriving_while_the_summary_is_written_queues_another_refresh(r
                 s.info["deferred"] = []
             return Summary(write_summary(pack))
 
+    asked: list = []
+
+    def later(incident_id, delay):
+        asked.append((incident_id, delay))
+
     outcome = summary_job.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now,
-                                      lookback_minutes=120, engine=PostsWhileWriting())
-    assert outcome == "requeued"  # and (immediate test queue) the new refresh ran with the late update
+                                      lookback_minutes=120, choose_engine=lambda s, org_id: PostsWhileWriting(),
+                                      later=later, min_interval_seconds=30)
+    assert outcome == "requeued" and asked == [(incident_id, 30.0)]  # not back to back: one interval later
+    with db.transaction(rt.factory) as s:
+        row = summary.find(session=s, incident_id=incident_id)
+        assert row.status == "queued" and row.requested_at == rt.clock.now() + timedelta(seconds=30)
+        assert "late news" not in row.content["what_is_happening"]
+    early = summary_job.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now,
+                                    lookback_minutes=120, choose_engine=rt.engine_for_org, later=later,
+                                    min_interval_seconds=30)
+    assert early == "waiting" and asked[-1] == (incident_id, 30.0)
+    rt.clock.advance(seconds=30)
+    again = summary_job.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now,
+                                    lookback_minutes=120, choose_engine=rt.engine_for_org, later=later,
+                                    min_interval_seconds=30)
+    assert again == "ready"
     with db.transaction(rt.factory) as s:
         row = summary.find(session=s, incident_id=incident_id)
         assert row.status == "ready" and "late news" in row.content["what_is_happening"]
-    quiet = summary_job.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now, lookback_minutes=120)
-    assert quiet == "ready"
+    quiet = summary_job.run_refresh(factory=rt.factory, incident_id=incident_id, clock=rt.clock.now,
+                                    lookback_minutes=120, choose_engine=rt.engine_for_org, later=later)
+    assert quiet == "skipped"  # nothing was asked for: a duplicate job does not rebuild

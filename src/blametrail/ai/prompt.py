@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -20,7 +21,7 @@ from blametrail.ai.scrub import scrub
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.analysis.verdict import ranked_suspects
 from blametrail.clock import iso
-from blametrail.engines.sections import Sections
+from blametrail.engines.sections import SECTION_KEYS, Sections
 from blametrail.engines.summary import SummaryOut
 
 VERSION = "v1"
@@ -42,6 +43,7 @@ LOG_TEMPLATE_TEXT = 1_000
 LOG_SAMPLES = 2
 LOG_SAMPLE_TEXT = 500
 SHORT_TEXT = 2_000
+INSTRUCTION_TEXT = 1_000  # characters kept of one section's instruction (the template allows as many)
 RANK_LOGS = 40  # bounded view used to rank suspect deploys: most significant log templates,
 RANK_UPDATES = 200  # the first and the latest updates,
 RANK_DEPLOYS = 60  # and the latest deploys
@@ -263,6 +265,18 @@ def _regeneration(current_sections: dict | None, edited_keys, budget: int) -> st
     return "# " + template("regenerate.txt") + "\n" + block("human_sections", text, sections=", ".join(keys))
 
 
+def _instructions(instructions: Mapping[str, str] | None) -> str:
+    """Return the organization's per-section instructions (from its template) as a block of the user prompt."""
+    rows = [(k, " ".join(scrub(str(v)).split())[:INSTRUCTION_TEXT]) for k, v in (instructions or {}).items()
+            if k in SECTION_KEYS and str(v or "").strip()]
+    if not rows:
+        return ""
+    # why: these are instructions (the organization wrote them), so they sit outside the evidence blocks; the rules
+    # of the system message (citations, blamelessness, the schema) still win
+    lines = "\n".join(f"- {key}: {escape_content(text)}" for key, text in sorted(rows, key=lambda r: SECTION_KEYS.index(r[0])))
+    return "# " + template("instructions.txt") + "\n" + lines
+
+
 def _cut_notice(cut: dict[str, int], cut_update_ids: list[str], pack: EvidencePack) -> str:
     if not any(cut.values()):
         return ""
@@ -282,8 +296,10 @@ def _cut_notice(cut: dict[str, int], cut_update_ids: list[str], pack: EvidencePa
 
 
 def _assemble(head: str, regen: str, notice: str, chosen: dict[str, list[_Item]], totals: dict[str, int],
-              task: str) -> str:
+              task: str, guide: str = "") -> str:
     parts = [head]
+    if guide:
+        parts.append(guide)
     if notice:
         parts.append(notice)
     if regen:
@@ -310,12 +326,17 @@ def _flat(chosen: dict[str, list[_Item]]) -> list[_Item]:
 
 def build_prompt(
     pack: EvidencePack, *, budget_tokens: int, current_sections: dict | None = None, edited_keys=(),
-    kind: str = "postmortem", model: str | None = None,
+    kind: str = "postmortem", model: str | None = None, instructions: Mapping[str, str] | None = None,
 ) -> Prompt:
-    """Build the system and user prompts from the pack, cut to `budget_tokens` in the documented priority."""
+    """Build the system and user prompts from the pack, cut to `budget_tokens` in the documented priority.
+
+    `instructions` (section → text, from the organization's template) is the one hook through which a template
+    shapes the model's draft; it applies to postmortems only.
+    """
     system = system_prompt(kind)
     task = template(f"task_{kind}.txt")
     head = _header(pack)
+    guide = _instructions(instructions) if kind == "postmortem" else ""
     regen = _regeneration(current_sections, tuple(edited_keys or ()), budget_tokens)
 
     def cost(text: str) -> int:
@@ -332,7 +353,7 @@ def build_prompt(
                 *groups["status_changes"]]
     order = {id(item): n for n, item in enumerate(sequence)}
 
-    empty_scaffold = _assemble(head, regen, "", _empty(order), totals, task)
+    empty_scaffold = _assemble(head, regen, "", _empty(order), totals, task, guide)
     # why: "N of M shown" suffixes and joins need a little room; a cut notice that overshoots is paid for below
     room = budget_tokens - cost(system) - cost(empty_scaffold) - 64
 
@@ -373,7 +394,7 @@ def build_prompt(
         cut = {c: totals[c] - len(chosen[c]) for c in CATEGORIES}
         shown = {id(x) for x in chosen["updates"]}
         cut_ids = [u.key for u in updates if id(u) not in shown]
-        user = _assemble(head, regen, _cut_notice(cut, cut_ids, pack), chosen, totals, task)
+        user = _assemble(head, regen, _cut_notice(cut, cut_ids, pack), chosen, totals, task, guide)
         total = cost(system) + cost(user)
         if total <= budget_tokens or not any(chosen[c] for c in CATEGORIES):
             break

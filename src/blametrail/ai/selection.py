@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from blametrail.ai import providers
 from blametrail.ai import service as ai_service
 from blametrail.ai.llm import LLMEngine
 from blametrail.ai.models import AIConfig
@@ -16,6 +17,8 @@ from blametrail.errors import UpstreamError
 from blametrail.netguard import policy_from
 from blametrail.settings import Settings
 
+PROVIDER_OPTIONS = ("api_version", "azure_endpoint", "max_tokens_param")  # read by the provider modules
+
 
 def engine_of_org(*, session: Session, settings: Settings, org_id: int, box: SecretBox) -> Engine:
     """Return the engine an organization drafts with (read in the caller's short transaction; no model call)."""
@@ -27,15 +30,15 @@ class UnavailableEngine:
 
     def __init__(self, name: str, model: str | None, reason: str) -> None:
         self.label = f"{name}:{model or 'unset'}"
-        self._reason = reason
+        self.reason = reason
 
     def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft:
         """Fail with the reason."""
-        raise UpstreamError(self._reason)
+        raise UpstreamError(self.reason)
 
     def summarize(self, pack: EvidencePack) -> Summary:
         """Fail with the reason."""
-        raise UpstreamError(self._reason)
+        raise UpstreamError(self.reason)
 
 
 def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBox | None = None) -> Engine:
@@ -59,7 +62,7 @@ def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBo
     else:
         name, model, output_mode = settings.ai_engine, settings.ai_model, settings.ai_output_mode
         base_url, api_key = _installation_base_url(settings, name), _installation_api_key(settings, name)
-        options = {"api_version": settings.openai_api_version} if name == "openai" and settings.openai_api_version else {}
+        options = ai_service.installation_options(settings)
     if name == "builtin":
         return BuiltinEngine()
     if name not in REGISTRY:
@@ -70,7 +73,12 @@ def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBo
                                               "or the organization's AI model.")
     spec = ProviderSpec(name=name, model=model, base_url=base_url or None, api_key=api_key or None,
                         output_mode=output_mode or None,
-                        options={k: v for k, v in options.items() if k in ("api_version", "azure_endpoint") and v})
+                        options={k: v for k, v in options.items() if k in PROVIDER_OPTIONS and v})
+    try:
+        providers.output_mode(spec)
+    except ValueError:
+        return UnavailableEngine(name, model, f"The {output_mode} output mode does not work with the {name} engine; "
+                                              f"choose one of: {', '.join(providers.module(name).OUTPUT_MODES)}.")
 
     def opt(key: str, default):
         value = options.get(key)
@@ -82,6 +90,8 @@ def engine_for(settings: Settings, config: AIConfig | None = None, box: SecretBo
         retry_max_wait_seconds=float(opt("retry_max_wait_seconds", settings.ai_retry_max_wait_seconds)),
         context_tokens=int(opt("context_tokens", settings.ai_context_tokens)),
         max_output_tokens=int(opt("max_output_tokens", settings.ai_max_output_tokens)),
+        deadline_seconds=float(opt("deadline_seconds", settings.ai_deadline_seconds)),
+        instructions_in_user_message=bool(opt("instructions_in_user_message", settings.ai_instructions_in_user_message)),
         outbound=policy_from(settings),
     )
 

@@ -19,13 +19,17 @@ from blametrail.orgs.service import Actor
 from blametrail.settings import Settings
 
 ENGINES = ("builtin", "openai", "anthropic")
-OUTPUT_MODES = ("tool", "native", "prompted")
+OUTPUT_MODES = ("tool", "native", "prompted", "json_object")
+OPENAI_ONLY_MODES = ("json_object",)  # a response format only OpenAI-compatible servers take
 _NUMERIC = {"timeout_seconds": (1, 900), "max_retries": (0, 10), "retry_max_wait_seconds": (0, 3600),
-            "context_tokens": (1_000, 2_000_000), "max_output_tokens": (256, 200_000)}
+            "context_tokens": (1_000, 2_000_000), "max_output_tokens": (256, 200_000), "deadline_seconds": (5, 3600)}
+_CHOICES = {"max_tokens_param": ("max_tokens", "max_completion_tokens")}
+_FLAGS = ("instructions_in_user_message",)
 
-# option keys an organization may set (also accepted by the API); values are checked below
+# option keys an organization may set (also accepted by the API); values are checked below (docs/models.md)
 ENGINE_OPTIONS = ("timeout_seconds", "max_retries", "retry_max_wait_seconds", "context_tokens", "max_output_tokens",
-                  "api_version", "azure_endpoint")
+                  "deadline_seconds", "max_tokens_param", "instructions_in_user_message", "api_version",
+                  "azure_endpoint")
 
 
 def get_config(*, session: Session, org_id: int) -> AIConfig | None:
@@ -39,7 +43,7 @@ def to_read(*, settings: Settings, config: AIConfig | None) -> dict:
         name = settings.ai_engine
         base_url = {"openai": settings.openai_base_url, "anthropic": settings.anthropic_base_url}.get(name)
         key = {"openai": settings.openai_api_key, "anthropic": settings.anthropic_api_key}.get(name)
-        options = {"api_version": settings.openai_api_version} if name == "openai" and settings.openai_api_version else {}
+        options = installation_options(settings)
         return {"engine": name, "model": settings.ai_model if name != "builtin" else None, "base_url": base_url,
                 "output_mode": settings.ai_output_mode, "has_api_key": bool(key), "options": options,
                 "source": "installation", "updated_at": None}
@@ -54,17 +58,11 @@ def read(*, session: Session, actor: Actor, settings: Settings) -> dict:
     return to_read(settings=settings, config=get_config(session=session, org_id=actor.org_id))
 
 
-def put(
-    *, session: Session, actor: Actor, box: SecretBox, now: datetime, engine: str, model: str | None = None,
-    base_url: str | None = None, api_key: str | None = None, output_mode: str | None = None,
+def validate(
+    *, engine: str, model: str | None = None, base_url: str | None = None, output_mode: str | None = None,
     options: dict[str, Any] | None = None, policy: OutboundPolicy | None = None,
-) -> AIConfig:
-    """Replace the organization's AI configuration (owner only).
-
-    The stored key is kept when `api_key` is omitted, unless the engine or base URL changes (a key never follows
-    the configuration to another server); an empty `api_key` removes it.
-    """
-    require(actor.role, Action.ORG_SETTINGS)
+) -> tuple[str | None, str | None, dict]:
+    """Check an AI configuration; return (model, base URL, options) cleaned, or raise ValidationFailed with reasons."""
     errors = []
     if engine not in ENGINES:
         errors.append({"loc": ["engine"], "msg": f"choose one of: {', '.join(ENGINES)}"})
@@ -82,16 +80,34 @@ def put(
             errors.append({"loc": ["base_url"], "msg": sentence})
     if output_mode is not None and output_mode not in OUTPUT_MODES:
         errors.append({"loc": ["output_mode"], "msg": f"choose one of: {', '.join(OUTPUT_MODES)}"})
+    elif output_mode in OPENAI_ONLY_MODES and engine != "openai":
+        errors.append({"loc": ["output_mode"], "msg": f"{output_mode} is for OpenAI-compatible servers (engine openai)"})
     clean, option_errors = _options(options or {}, policy or OutboundPolicy())
     errors += option_errors
     if errors:
         raise ValidationFailed("The AI configuration is not valid: " + "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors), errors=errors)
+    return model, base_url, clean
+
+
+def put(
+    *, session: Session, actor: Actor, box: SecretBox, now: datetime, engine: str, model: str | None = None,
+    base_url: str | None = None, api_key: str | None = None, output_mode: str | None = None,
+    options: dict[str, Any] | None = None, policy: OutboundPolicy | None = None,
+) -> AIConfig:
+    """Replace the organization's AI configuration (owner only).
+
+    The stored key is kept when `api_key` is omitted, unless the engine or base URL changes (a key never follows
+    the configuration to another server); an empty `api_key` removes it.
+    """
+    require(actor.role, Action.ORG_SETTINGS)
+    model, base_url, clean = validate(engine=engine, model=model, base_url=base_url, output_mode=output_mode,
+                                      options=options, policy=policy)
     config = get_config(session=session, org_id=actor.org_id)
     if config is None:
         config = AIConfig(org_id=actor.org_id, engine=engine, created_at=now, updated_at=now, options={})
         session.add(config)
-    elif api_key is None and (config.engine != engine or (config.base_url or None) != base_url):
+    elif api_key is None and not keeps_key(config, engine=engine, base_url=base_url):
         config.api_key_encrypted = None
     config.engine, config.model, config.base_url, config.output_mode = engine, model, base_url, output_mode
     config.options = clean
@@ -100,6 +116,23 @@ def put(
     config.updated_by_user_id, config.updated_at = actor.user_id, now
     session.flush()
     return config
+
+
+def keeps_key(config: AIConfig, *, engine: str, base_url: str | None) -> bool:
+    """Tell whether a stored key may stay with a changed configuration (same engine and server only)."""
+    return config.engine == engine and (config.base_url or None) == (base_url or None)
+
+
+def installation_options(settings: Settings) -> dict:
+    """Return the provider options the installation's settings set (shown like an organization's options)."""
+    options: dict[str, Any] = {}
+    if settings.ai_engine == "openai" and settings.openai_api_version:
+        options["api_version"] = settings.openai_api_version
+    if settings.ai_engine == "openai" and settings.ai_max_tokens_param:
+        options["max_tokens_param"] = settings.ai_max_tokens_param
+    if settings.ai_instructions_in_user_message:
+        options["instructions_in_user_message"] = True
+    return options
 
 
 def delete(*, session: Session, actor: Actor) -> None:
@@ -123,6 +156,16 @@ def _options(options: dict[str, Any], policy: OutboundPolicy) -> tuple[dict, lis
             low, high = _NUMERIC[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
                 errors.append({"loc": ["options", key], "msg": f"must be a number from {low} to {high}"})
+            else:
+                clean[key] = value
+        elif key in _FLAGS:
+            if not isinstance(value, bool):
+                errors.append({"loc": ["options", key], "msg": "must be true or false"})
+            else:
+                clean[key] = value
+        elif key in _CHOICES:
+            if value not in _CHOICES[key]:
+                errors.append({"loc": ["options", key], "msg": f"choose one of: {', '.join(_CHOICES[key])}"})
             else:
                 clean[key] = value
         elif not isinstance(value, str) or not value.strip() or len(value) > 2000:

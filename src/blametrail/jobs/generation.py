@@ -1,7 +1,9 @@
 """The generation job: claim → choose the organization's engine → gather evidence → draft → ground → store.
 
 Each step's transaction is short and owned here; evidence is fetched from connectors and the engine is called
-outside any transaction, while a heartbeat thread tells the sweep the claim is alive.
+outside any transaction, while a heartbeat thread tells the sweep the claim is alive. The run records the step it
+is at (gathering → asking_model → checking_citations → storing) for the card; a built-in draft that replaced a
+failed model draft is recorded as `fallback`, with its reason, and logged once.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
+from blametrail.ai.llm import LLMEngine
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.crypto import SecretBox
 from blametrail.engines.base import NO_CONTEXT, Audit, DraftContext, Engine, EngineFailed
@@ -27,6 +31,7 @@ from blametrail.evidence import observe as evidence_observe
 from blametrail.evidence.pack import build_pack
 from blametrail.incidents.models import Incident
 from blametrail.integrations.base import Limits
+from blametrail.orgs import templates
 from blametrail.postmortems import service
 from blametrail.postmortems.models import GenerationRun, Postmortem
 
@@ -39,21 +44,33 @@ def _worker_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
 
 
-def draft_with_fallback(engine: Engine, pack: EvidencePack,
-                        context: DraftContext = NO_CONTEXT) -> tuple[dict, str, str | None, Audit | None]:
-    """Run the engine; if a provider fails, use the built-in engine and say why.
+@dataclass(frozen=True)
+class Drafted:
+    """What drafting produced: the sections, which engine wrote them, why the model's draft was replaced, the audit."""
 
-    Return (sections, engine label, error, the model call's audit).
-    """
+    sections: dict
+    engine: str
+    error: str | None
+    audit: Audit | None
+    fallback: bool = False  # the built-in draft replaced a model draft that failed
+
+
+def draft_with_fallback(engine: Engine, pack: EvidencePack, context: DraftContext = NO_CONTEXT,
+                        on_step: Callable[[str], None] | None = None) -> Drafted:
+    """Run the engine; if a provider fails, use the built-in engine and say why (one warning line in the log)."""
     try:
-        draft = engine.draft(pack, context)
-        return dump(Sections.model_validate(draft.sections)), engine.label, None, draft.audit
+        # why: only a model engine has steps worth showing (asking the model, checking its citations)
+        draft = engine.draft(pack, context, on_step) if isinstance(engine, LLMEngine) else engine.draft(pack, context)
+        return Drafted(dump(Sections.model_validate(draft.sections)), engine.label, None, draft.audit)
     except UpstreamError as exc:
         if isinstance(engine, BuiltinEngine):
             raise
+        log.warning("incident %s: the %s engine failed, the built-in draft is stored instead: %s",
+                    pack.incident.id, engine.label, " ".join(str(exc).split()))
         reason = f"{exc} This is the built-in engine's draft instead (the {engine.label} engine failed)."
         audit = exc.audit if isinstance(exc, EngineFailed) else None
-        return dump(Sections.model_validate(BuiltinEngine().draft(pack, context).sections)), "builtin", reason, audit
+        sections = dump(Sections.model_validate(BuiltinEngine().draft(pack, context).sections))
+        return Drafted(sections, "builtin", reason, audit, fallback=True)
 
 
 class Heartbeat:
@@ -102,9 +119,11 @@ def run_generation(
             return "skipped"
         pm, run = claimed
         attempt, run_id, incident_id = pm.attempt, run.id, pm.incident_id
-        # why: a regeneration builds on what people wrote
-        context = (DraftContext(current_sections=pm.sections, edited_keys=tuple(pm.edited_keys or ()))
-                   if pm.sections else NO_CONTEXT)
+        # why: a regeneration builds on what people wrote; the template's owners and instructions shape every draft
+        context = DraftContext(current_sections=pm.sections if pm.sections else None,
+                               edited_keys=tuple(pm.edited_keys or ()) if pm.sections else (),
+                               instructions=templates.section_instructions(session, org_id),
+                               service_owners=templates.service_owners(session, org_id))
     with Heartbeat(factory=factory, pm_id=pm_id, attempt=attempt, clock=clock, interval=heartbeat_seconds):
         return _draft_claimed(factory=factory, pm_id=pm_id, engine=engine, clock=clock, attempt=attempt, run_id=run_id,
                               incident_id=incident_id, context=context, lookback_minutes=lookback_minutes,
@@ -117,6 +136,15 @@ def _draft_claimed(
     limits: Limits | None,
 ) -> str:
     """Gather evidence, run the engine and store the draft (or the failure) of a claimed attempt."""
+
+    def step(name: str) -> None:
+        # why: each step in its own short transaction, so the card sees it while the model is still writing
+        try:
+            with db.transaction(factory) as session:
+                service.set_step(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, step=name, now=clock())
+        except Exception:  # why: progress is a courtesy; a database blip must not cost the draft
+            log.warning("recording step %s of postmortem %s failed", name, pm_id, exc_info=True)
+
     evidence: dict | None = None
     try:
         with db.transaction(factory) as session:
@@ -128,7 +156,8 @@ def _draft_claimed(
         evidence = pack.to_json()
         if missing:
             evidence["observability_errors"] = missing
-        sections, label, error, audit = draft_with_fallback(engine, pack, context)
+        drafted = draft_with_fallback(engine, pack, context, step)
+        error = drafted.error
         if missing:
             note = "Some observability evidence could not be fetched: " + "; ".join(missing)
             error = f"{error} {note}" if error else note
@@ -140,10 +169,12 @@ def _draft_claimed(
                          now=clock())
             store_audit(session=session, run_id=run_id, audit=exc.audit if isinstance(exc, EngineFailed) else None)
         return "failed"
+    step("storing")
     with db.transaction(factory) as session:
-        done = service.finish(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, draft=sections, engine=label,
-                              error=error, evidence=evidence, now=clock())
-        store_audit(session=session, run_id=run_id, audit=audit)
+        done = service.finish(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, draft=drafted.sections,
+                              engine=drafted.engine, error=error, evidence=evidence, now=clock(),
+                              fallback=drafted.fallback)
+        store_audit(session=session, run_id=run_id, audit=drafted.audit)
     return "drafted" if done else "superseded"
 
 

@@ -1,4 +1,5 @@
-"""The sweep job: re-queue postmortems whose worker died or whose enqueue was lost, then purge expired rows."""
+"""The sweep job: re-queue postmortems and live summaries whose worker died or whose job was lost, then purge expired
+rows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from blametrail import db
 from blametrail.orgs import idempotency, invitations, throttle
 from blametrail.postmortems import service as postmortems
 from blametrail.settings import Settings
+from blametrail.summaries import service as summaries
 
 log = logging.getLogger(__name__)
 PURGE_BATCH = 500  # rows deleted per transaction by the sweep's purges
@@ -22,7 +24,8 @@ INVITATION_KEEP_EXPIRED = timedelta(days=30)  # expired invitations stay listed 
 
 def sweep_once(*, factory: sessionmaker[Session], settings: Settings, clock: Callable[[], datetime],
                enqueue: Callable[[str, tuple], None]) -> list[int]:
-    """Re-queue stuck postmortems once, then purge expired rows; return the ids enqueued."""
+    """Re-queue stuck postmortems and lost live-summary refreshes once, then purge expired rows; return the
+    postmortem ids enqueued."""
     with db.transaction(factory) as session:
         ids = postmortems.sweep(session=session, now=clock(),
                                 stale_generating_seconds=settings.stale_generation_seconds,
@@ -31,6 +34,12 @@ def sweep_once(*, factory: sessionmaker[Session], settings: Settings, clock: Cal
         enqueue(postmortems.GENERATE_TASK, (pm_id,))
     if ids:
         log.warning("re-queued stuck postmortems: %s", ids)
+    with db.transaction(factory) as session:
+        lost = summaries.sweep(session=session, now=clock())
+    for incident_id in lost:
+        enqueue(summaries.TASK, (incident_id,))
+    if lost:
+        log.warning("re-queued live summaries whose job was lost, of incidents: %s", lost)
     purge_expired(factory=factory, settings=settings, clock=clock)
     return ids
 

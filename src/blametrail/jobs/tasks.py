@@ -30,8 +30,6 @@ class JobDeps(Protocol):
 
     def engine_for_org(self, session: Session, org_id: int) -> Engine: ...
 
-    def summary_engine(self) -> Engine | None: ...
-
 
 def register(huey: Huey, deps: JobDeps) -> dict:
     """Define the tasks on this huey instance and return them by name."""
@@ -46,7 +44,20 @@ def register(huey: Huey, deps: JobDeps) -> dict:
 
     @huey.task(name=SUMMARY_TASK)
     def refresh_summary(incident_id: int) -> str:
-        return summary_job.run_refresh(factory=deps.factory, incident_id=incident_id, clock=deps.clock.now,
-                                       lookback_minutes=deps.settings.lookback_minutes, engine=deps.summary_engine())
+        # why: the organization's engine, as for drafts (chosen per organization inside the job)
+        return summary_job.run_refresh(
+            factory=deps.factory, incident_id=incident_id, clock=deps.clock.now,
+            lookback_minutes=deps.settings.lookback_minutes, choose_engine=deps.engine_for_org, later=refresh_later,
+            box=deps.secret_box, limits=Limits.from_settings(deps.settings),
+            min_interval_seconds=deps.settings.summary_min_interval_seconds,
+            observation_ttl_seconds=deps.settings.summary_observation_ttl_seconds,
+        )
+
+    def refresh_later(incident_id: int, delay: float) -> None:
+        """Run the summary refresh again after `delay` seconds (huey's schedule; at once when there is no delay)."""
+        if delay > 0:
+            refresh_summary.schedule((incident_id,), delay=delay)
+        else:
+            refresh_summary(incident_id)
 
     return {GENERATE_TASK: generate_postmortem, SUMMARY_TASK: refresh_summary}

@@ -29,6 +29,8 @@ from blametrail.postmortems import lifecycle
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 
 GENERATE_TASK = "generate_postmortem"
+# the progress of a running generation, in order (the card shows the current one and the time since started_at)
+STEPS = ("gathering", "asking_model", "checking_citations", "storing")
 
 
 def find(*, session: Session, org_id: int, incident_id: int) -> Postmortem | None:
@@ -246,7 +248,7 @@ def claim(*, session: Session, pm_id: int, engine: str, worker: str, now: dateti
     pm = session.get(Postmortem, pm_id, populate_existing=True)
     engine = db.fit(GenerationRun.engine, engine)  # why: "provider:" + a 200-character model name is longer
     run = GenerationRun(org_id=pm.org_id, postmortem_id=pm.id, attempt=pm.attempt, engine=engine, status="running",
-                        started_at=now, worker=worker)
+                        started_at=now, worker=worker, step=STEPS[0], step_at=now)
     session.add(run)
     session.flush()
     return pm, run
@@ -257,6 +259,18 @@ def heartbeat(*, session: Session, pm_id: int, attempt: int, now: datetime) -> b
     result = session.execute(
         update(Postmortem).where(Postmortem.id == pm_id, Postmortem.status == "generating", Postmortem.attempt == attempt)
         .values(heartbeat_at=now).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def set_step(*, session: Session, pm_id: int, attempt: int, run_id: int, step: str, now: datetime) -> bool:
+    """Record the step a running generation is at; False once the run ended or a newer attempt superseded it."""
+    if step not in STEPS:
+        raise ValueError(f"unknown generation step {step!r}; one of {', '.join(STEPS)}")
+    result = session.execute(
+        update(GenerationRun).where(GenerationRun.id == run_id, GenerationRun.postmortem_id == pm_id,
+                                    GenerationRun.attempt == attempt, GenerationRun.status == "running")
+        .values(step=step, step_at=now).execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 
@@ -280,9 +294,12 @@ def _close_run(session: Session, run_id: int, *, status: str, error: str | None,
 
 def finish(
     *, session: Session, pm_id: int, attempt: int, run_id: int, draft: dict, engine: str, error: str | None,
-    evidence: dict, now: datetime,
+    evidence: dict, now: datetime, fallback: bool = False,
 ) -> bool:
-    """Store a finished draft (keeping edited sections unless overwriting); False if this attempt was superseded."""
+    """Store a finished draft (keeping edited sections unless overwriting); False if this attempt was superseded.
+
+    `fallback` says the built-in draft replaced a model draft that failed: the run is recorded as `fallback`.
+    """
     pm = _current_attempt(session, pm_id, attempt)
     if pm is None:
         _close_run(session, run_id, status="abandoned", error="superseded by a newer attempt", evidence=evidence, now=now)
@@ -296,7 +313,7 @@ def finish(
     pm.overwrite_edited, pm.claimed_at, pm.heartbeat_at = False, None, None
     session.flush()
     _add_revision(session, pm, kind="ai", author=engine, author_user_id=None, now=now)
-    _close_run(session, run_id, status="succeeded", error=error, evidence=evidence, now=now)
+    _close_run(session, run_id, status="fallback" if fallback else "succeeded", error=error, evidence=evidence, now=now)
     return True
 
 

@@ -18,12 +18,12 @@ class IncidentSummary(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
     incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | ready | failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | building | ready | failed
     content: Mapped[dict | None]  # {"what", "impact", "suspects", "tried", "citations": [...]}
     engine: Mapped[str | None] = mapped_column(String(200))
     evidence_version: Mapped[str | None] = mapped_column(String(64))  # hash of the evidence it was built from
     error: Mapped[str | None] = mapped_column(Text)
-    requested_at: Mapped[datetime]
+    requested_at: Mapped[datetime]  # queued: when the refresh is due (later within the minimum interval); building: claimed
     generated_at: Mapped[datetime | None]
     observations: Mapped[dict | None]  # connector fetches cached for this incident (metrics, logs), reused until stale
     observed_at: Mapped[datetime | None]

@@ -1,20 +1,26 @@
 """The live incident summary: its stored row, the debounced refresh request, and rebuilding it.
 
-The summary is rebuilt from the same evidence pack as the postmortem (evidence.pack.build_pack) whenever evidence
-arrives on an open incident: the incidents service fires its hooks, which the composition root wires to
-`evidence_changed` and `request_refresh`; these defer the `refresh_summary` job unless one is already queued
-(debounce). The job uses the engine's `summarize(pack)` when the organization has AI turned on and grounds the
-answer; on any error, or when the organization has AI turned off, it writes the built-in summary, which is pure
-and deterministic.
+The summary is rebuilt from the same evidence as the postmortem (the stored pack plus the connectors' metrics and
+logs, the latter cached on the row for a while) whenever evidence arrives on an open incident: the incidents service
+fires its hooks, which the composition root wires to `evidence_changed` and `request_refresh`; these defer the
+`refresh_summary` job unless a refresh is already pending (debounce). The job `claim`s the row: within the minimum
+interval after the last build it postpones itself to the interval's end instead (so a storm rebuilds at most once per
+interval), otherwise it builds with the organization's engine when the organization has AI turned on, grounding the
+answer; on any error, or when AI is off, it writes the built-in summary (pure and deterministic) and records why.
+
+Row states: queued (a refresh is asked for; `requested_at` is when it is due), building (a worker has claimed it;
+`requested_at` is when), ready, failed. A queued or building row whose job was lost (a restart with an in-memory
+queue, a killed worker, a dropped enqueue) is re-queued by `sweep` and by a page or API read (`revive`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,21 +36,28 @@ from blametrail.summaries.models import IncidentSummary
 log = logging.getLogger(__name__)
 
 TASK = "refresh_summary"
-STALE_QUEUED = timedelta(minutes=2)  # a request queued longer than this is presumed lost and re-deferred
-__all__ = ["TASK", "SummaryOut", "evidence_changed", "find", "request_refresh", "request_refreshes",
-           "summarize_with", "to_read", "write_summary"]
+STALE_QUEUED = timedelta(minutes=2)  # a request not started this long after it was due is presumed lost
+# why: a build makes at most one model call (bounded by the AI timeout and retries) and one round of connector
+# fetches; one still unfinished after this long had its worker killed, and is re-queued
+STALE_BUILDING = timedelta(minutes=15)
+PENDING = ("queued", "building")
+__all__ = ["PENDING", "STALE_BUILDING", "STALE_QUEUED", "TASK", "Claim", "SummaryOut", "claim", "evidence_changed",
+           "find", "request_refresh", "request_refreshes", "revive", "summarize_with", "sweep", "to_read",
+           "write_summary"]
 
 
 def summarize_with(engine: Engine | None, pack: EvidencePack) -> tuple[dict, str, str | None]:
     """Summarise with the engine (None: AI is off, the built-in writer); return (content, engine label, error)."""
     if engine is None:
         return write_summary(pack), "builtin", None
+    label = getattr(engine, "label", type(engine).__name__)
     try:
         # why: grounded here too, whatever the engine: the page shows only what the evidence supports
-        return ground_summary(engine.summarize(pack).content, pack), engine.label, None
+        return ground_summary(engine.summarize(pack).content, pack), label, None
     except Exception as exc:  # why: the team always gets a summary; the reason is kept for the page
-        log.warning("summary with %s failed: %s", engine.label, exc)
-        return write_summary(pack), "builtin", f"{engine.label} failed: {exc}. This is the built-in summary instead."
+        log.warning("live summary of incident %s: %s failed, the built-in summary is used instead: %s",
+                    pack.incident.id, label, exc)
+        return write_summary(pack), "builtin", f"{label} failed: {exc} This is the built-in summary instead."
 
 
 def evidence_version(pack: EvidencePack) -> str:
@@ -89,7 +102,7 @@ def evidence_changed(*, session: Session, incidents: list[Incident], now: dateti
 
 
 def request_refresh(*, session: Session, incident, now: datetime) -> None:
-    """Queue a summary refresh after this transaction commits, unless one is already queued (debounce)."""
+    """Queue a summary refresh after this transaction commits, unless one is already pending (debounce)."""
     row, created = _get_or_add(session, incident, now)
     _queue(session, row, created, incident.id, now)
 
@@ -107,29 +120,107 @@ def request_refreshes(*, session: Session, incidents: list, now: datetime) -> No
             _queue(session, row, False, incident.id, now)
 
 
+def pending(row: IncidentSummary, now: datetime) -> bool:
+    """Tell whether a refresh of this row is on its way: queued and not long overdue, or being built by a live worker."""
+    if row.requested_at is None:
+        return False
+    if row.status == "queued":
+        return now - row.requested_at < STALE_QUEUED
+    if row.status == "building":
+        return now - row.requested_at < STALE_BUILDING
+    return False
+
+
 def _queue(session: Session, row: IncidentSummary, created: bool, incident_id: int, now: datetime) -> None:
-    queued = row.status == "queued" and row.requested_at is not None and now - row.requested_at < STALE_QUEUED
-    if queued and not created:
-        return  # a refresh is already on its way; it re-queues itself if it missed this evidence
+    if pending(row, now) and not created:
+        # a refresh is on its way; a build re-queues itself if evidence moved while it ran, and a queued one has
+        # not read the evidence yet
+        return
     if any(task == TASK and args == (incident_id,) for task, args in session.info.get("deferred", [])):
         return
     row.status, row.requested_at = "queued", now
     db.defer(session, TASK, incident_id)
 
 
-def engine_allowed(session: Session, incident, engine: Engine | None) -> Engine | None:
-    """Return the engine if the incident's organization has AI turned on, else None (the built-in writer)."""
+def revive(*, session: Session, incident_id: int, now: datetime) -> bool:
+    """Re-queue the incident's refresh if its job was lost (queued or building long past due); tell whether it did."""
+    row = find(session=session, incident_id=incident_id)
+    if row is None or row.status not in PENDING or pending(row, now):
+        return False
+    log.warning("live summary of incident %s was %s since %s with no result; queued again", incident_id, row.status,
+                row.requested_at)
+    row.status, row.requested_at = "queued", now
+    db.defer(session, TASK, incident_id)
+    return True
+
+
+def sweep(*, session: Session, now: datetime) -> list[int]:
+    """Re-queue every refresh whose job was lost (queued or building long past due); return the incident ids."""
+    # why: one UPDATE … RETURNING, so a build finishing between a SELECT and the UPDATE is never turned back
+    lost = or_((IncidentSummary.status == "queued") & (IncidentSummary.requested_at < now - STALE_QUEUED),
+               (IncidentSummary.status == "building") & (IncidentSummary.requested_at < now - STALE_BUILDING))
+    ids = list(session.execute(
+        update(IncidentSummary).where(lost).values(status="queued", requested_at=now)
+        .returning(IncidentSummary.incident_id).execution_options(synchronize_session=False)).scalars())
+    session.flush()
+    return sorted(ids)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a refresh job does: "build" now (the row is marked building), "wait" this long (the row stays queued,
+    due then) or "skip" (nothing is pending, or another worker is building it)."""
+
+    action: str
+    wait: timedelta = timedelta(0)
+    observations: dict | None = None  # the connector findings cached on the row, and when they were fetched
+    observed_at: datetime | None = None
+
+
+def claim(*, session: Session, incident, now: datetime, min_interval: timedelta) -> Claim:
+    """Claim the incident's pending refresh for this job, or say how long to wait for the minimum interval to end."""
+    row = _row(session, incident, now)
+    if row.status == "building" and pending(row, now):
+        return Claim("skip")  # why: that build re-queues itself if evidence moved while it ran
+    if row.status not in PENDING:
+        return Claim("skip")  # a duplicate of a job that already ran (a sweep racing a slow queue)
+    if row.status == "queued" and row.generated_at is not None:
+        # why: at most one rebuild per interval; what arrives meanwhile is gathered into the next one
+        wait = min(row.generated_at + min_interval - now, min_interval)
+        if wait > timedelta(0):
+            row.requested_at = now + wait
+            return Claim("wait", wait=wait)
+    row.status, row.requested_at = "building", now
+    return Claim("build", observations=row.observations, observed_at=row.observed_at)
+
+
+def engine_allowed(session: Session, incident, choose) -> Engine | None:
+    """Return the organization's engine (`choose(session, org_id)`) if it has AI turned on, else None (built-in)."""
     org = session.get(Organization, incident.org_id)
-    return engine if org is not None and org.ai_enabled else None
+    return choose(session, incident.org_id) if org is not None and org.ai_enabled else None
 
 
 def store(session: Session, incident, content: dict, label: str, error: str | None, version: str,
-          now: datetime) -> IncidentSummary:
-    """Store a rebuilt summary on the incident's row, marked ready."""
+          now: datetime, *, observed: tuple[dict | None, datetime] | None = None) -> IncidentSummary:
+    """Store a rebuilt summary on the incident's row, marked ready; `observed` replaces the cached connector findings."""
     row = _row(session, incident, now)
-    row.status, row.content, row.engine, row.error = "ready", content, db.fit(IncidentSummary.engine, label), error
+    row.status, row.content, row.engine = "ready", content, db.fit(IncidentSummary.engine, label)
+    row.error = db.fit(IncidentSummary.error, error, limit=4_000)
     row.evidence_version, row.generated_at = version, now
+    if observed is not None:
+        row.observations, row.observed_at = observed[0], observed[1] if observed[0] is not None else None
     return row
+
+
+def postpone(row: IncidentSummary, due: datetime) -> None:
+    """Mark the row queued again, due at `due` (evidence moved while it was built)."""
+    row.status, row.requested_at = "queued", due
+
+
+def fail(session: Session, incident, error: str, now: datetime) -> None:
+    """Mark the build failed with its reason, keeping the last summary (new evidence asks again)."""
+    row = _row(session, incident, now)
+    row.status, row.error = "failed", db.fit(IncidentSummary.error, error, limit=4_000)
 
 
 def evidence_marker(session: Session, incident) -> tuple:
@@ -140,9 +231,12 @@ def evidence_marker(session: Session, incident) -> tuple:
 
 
 def to_read(row: IncidentSummary | None, *, fallback: dict | None = None) -> dict:
-    """Return the API shape: {status, generated_at, engine, content, error}."""
+    """Return the read shape: {status, generated_at, engine, content, error} (the API's), plus for the page
+    `requested_at` (of a pending refresh), `observed_at` (metrics and logs fetched) and `live` (computed now)."""
     if row is None:
         return {"status": "ready" if fallback is not None else "none", "generated_at": None,
-                "engine": "builtin" if fallback is not None else None, "content": fallback, "error": None}
+                "engine": "builtin" if fallback is not None else None, "content": fallback, "error": None,
+                "requested_at": None, "observed_at": None, "live": fallback is not None}
     return {"status": row.status, "generated_at": row.generated_at, "engine": row.engine, "content": row.content,
-            "error": row.error}
+            "error": row.error, "requested_at": row.requested_at if row.status in PENDING else None,
+            "observed_at": row.observed_at, "live": False}

@@ -6,12 +6,16 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-# name -> module with `build_model(spec, http_client)`, `describe(spec)` and `DEFAULT_OUTPUT_MODE`
+# name -> module with `build_model(spec, http_client)`, `describe(spec)`, `request_settings(spec, schema)`,
+# `OUTPUT_MODES` (those it supports) and `DEFAULT_OUTPUT_MODE`
 REGISTRY: dict[str, str] = {
     "openai": "blametrail.ai.providers.openai",
     "anthropic": "blametrail.ai.providers.anthropic",
 }
-OUTPUT_MODES = ("tool", "native", "prompted")
+# tool: a forced tool call; native: a JSON-schema response format; prompted: the schema in the prompt, plain text
+# back; json_object: prompted, plus `response_format: {"type": "json_object", "schema": …}` (llama.cpp-style
+# servers constrain the output to the schema with a grammar)
+OUTPUT_MODES = ("tool", "native", "prompted", "json_object")
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class ProviderSpec:
     model: str
     base_url: str | None = None
     api_key: str | None = None
-    output_mode: str | None = None  # tool | native | prompted; None = the provider's default
+    output_mode: str | None = None  # tool | native | prompted | json_object; None = the provider's default
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def __repr__(self) -> str:  # why: never print the key in logs or tracebacks
@@ -39,9 +43,10 @@ def module(name: str):
 
 def output_mode(spec: ProviderSpec) -> str:
     """Return the output mode to use: the configured one, else the provider's default."""
-    mode = spec.output_mode or module(spec.name).DEFAULT_OUTPUT_MODE
-    if mode not in OUTPUT_MODES:
-        raise ValueError(f"unknown output mode {mode!r}; choose one of: {', '.join(OUTPUT_MODES)}")
+    provider = module(spec.name)
+    mode = spec.output_mode or provider.DEFAULT_OUTPUT_MODE
+    if mode not in provider.OUTPUT_MODES:
+        raise ValueError(f"unknown output mode {mode!r} for {spec.name}; choose one of: {', '.join(provider.OUTPUT_MODES)}")
     return mode
 
 
@@ -53,3 +58,8 @@ def describe(spec: ProviderSpec) -> str:
 def build_model(spec: ProviderSpec, http_client: Any):
     """Return a pydantic-ai Model for the spec, sending its requests through the given httpx2 client."""
     return module(spec.name).build_model(spec, http_client)
+
+
+def request_settings(spec: ProviderSpec, schema: dict) -> dict[str, Any]:
+    """Return extra pydantic-ai model settings a provider needs for the output mode (e.g. a JSON response format)."""
+    return module(spec.name).request_settings(spec, schema)

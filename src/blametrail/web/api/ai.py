@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from blametrail import netguard
+from blametrail.ai import probe
 from blametrail.ai import service as ai
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 
@@ -22,9 +23,19 @@ class AIConfigPut(BaseModel):
     base_url: str | None = Field(None, max_length=2000)
     api_key: str | None = Field(None, max_length=4000, description="Stored encrypted; omit to keep the stored key, "
                                 "send an empty string to remove it. Never returned.")
-    output_mode: Literal["tool", "native", "prompted"] | None = None
+    output_mode: Literal["tool", "native", "prompted", "json_object"] | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="timeout_seconds, max_retries, "
-                                    "retry_max_wait_seconds, context_tokens, max_output_tokens, api_version, azure_endpoint")
+                                    "retry_max_wait_seconds, context_tokens, max_output_tokens, deadline_seconds, "
+                                    "max_tokens_param (max_tokens | max_completion_tokens), "
+                                    "instructions_in_user_message (true | false), api_version, azure_endpoint "
+                                    "(docs/models.md)")
+
+
+class AITestResult(BaseModel):
+    ok: bool = Field(description="The model answered (reachable, key accepted, model known).")
+    latency_ms: int | None = Field(description="How long the answer took; null when none came.")
+    structured_output: bool = Field(description="The answer was valid JSON for the schema in the output mode.")
+    detail: str = Field(description="What happened, in plain words, and what to change if something failed.")
 
 
 @router.get("")
@@ -48,6 +59,19 @@ def _shown(read: dict) -> dict:
     if isinstance(options.get("azure_endpoint"), str):
         options["azure_endpoint"] = netguard.redact_userinfo(options["azure_endpoint"])
     return {**read, "base_url": read.get("base_url") and netguard.redact_userinfo(read["base_url"]), "options": options}
+
+
+@router.post("/test", response_model=AITestResult)
+def test_ai_config(actor: ApiActor, session: SessionDep, rt: RuntimeDep, data: AIConfigPut | None = None):
+    """Send one small schema-shaped request with the given configuration (else the one in effect); store nothing.
+
+    Owners and admins. Answers 200 whether or not the model worked: `ok`, `latency_ms`, `structured_output` and
+    `detail` say what happened in plain words.
+    """
+    config = data.model_dump(exclude_unset=False) if data is not None else None
+    result = probe.test_config(session=session, actor=actor, settings=rt.settings, box=rt.secret_box, config=config,
+                               policy=netguard.policy_from(rt.settings))
+    return result.to_json()
 
 
 @router.delete("", status_code=204)

@@ -82,7 +82,8 @@ def render_detail(request: Request, *, session, actor, rt, now, incident_id: int
     ctx = {
         "incident": presenters.incident_read(session, incident), "timeline": timeline,
         "update_errors": update_errors or [], "update_body": update_body,
-        **card_context(session=session, actor=actor, incident=incident, now=now, notice=card_notice),
+        **card_context(session=session, actor=actor, incident=incident, now=now, notice=card_notice,
+                       settings=rt.settings),
         **summary_context(session=session, incident=incident, rt=rt, now=now),
     }
     return render(request, "incidents/detail.html", ctx, actor=actor, status_code=status_code, headers=headers)

@@ -1,4 +1,5 @@
-"""HTML pages: one router that gathers the page modules (auth, incidents, postmortems, settings, integrations)."""
+"""HTML pages: one router that gathers the page modules (auth, incidents, postmortems, settings, integrations,
+drafting model and template)."""
 
 from fastapi import APIRouter
 
@@ -8,11 +9,13 @@ from blametrail.web.pages import (
     connections,
     evidence,
     incidents,
+    model,
     monitors,
     people,
     postmortems,
     settings,
     summary,
+    template,
     webhooks,
 )
 
@@ -28,3 +31,5 @@ router.include_router(webhooks.router)
 router.include_router(connections.router)
 router.include_router(evidence.router)
 router.include_router(people.router)
+router.include_router(model.router)
+router.include_router(template.router)

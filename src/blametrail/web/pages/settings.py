@@ -1,4 +1,5 @@
-"""Organization settings page: plan and usage, the AI switch (owner only), members."""
+"""Organization settings page: plan and usage, the AI switch (owner only), links to the drafting and integration
+pages, members."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from fastapi import APIRouter, Request
 
 from blametrail.errors import ValidationFailed
 from blametrail.orgs import service as orgs
-from blametrail.orgs.permissions import Action, require
+from blametrail.orgs.permissions import Action, can, require
 from blametrail.web.deps import NowDep, PageActor, SessionDep
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render
 
@@ -20,6 +21,7 @@ def settings_page(request: Request, actor: PageActor, session: SessionDep, now: 
     return render(request, "settings.html", {
         "org": org, "usage": orgs.usage(session=session, org=org, now=now),
         "members": orgs.list_members(session=session, org_id=actor.org_id),
+        "can_manage": can(actor.role, Action.MANAGE),
     }, actor=actor)
 
 

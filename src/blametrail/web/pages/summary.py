@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from blametrail.incidents import service as incidents
+from blametrail.summaries import service as summaries
 from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
 from blametrail.web.pages.common import render
@@ -15,10 +16,15 @@ POLL_SECONDS = 5
 
 
 def summary_context(*, session, incident, rt, now) -> dict:
-    """Return what the summary card needs: the summary, and whether it keeps polling (while the incident is open)."""
+    """Return what the summary card needs: the summary, and whether it keeps polling (while the incident is open or
+    a refresh is pending, so a resolved incident's card also shows the rebuilt summary when it lands)."""
+    # why: a refresh whose job was lost (a restart with an in-memory queue) is asked again by whoever looks at it,
+    # without waiting for the sweep
+    summaries.revive(session=session, incident_id=incident.id, now=now)
     data = presenters.summary_read(session=session, incident=incident, rt=rt, now=now)
-    return {"summary": {**data, "incident_id": incident.id, "polling": incident.status == "open",
-                        "poll_seconds": POLL_SECONDS}}
+    pending = data["status"] in summaries.PENDING
+    return {"summary": {**data, "incident_id": incident.id, "pending": pending,
+                        "polling": incident.status == "open" or pending, "poll_seconds": POLL_SECONDS}}
 
 
 @router.get("/incidents/{incident_id}/summary")

@@ -1,0 +1,125 @@
+"""The organization's postmortem template page: service owners and per-section drafting instructions.
+
+Everyone in the organization reads it; owners and admins change it (orgs.templates decides, as for the API's
+GET/PUT /api/v1/org/template). The form sends the service-owner table as repeated columns plus a Remove box per
+row, so rows are added and removed without JavaScript (app.js only adds an "Add a service" button).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import FormData
+
+from blametrail import db
+from blametrail.engines.sections import SECTION_KEYS
+from blametrail.errors import ValidationFailed, VersionConflict
+from blametrail.orgs import templates
+from blametrail.orgs.permissions import Action, can, require
+from blametrail.web.deps import NowDep, PageActor, SessionDep
+from blametrail.web.pages.common import FormDep, field, flash, redirect, render
+from blametrail.web.pages.editform import LABELS as SECTION_LABELS
+
+router = APIRouter(prefix="/settings")
+BLANK_ROWS = 2
+HINTS = {
+    "summary": "e.g. Three sentences an executive can read: what broke, for whom, how long.",
+    "action_items": "e.g. Every item names the team and a due date within two sprints.",
+    "root_cause": "e.g. Name the mechanism, not only the trigger.",
+}
+
+
+def _rows(owners: dict[str, str]) -> list[dict]:
+    rows = [{"service": s, "team": t, "remove": False} for s, t in sorted(owners.items(), key=lambda kv: kv[0].lower())]
+    return rows + [{"service": "", "team": "", "remove": False} for _ in range(BLANK_ROWS)]
+
+
+def _page(request: Request, *, session, actor, values: dict | None = None, errors: list[str] | None = None,
+          conflict: str | None = None, status_code: int = 200):
+    read = templates.to_read(session, actor.org_id)
+    values = values or {"rows": _rows(read["service_owners"]), "instructions": read["section_instructions"],
+                        "version": read["version"]}
+    sections = [{"key": k, "label": SECTION_LABELS.get(k, k), "hint": HINTS.get(k, "")} for k in SECTION_KEYS]
+    return render(request, "org_template.html", {
+        "nav": "settings", "tab": "template", "template": read, "values": values, "errors": errors or [],
+        "conflict": conflict, "sections": sections, "can_edit": can(actor.role, Action.MANAGE),
+        "can_see_model": can(actor.role, Action.MANAGE), "max_instruction": templates.MAX_INSTRUCTION,
+        "max_name": templates.MAX_NAME,
+    }, actor=actor, status_code=status_code)
+
+
+def _read_form(form: FormData) -> dict:
+    services, teams = form.getlist("owner_service"), form.getlist("owner_team")
+    removed = {str(v) for v in form.getlist("owner_remove")}
+    rows = []
+    for i in range(max(len(services), len(teams))):
+        def cell(values: list, i: int = i) -> str:
+            return str(values[i]).strip() if i < len(values) else ""
+        rows.append({"service": cell(services), "team": cell(teams), "remove": str(i) in removed})
+    instructions = {k: str(form.get(f"instr_{k}") or "").replace("\r\n", "\n").strip() for k in SECTION_KEYS}
+    try:
+        version = int(field(form, "version"))
+    except ValueError:
+        version = None
+    return {"rows": rows, "instructions": instructions, "version": version}
+
+
+def _owners(rows: list[dict]) -> tuple[dict[str, str], list[str]]:
+    """Return service → team from the kept rows, and one message per row that cannot be kept as typed."""
+    owners: dict[str, str] = {}
+    errors = []
+    for number, row in enumerate(rows, start=1):
+        if row["remove"] or not (row["service"] or row["team"]):
+            continue
+        if not row["service"]:
+            errors.append(f"Service owners row {number}: name the service {row['team']} owns.")
+        elif not row["team"]:
+            errors.append(f"Service owners row {number}: name the team that owns {row['service']}, or tick Remove.")
+        elif row["service"].lower() in {s.lower() for s in owners}:
+            errors.append(f"Service owners row {number}: {row['service']} is listed twice; keep one row.")
+        else:
+            owners[row["service"]] = row["team"]
+    return owners, errors
+
+
+def _messages(exc: ValidationFailed) -> list[str]:
+    out = []
+    for e in exc.extra.get("errors") or []:
+        loc = [str(p) for p in e.get("loc", ())]
+        head = {"service_owners": "Service owners", "section_instructions": "Instructions"}.get(loc[0], loc[0]) \
+            if loc else ""
+        name = SECTION_LABELS.get(loc[1], loc[1]) if len(loc) > 1 else ""
+        out.append(f"{head}{' · ' + name if name else ''}: {e.get('msg', 'invalid')}")
+    return out or [exc.detail]
+
+
+@router.get("/template")
+def template_page(request: Request, actor: PageActor, session: SessionDep):
+    return _page(request, session=session, actor=actor)
+
+
+@router.post("/template")
+def template_save(request: Request, form: FormDep, actor: PageActor, session: SessionDep, now: NowDep):
+    require(actor.role, Action.MANAGE)
+    values = _read_form(form)
+    owners, errors = _owners(values["rows"])
+    if errors:
+        return _page(request, session=session, actor=actor, values=values, errors=errors, status_code=422)
+    current = templates.to_read(session, actor.org_id)
+    # why: the page edits two parts of the template; any other part stays as stored, never emptied by this form
+    data = {k: v for k, v in current.items() if k in templates.KNOWN_KEYS}
+    data |= {"service_owners": owners, "section_instructions": {k: v for k, v in values["instructions"].items() if v}}
+    try:
+        templates.put(session=session, actor=actor, now=now, data=data, version=values["version"])
+    except VersionConflict:
+        db.rollback(session)
+        stored = templates.to_read(session, actor.org_id)
+        who = f" by {stored['updated_by']}" if stored.get("updated_by") else ""
+        return _page(request, session=session, actor=actor, values={**values, "version": stored["version"]},
+                     conflict=f"Someone else saved the template{who} since you opened it. Your changes are below and "
+                              "not saved; save again to replace theirs, or reload the page to see them.",
+                     status_code=409)
+    except ValidationFailed as exc:
+        db.rollback(session)
+        return _page(request, session=session, actor=actor, values=values, errors=_messages(exc), status_code=422)
+    flash(request, "Template saved: the next drafts follow it.", "success")
+    return redirect("/settings/template")
