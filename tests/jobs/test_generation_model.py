@@ -136,13 +136,14 @@ def test_the_run_records_each_step_in_its_own_transaction(client, factory, rt, s
     assert run.status == "succeeded" and run.step == "storing" and run.step_at is not None
 
 
-def test_the_builtin_engine_goes_from_gathering_to_storing(client, factory, rt, monkeypatch):
+def test_the_builtin_engine_reports_writing_then_storing(client, factory, rt, monkeypatch):
     owner = factory.team()["owner"]
     recorded: list[str] = []
     real = postmortems.set_step
     monkeypatch.setattr(postmortems, "set_step", lambda **kw: recorded.append(kw["step"]) or real(**kw))
     iid = _resolve(client, owner)
-    assert recorded == ["storing"]  # no model to ask; "gathering" is set when the run is claimed
+    # "gathering" is set when the run is claimed; the card shows "asking_model" as "Writing the draft" here
+    assert recorded == ["asking_model", "storing"]
     assert _run(rt, iid).status == "succeeded"
 
 

@@ -42,7 +42,6 @@ TRAILING_WHITESPACE = 32  # characters of whitespace tolerated after the JSON ob
 _RECOUNT_CHARS = 400  # recount a stream's tokens after this many new characters
 _EXPIRED = 0.05  # seconds: a deadline this close is as good as passed (timers fire a hair early)
 
-Step = Callable[[str], None]
 
 
 class Deadline:
@@ -99,12 +98,13 @@ class LLMEngine:
         """The output mode in use (tool, native, prompted or json_object)."""
         return output_mode(self.spec)
 
-    def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT, on_step: Step | None = None) -> Draft:
+    def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft:
         """Draft the postmortem sections from the evidence (building on the current sections when regenerating).
 
-        `on_step` hears "asking_model" before the first request and "checking_citations" once the model answered.
+        The context's listener hears "asking_model" before the first request and "checking_citations" once the model
+        answered; action items on a service go to the team the template names for it.
         """
-        step = on_step or (lambda name: None)
+        step = context.step
         deadline = Deadline(self.deadline_seconds, self._monotonic)
         prompt = build_prompt(pack, budget_tokens=self.context_tokens, current_sections=context.current_sections,
                               edited_keys=context.edited_keys, instructions=context.instructions, kind="postmortem")
@@ -113,7 +113,7 @@ class LLMEngine:
             step(ASKING_MODEL)
             answer = self.ask(prompt, Sections, audit=audit, deadline=deadline)
             step(CHECKING_CITATIONS)
-            grounded = ground(answer, pack)
+            grounded = ground(answer, pack, service_owners=context.service_owners)
         except UpstreamError as exc:
             raise EngineFailed(str(exc), audit) from exc
         audit.prompt["grounding"] = {"dropped_citations": list(grounded.dropped_citations),

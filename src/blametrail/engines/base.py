@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,6 +50,13 @@ class DraftContext:
     edited_keys: tuple[str, ...] = ()  # sections people changed since the last draft (kept unless overwritten)
     instructions: Mapping[str, str] = field(default_factory=dict)  # section → the organization's instruction
     service_owners: Mapping[str, str] = field(default_factory=dict)  # service → the team that owns its fixes
+    # hears the step a draft is at ("asking_model", "checking_citations"), for the card's progress; never fails it
+    on_step: Callable[[str], None] | None = field(default=None, compare=False)
+
+    def step(self, name: str) -> None:
+        """Tell whoever listens which step the draft is at."""
+        if self.on_step is not None:
+            self.on_step(name)
 
 
 NO_CONTEXT = DraftContext()

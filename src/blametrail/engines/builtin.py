@@ -15,6 +15,7 @@ class BuiltinEngine:
 
     def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft:
         """Write every section from the evidence; action items go to the owning team from the template."""
+        context.step("asking_model")  # why: the card shows this step as "Writing the draft" for the built-in engine
         return Draft(write_postmortem(pack, service_owners=dict(context.service_owners)))
 
     def summarize(self, pack: EvidencePack) -> Summary:

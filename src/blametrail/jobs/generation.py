@@ -13,14 +13,13 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
-from blametrail.ai.llm import LLMEngine
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.crypto import SecretBox
 from blametrail.engines.base import NO_CONTEXT, Audit, DraftContext, Engine, EngineFailed
@@ -59,8 +58,7 @@ def draft_with_fallback(engine: Engine, pack: EvidencePack, context: DraftContex
                         on_step: Callable[[str], None] | None = None) -> Drafted:
     """Run the engine; if a provider fails, use the built-in engine and say why (one warning line in the log)."""
     try:
-        # why: only a model engine has steps worth showing (asking the model, checking its citations)
-        draft = engine.draft(pack, context, on_step) if isinstance(engine, LLMEngine) else engine.draft(pack, context)
+        draft = engine.draft(pack, replace(context, on_step=on_step) if on_step else context)
         return Drafted(dump(Sections.model_validate(draft.sections)), engine.label, None, draft.audit)
     except UpstreamError as exc:
         if isinstance(engine, BuiltinEngine):
