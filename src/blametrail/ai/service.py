@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from blametrail.ai import providers
 from blametrail.ai.models import AIConfig
 from blametrail.clock import iso
 from blametrail.crypto import SecretBox
@@ -18,8 +19,8 @@ from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 from blametrail.settings import Settings
 
-ENGINES = ("builtin", "openai", "anthropic")
-OUTPUT_MODES = ("tool", "native", "prompted", "json_object")
+ENGINES = ("builtin", *providers.REGISTRY)  # the registry is the only list of model providers
+OUTPUT_MODES = providers.OUTPUT_MODES
 OPENAI_ONLY_MODES = ("json_object",)  # a response format only OpenAI-compatible servers take
 _NUMERIC = {"timeout_seconds": (1, 900), "max_retries": (0, 10), "retry_max_wait_seconds": (0, 3600),
             "context_tokens": (1_000, 2_000_000), "max_output_tokens": (256, 200_000), "deadline_seconds": (5, 3600)}

@@ -18,12 +18,12 @@ router = APIRouter(prefix="/api/v1/org/ai", tags=["organization"])
 
 class AIConfigPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    engine: Literal["builtin", "openai", "anthropic"]
+    engine: Literal[ai.ENGINES]  # type: ignore[valid-type]  # why: derived from the provider registry
     model: str | None = Field(None, max_length=200)
     base_url: str | None = Field(None, max_length=2000)
     api_key: str | None = Field(None, max_length=4000, description="Stored encrypted; omit to keep the stored key, "
                                 "send an empty string to remove it. Never returned.")
-    output_mode: Literal["tool", "native", "prompted", "json_object"] | None = None
+    output_mode: Literal[ai.OUTPUT_MODES] | None = None  # type: ignore[valid-type]
     options: dict[str, Any] = Field(default_factory=dict, description="timeout_seconds, max_retries, "
                                     "retry_max_wait_seconds, context_tokens, max_output_tokens, deadline_seconds, "
                                     "max_tokens_param (max_tokens | max_completion_tokens), "
