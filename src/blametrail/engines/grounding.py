@@ -42,7 +42,7 @@ from blametrail.analysis.verdict import ranked_suspects
 from blametrail.analysis.writer import (
     NOT_ESTABLISHED,  # one sentence, shared with the built-in engine
 )
-from blametrail.clock import minutes_between
+from blametrail.clock import as_utc, minutes_between, parse_iso
 from blametrail.engines.sections import (
     ACTION_KINDS,
     SECTION_KEYS,
@@ -119,16 +119,16 @@ class _Ledger:
 
 
 def _when(value) -> datetime | None:
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
+    """A model's timestamp as aware UTC; None when unreadable or without a zone (unlike clock.to_utc, a model's naive
+    time is not presumed UTC: it must say which)."""
+    if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            value = parse_iso(value)
         except ValueError:
             return None
-    else:
+    if not isinstance(value, datetime) or value.tzinfo is None:
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    return as_utc(value)
 
 
 def duration_minutes(pack: EvidencePack) -> int | None:
