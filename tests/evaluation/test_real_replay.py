@@ -59,11 +59,14 @@ def test_a_draft_that_loses_its_timeline_fails_the_gate(database_url):
 
 
 def test_cli_replays_the_chosen_incidents_and_prints_the_table(database_url, capsys):
-    assert main(["evaluate", "--real", "--only", FAST[0], "--database-url", database_url, "--misses"]) == 0
+    # why: a run of one incident is judged alone against the held-out bar; this dev incident clears all of it
+    # (FAST[0] matches none of its postmortem's action items, so on its own it exits 1 since the "after" thresholds)
+    chosen = FAST[3]
+    assert main(["evaluate", "--real", "--only", chosen, "--database-url", database_url, "--misses"]) == 0
     out, err = capsys.readouterr()
-    assert re.search(rf"^{FAST[0]}\s+dev\s+ok\s+5/5\s", out, re.M)
+    assert re.search(rf"^{chosen}\s+dev\s+ok\s+5/5\s", out, re.M)
     assert "thresholds, judged on all (1 incidents; none held out in this run):" in out
-    assert f"replayed 1/1 {FAST[0]}" in err
+    assert f"replayed 1/1 {chosen}" in err
 
 
 def test_cli_exits_1_under_the_thresholds_and_2_on_bad_input(monkeypatch, capsys):

@@ -71,21 +71,22 @@ class Threshold:
 # The bar a run must clear, judged on the held-out incidents (on all of a run's incidents when it has none).
 # Set from the held-out part only (never tuned on): structural figures exactly as measured (no failed replay, no
 # invented row, every duration right); the others at the held-out figure rounded down to 0.05, less 0.05 (one
-# held-out incident in ten moves a share by 0.10). Measured on the built-in engine at commit dcc3006, before the
-# issue-13 analysis work (docs/evaluation.md, "Thresholds"): re-derive them the same way when the analysis
-# changes, from the held-out rows only.
+# held-out incident in ten moves a share by 0.10), never below 0. Measured on the built-in engine at commit 4e953f3,
+# after the issue-13 analysis work (docs/evaluation.md, "After"; the "before" figures of dcc3006 are there too):
+# re-derive them the same way when the analysis changes, from the held-out rows only.
 THRESHOLDS = (
     Threshold("replays that produced no draft", "failures", "<=", 0),
     Threshold("invented timeline rows", "invented", "<=", 0),
     Threshold("duration within a minute", "duration_exact", ">=", 1.0),
-    Threshold("key events cited", "key_recall", ">=", 0.95),
-    Threshold("key events in true order", "order", ">=", 0.95),
-    Threshold("severity band exact", "severity_exact", ">=", 0.35),
-    Threshold("severity band within one", "severity_within_one", ">=", 0.65),
-    Threshold("root-cause terms found", "cause", ">=", 0.30),
-    Threshold("triggering change cited", "trigger", ">=", 0.95),
+    Threshold("key events cited", "key_recall", ">=", 0.95),  # held-out 1.00
+    Threshold("key events in true order", "order", ">=", 0.95),  # 1.00
+    Threshold("severity band exact", "severity_exact", ">=", 0.75),  # 0.80
+    Threshold("severity band within one", "severity_within_one", ">=", 0.95),  # 1.00
+    Threshold("root-cause terms found", "cause", ">=", 0.30),  # 0.38
+    Threshold("triggering change cited", "trigger", ">=", 0.95),  # 1.00
+    # why: held-out 0.00 (0 of 38); the rule gives -0.05, a share's floor is 0, so this one cannot fail yet
     Threshold("contributing factors matched", "factors", ">=", 0.0),
-    Threshold("action items matched", "actions", ">=", 0.0),
+    Threshold("action items matched", "actions", ">=", 0.05),  # 0.11 (4 of 35)
 )
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from blametrail.analysis.timeline import AFTER_RESOLUTION
 from blametrail.clock import parse_iso
 from blametrail.engines.sections import SECTION_KEYS, Sections, dump
 from blametrail.web.pages.common import format_utc
@@ -108,8 +109,67 @@ def _error_label(loc: tuple) -> str:
     return label
 
 
-def parse(values: dict) -> tuple[dict | None, list[str]]:
-    """Turn form values into complete, validated sections (JSON shape); return (sections, errors)."""
+def _rendered_rows(current: dict | None) -> tuple[list[tuple[dict, dict]], list[tuple[dict, dict]]]:
+    """Return, for the timeline and the action items, (row as the editor showed it, stored entry) pairs in the
+    order the editor renders them (stored entries first, then the blank rows, which have no pair)."""
+    try:
+        stored = dump(Sections.model_validate(current or {}))
+    except ValidationError:
+        return [], []  # why: the editor cannot have rendered these sections, so no row came from them
+    shown = values_from_sections(stored)
+    return (list(zip(shown["timeline"], stored["timeline"], strict=False)),
+            list(zip(shown["action_items"], stored["action_items"], strict=False)))
+
+
+def _pair(pairs: list[tuple[dict, dict]], n: int) -> tuple[dict, dict] | None:
+    return pairs[n] if n < len(pairs) else None
+
+
+def _timeline_kept(row: dict, pair: tuple[dict, dict] | None) -> dict:
+    """Return the fields the form does not show that a submitted timeline row keeps from its stored entry.
+
+    `after_resolution` stays on a row the person did not change. On an edited row it stays while the description
+    still starts with the "After resolution" mark: the mark is how the form shows the flag, so removing it is how a
+    person says the event belongs to the incident after all.
+    """
+    if pair is None or not pair[1].get("after_resolution"):
+        return {}
+    shown, _ = pair
+    unchanged = (row.get("at", "") == _text(shown["at"]) and row.get("source", "") == _text(shown["source"])
+                 and row.get("description", "") == _text(shown["description"])
+                 and _commas(row.get("evidence", "")) == _commas(shown["evidence"]))
+    marked = row.get("description", "").casefold().startswith(AFTER_RESOLUTION.strip().casefold())
+    return {"after_resolution": True} if unchanged or marked else {}
+
+
+def _action_kept(row: dict, pair: tuple[dict, dict] | None) -> dict:
+    """Return the fields the form does not show that a submitted action item keeps from its stored item.
+
+    A row edited in place is the same item (the form adds items in blank rows), so its `kind` stays: rewording a
+    detect step does not make it a prevent step. Its `evidence` stays while the title is unchanged (a new priority
+    or owner does not change what motivated it); a reworded title drops it, because those ids were cited for the
+    old wording and the form neither shows them nor lets the person check them against the new one.
+    """
+    if pair is None:
+        return {}
+    shown, stored = pair
+    kept: dict = {}
+    if stored.get("kind"):
+        kept["kind"] = stored["kind"]
+    if stored.get("evidence") and row.get("title", "") == _text(shown["title"]):
+        kept["evidence"] = list(stored["evidence"])
+    return kept
+
+
+def parse(values: dict, current: dict | None = None) -> tuple[dict | None, list[str]]:
+    """Turn form values into complete, validated sections (JSON shape); return (sections, errors).
+
+    `current` is the stored sections the form was rendered from (the save is refused when they changed since,
+    by the version check). Row n of the timeline and of the action items was rendered from stored entry n, so an
+    edit keeps the entry's fields the form does not show (`after_resolution`, an action item's `kind` and
+    `evidence`; see `_timeline_kept` and `_action_kept`) instead of dropping them on an unrelated save.
+    """
+    timeline_pairs, action_pairs = _rendered_rows(current)
     errors: list[str] = []
     duration: int | None = None
     if values["impact_duration"]:
@@ -118,19 +178,19 @@ def parse(values: dict) -> tuple[dict | None, list[str]]:
         except ValueError:
             errors.append("Customer impact duration must be a whole number of minutes.")
     timeline = []
-    for n, row in enumerate(values["timeline"], start=1):
+    for n, row in enumerate(values["timeline"]):
         if not row.get("description"):
             continue  # why: clearing a row's description is how a row is removed
         try:
             at = _parse_time(row.get("at", ""))
         except ValueError:
-            errors.append(f"Timeline row {n} time: use a UTC time like 2026-11-26T10:05:00Z.")
+            errors.append(f"Timeline row {n + 1} time: use a UTC time like 2026-11-26T10:05:00Z.")
             continue
         timeline.append({"at": at, "source": row.get("source") or "update", "description": row["description"],
-                         "evidence": _commas(row.get("evidence", ""))})
+                         "evidence": _commas(row.get("evidence", "")), **_timeline_kept(row, _pair(timeline_pairs, n))})
     actions = [{"title": row["title"], "priority": row.get("priority") or "medium",
-                "suggested_owner": row.get("owner") or None}
-               for row in values["action_items"] if row.get("title")]
+                "suggested_owner": row.get("owner") or None, **_action_kept(row, _pair(action_pairs, n))}
+               for n, row in enumerate(values["action_items"]) if row.get("title")]
     candidate = {
         "summary": values["summary"], "severity": values["severity"] or "SEV-3",
         "customer_impact": {"description": values["impact_description"], "duration_minutes": duration,

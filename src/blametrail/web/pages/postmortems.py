@@ -125,7 +125,7 @@ def edit_save(incident_id: IdPath, request: Request, form: FormDep, actor: PageA
         version = int(str(form.get("version") or ""))
     except ValueError:
         version = 0
-    sections, errors = editform.parse(values)
+    sections, errors = editform.parse(values, current=pm.sections)
     if version < 1:
         errors = ["The form lost its version number; reload the editor.", *errors]
     if errors:
