@@ -32,6 +32,7 @@ from .factories import make_pack, update
     ("Latency is high due to a slow query on orders.", "because", False),
     ("We saw 502s because the pool was exhausted.", "because", False),
     ("Payments failed as a result of the expired token.", "because", False),
+    ("Capacity was cut to almost nothing because the quota system over-corrected.", "because", False),
 ])
 def test_each_phrasing_states_a_cause(sentence, phrase, explicit):
     found = phrasing(sentence)

@@ -67,7 +67,9 @@ _SPECULATION = re.compile(
 )
 _HEDGE = re.compile(r"\bprobabl[ey]\b|\blikely\b|\b(?:we|i) (?:think|believe)\b|\bseems?\b|\bappears?\b"
                     r"|\bapparently\b", re.I)
-_NEGATION_BEFORE = re.compile(r"(?:\bnot|n't|\bnever|\bno longer|\bnothing)\s+(?:\w+\s+){0,2}$", re.I)
+# why: "nothing" negates only as a subject ("nothing caused …"), not as an object ("traffic fell to nothing because …")
+_NEGATION_BEFORE = re.compile(r"(?:\bnot|n't|\bnever|\bno longer|(?<!\bto )(?<!\balmost )\bnothing)\s+(?:\w+\s+){0,2}$",
+                              re.I)
 _NEGATION_AFTER = re.compile(r"^\s*[:\-–—]?\s*(?:(?:is|was|are|were|does|did|has|had)(?:n't| not)\b"
                              r"|not (?:the|a|an|our|related|from|in)\b|never\b)", re.I)
 _RULED_OUT = re.compile(r"\brul(?:ed|ing|e) out\b|\bunrelated to the (?:cause|issue|incident)\b", re.I)
