@@ -76,6 +76,16 @@ def test_every_request_is_streamed_and_a_well_behaved_answer_keeps_the_servers_t
     assert server.disconnects == 0
 
 
+def test_a_server_that_streams_no_usage_gets_our_own_token_counts(server):
+    reply = openai_text(json.dumps(GOOD))
+    reply["json"]["usage"] = None  # llama-cpp-python's stream carries no usage
+    server.script(reply)
+    draft = engine(server, mode="prompted").draft(llm_pack())
+    assert draft.sections["summary"] == GOOD["summary"]
+    assert draft.audit.tokens_in == draft.audit.prompt["tokens"] > 0
+    assert draft.audit.tokens_out > 0
+
+
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_a_model_that_rambles_after_its_json_is_cut_off_and_the_stream_closed(server, provider):
     ramble = ["\n\nThat is the postmortem. ", *["More words the model keeps writing. "] * 400]

@@ -161,6 +161,8 @@ class LLMEngine:
             raw, t_in, t_out = _read_messages(messages)
             if watch.cut or not t_out:  # why: a stream stopped early (or a server that sends no usage) leaves
                 t_out = max(t_out, watch.counted())  # only our own count of what came back
+            if not t_in and (raw or t_out):  # why: llama-cpp-python's stream reports no usage: our count of the prompt
+                t_in = prompt.tokens
             tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
             audit.response_raw = raw or audit.response_raw
             audit.tokens_in, audit.tokens_out, audit.latency_ms = tokens_in, tokens_out, latency_ms
