@@ -186,7 +186,7 @@ def markdown_download(incident: Incident, pm: Postmortem) -> Response:
 class SummaryRead(BaseModel):
     """The live summary as the API returns it."""
 
-    status: str  # queued | ready | failed | none
+    status: str  # queued | building | ready | failed | none
     generated_at: datetime | None
     engine: str | None
     content: summaries.SummaryOut | None

@@ -8,9 +8,10 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from blametrail import netguard
+from blametrail import db, netguard
 from blametrail.ai import probe
 from blametrail.ai import service as ai
+from blametrail.orgs.permissions import Action, require
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/api/v1/org/ai", tags=["organization"])
@@ -69,6 +70,10 @@ def test_ai_config(actor: ApiActor, session: SessionDep, rt: RuntimeDep, data: A
     `detail` say what happened in plain words.
     """
     config = data.model_dump(exclude_unset=False) if data is not None else None
+    require(actor.role, Action.MANAGE)
+    # why: end the transaction before the model call (up to 30 s), so it never holds SQLite's write lock (the token's
+    # last-used stamp, the Idempotency-Key) or an idle PostgreSQL transaction meanwhile
+    db.commit(session)
     result = probe.test_config(session=session, actor=actor, settings=rt.settings, box=rt.secret_box, config=config,
                                policy=netguard.policy_from(rt.settings))
     return result.to_json()
