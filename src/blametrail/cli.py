@@ -31,13 +31,42 @@ def _settings() -> Settings:
         raise CliError(f"invalid settings: {exc}".replace("\n", " ")) from exc
 
 
-def _runtime(settings: Settings):
+def _runtime(settings: Settings, *, create: bool = False):
+    """Open (and migrate) the database; unless `create`, refuse an embedded SQLite file that does not exist yet."""
     from blametrail.runtime import build_runtime
 
+    if not create:
+        _require_existing_database(settings)
     try:
         return build_runtime(settings)
     except Exception as exc:
         raise CliError(f"cannot open the database {_redact(settings.resolved_database_url)}: {exc}".splitlines()[0]) from exc
+
+
+def sqlite_file(url: str):
+    """Return the file of an SQLite URL (None for another database, or an in-memory SQLite one)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _require_existing_database(settings: Settings) -> None:
+    """Refuse to run against an SQLite file that does not exist (it would be created empty, silently)."""
+    # why: run from another folder or with another BLAMETRAIL_DATA_DIR, `token create` used to make a new empty
+    # database and answer "no such organization"; serve, demo and db upgrade are the commands that create it
+    path = sqlite_file(settings.resolved_database_url)
+    if path is not None and not path.exists():
+        raise CliError(f"no BlameTrail database at {path.resolve()}: start `blametrail serve` (or run `blametrail db "
+                       "upgrade`) with this data folder first, or point BLAMETRAIL_DATA_DIR / BLAMETRAIL_DATABASE_URL "
+                       "at the existing one")
 
 
 def _redact(url: str) -> str:
@@ -56,7 +85,7 @@ def _print(obj) -> None:
 def cmd_org_create(args) -> None:
     from blametrail.orgs import service as orgs
 
-    rt = _runtime(_settings())
+    rt = _runtime(_settings(), create=True)  # why: creating the first organization from a shell is a first run too
     with db.transaction(rt.factory) as session:
         org = orgs.create_org(session=session, slug=args.slug, name=args.name or args.slug, plan=args.plan,
                               now=rt.clock.now())
@@ -133,7 +162,7 @@ def cmd_keys_rotate(args) -> int:
 
 def cmd_db_upgrade(args) -> None:
     settings = _settings()
-    _runtime(settings)
+    _runtime(settings, create=True)
     print(f"database is up to date: {_redact(settings.resolved_database_url)}")
 
 
@@ -168,7 +197,7 @@ def cmd_serve(args) -> None:
         settings.effective_secret_key
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    rt = _runtime(settings)
+    rt = _runtime(settings, create=True)
     if args.demo:
         from blametrail.demo import seed_demo
 
@@ -234,8 +263,10 @@ def cmd_scheduler(args) -> None:
 def cmd_demo(args) -> None:
     from blametrail.demo import seed_demo
 
-    rt = _runtime(_settings())
+    settings = _settings()
+    rt = _runtime(settings, create=True)
     print(seed_demo(rt))
+    print(f"(data: {settings.data_dir.resolve()}, database: {_redact(settings.resolved_database_url)})")
 
 
 def cmd_evaluate(args) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from blametrail import db
@@ -17,7 +17,7 @@ from blametrail.integrations.base import Limits
 from blametrail.integrations.schemas import ConnectionCreate
 from blametrail.jobs import generation
 from blametrail.orgs import service as orgs
-from blametrail.orgs.models import Organization
+from blametrail.orgs.models import MonthlyUsage, Organization
 from blametrail.orgs.service import Actor
 from blametrail.postmortems import service as postmortems
 from blametrail.scenarios import generator
@@ -40,7 +40,8 @@ def _login_help() -> str:
 
 
 def seed_demo(rt) -> str:
-    """Create the demo organization once (idempotent) and draft its postmortem; return how to log in."""
+    """Create the demo organization once (idempotent) and draft its postmortems, which do not count against its
+    monthly quota; return how to log in."""
     now = rt.clock.now().replace(second=0)
     with db.transaction(rt.factory) as session:
         if session.scalar(select(Organization.id).where(Organization.slug == DEMO_SLUG)):
@@ -83,6 +84,9 @@ def seed_demo(rt) -> str:
         pm_id = postmortems.find(session=session, org_id=org.id, incident_id=inc.id).id
         scenario_pm_ids = _seed_scenarios(session, org_id=org.id, owner=owner, member=member, box=rt.secret_box,
                                           now=now)
+        # why: the demo's own postmortems are sample data, not the organization's work: they must not take 4 of the
+        # plan's monthly postmortems (the org is new, so every usage row so far is the seed's)
+        session.execute(delete(MonthlyUsage).where(MonthlyUsage.org_id == org.id))
         # why: drafted right here so the demo is complete before the server starts; the live summaries' refreshes
         # stay queued (dropping them left every demo summary "Updating…" for good)
         session.info["deferred"] = [job for job in session.info.get("deferred", [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,12 +15,21 @@ from blametrail.netguard import parse_allow
 DEV_SECRET = "blametrail-dev-secret-do-not-use-in-production"
 
 
+def default_data_dir() -> Path:
+    """Return the data folder used when BLAMETRAIL_DATA_DIR is unset: $XDG_DATA_HOME/blametrail, else
+    ~/.local/share/blametrail."""
+    # why: a folder relative to the working directory made `token create` run elsewhere open a new, empty database
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "blametrail"
+
+
 class Settings(BaseSettings):
     """Every BlameTrail setting; documented in docs/settings.md (a test keeps the two in step)."""
 
     model_config = SettingsConfigDict(env_prefix="BLAMETRAIL_", extra="ignore")
 
-    data_dir: Path = Field(Path("./.blametrail"), description="Where the embedded defaults live (SQLite database, queue file).")
+    data_dir: Path = Field(default_factory=default_data_dir, description="Where the embedded defaults live (SQLite database, queue file); default $XDG_DATA_HOME/blametrail, else ~/.local/share/blametrail, whatever folder a command runs in. A relative value is taken from the working directory.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/blametrail.db. Production: postgresql+psycopg://user:pass@host/db.")
     queue_url: str | None = Field(None, description="Task queue; default embedded SQLite file <data_dir>/queue.db. redis://host:6379/0 to scale out across hosts.")
     secret_key: str | None = Field(None, description="Signs sessions and encrypts stored credentials. Required unless dev mode is on.")

@@ -130,6 +130,7 @@ def test_resolve(live, people, open_page):
     page.goto(incident_url(live))
     live.clock.advance(minutes=6)
     page.click("text=Resolve incident")
+    page.click("#confirm-dialog .confirm-ok")  # app.js asks first
     page.wait_for_url(re.compile(r"#postmortem$"))
     assert page.locator("#incident-status").inner_text() == "Resolved"
     assert "the postmortem draft has been queued" in page.locator(".flash-success").inner_text()
@@ -206,6 +207,7 @@ def test_publish_as_admin(live, people, open_page):
     page = open_page("admin@acme.test")
     page.goto(incident_url(live))
     page.click("#postmortem-card >> button:has-text('Publish')")
+    page.click("#confirm-dialog .confirm-ok")  # app.js asks first
     page.locator("#postmortem-card .notice-success").wait_for()
     assert badge(page) == "Published"
     assert page.locator("#postmortem-card button", has_text="Publish").count() == 0
@@ -235,6 +237,7 @@ def test_ai_off_hides_generate(live, people, open_page):
     assert card.locator("button", has_text="Generate postmortem").count() == 1
     page.goto("/settings")
     page.click("text=Turn AI features off")
+    page.click("#confirm-dialog .confirm-ok")  # app.js asks first
     page.wait_for_url("**/settings")
     assert "AI features are off" in page.locator(".flash-success").inner_text()
     page.goto(url)
@@ -260,4 +263,6 @@ def test_screenshots(live, people, open_page):
     page.screenshot(path=str(SCREENSHOTS / "incident.png"))
     page.goto(incident_url(live) + "/postmortem/print")
     page.screenshot(path=str(SCREENSHOTS / "postmortem.png"), full_page=True)
+    page.goto("/settings/model")
+    page.screenshot(path=str(SCREENSHOTS / "model.png"), full_page=True)
     assert (SCREENSHOTS / "incident.png").stat().st_size > 10_000

@@ -81,7 +81,7 @@ def test_pages_answer_while_redis_is_down_and_jobs_resume_when_it_returns(procs,
                          f"/incidents/{before}/postmortem/export.md"):
                 _answers(browser.get(path))
             resolved = _answers(browser.post(f"/incidents/{during[2]}/resolve",
-                                             data={"csrftoken": browser.cookies["csrftoken"]}))
+                                             data={"csrftoken": browser.cookies["csrftoken"], "confirm": "yes"}))
             assert resolved.status_code == 303
             _answers(browser.get(resolved.headers["location"]))
 

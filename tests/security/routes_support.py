@@ -121,7 +121,7 @@ def query_id_params(app, route: Route) -> list[str]:
 @dataclass(frozen=True)
 class Spec:
     action: Action | str  # the Action the role table requires, or PUBLIC / RECEIVER
-    incident: str = "drafted"  # what {incident_id} points at: drafted (resolved, draft ready), resolved, open
+    incident: str = "drafted"  # what {incident_id} points at: drafted (resolved, draft ready), published, resolved, open
     body: Callable[[Call], dict] | None = None  # JSON (API) or form fields (pages) a permitted caller sends
     consumes: bool = False  # a success uses the record up (resolve, publish, delete…): the next caller needs a new one
     prepare: Callable[[World, Side], None] | None = None  # state the organization needs before each call
@@ -174,6 +174,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("PATCH", "/api/v1/incidents/{incident_id}/postmortem"): Spec(PW, body=_pm_patch),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/regenerate"): Spec(PW),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/published"): Spec(R, incident="published"),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/original"): Spec(R),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions"): Spec(R),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions/{number}"): Spec(R),
@@ -248,13 +249,13 @@ ROUTES: dict[tuple[str, str], Spec] = {
                                                     "services": "checkout"}),
     ("GET", "/incidents/{incident_id}"): Spec(R),
     ("POST", "/incidents/{incident_id}/updates"): Spec(W, body=lambda c: {"body": f"page update {c.n}"}),
-    ("POST", "/incidents/{incident_id}/resolve"): Spec(W, incident="open", consumes=True),
+    ("POST", "/incidents/{incident_id}/resolve"): Spec(W, incident="open", consumes=True, body=lambda c: {"confirm": "yes"}),
     ("GET", "/incidents/{incident_id}/summary"): Spec(R),
     ("GET", "/incidents/{incident_id}/evidence/{evidence_id}"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/card"): Spec(R),
     ("POST", "/incidents/{incident_id}/postmortem/generate"): Spec(PW, incident="resolved", consumes=True),
     ("POST", "/incidents/{incident_id}/postmortem/regenerate"): Spec(PW),
-    ("POST", "/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True),
+    ("POST", "/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True, body=lambda c: {"confirm": "yes"}),
     ("GET", "/incidents/{incident_id}/postmortem/edit"): Spec(PW),
     ("POST", "/incidents/{incident_id}/postmortem/edit"): Spec(PW, body=_edit_form),
     ("GET", "/incidents/{incident_id}/postmortem/original"): Spec(R),
@@ -267,7 +268,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/settings/members"): Spec(R),
     ("POST", "/settings/members"): Spec(M, body=lambda c: {"email": f"page{c.n}@{c.marker}.test", "role": "viewer"}),
     ("POST", "/settings/members/{user_id}/role"): Spec(M, body=lambda c: {"role": "viewer"}),
-    ("POST", "/settings/members/{user_id}/remove"): Spec(M, consumes=True),
+    ("POST", "/settings/members/{user_id}/remove"): Spec(M, consumes=True, body=lambda c: {"confirm": "yes"}),
     ("POST", "/settings/invitations/{invitation_id}/revoke"): Spec(M, consumes=True),
     ("GET", "/settings/tokens"): Spec(R),
     ("POST", "/settings/tokens"): Spec(R, body=lambda c: {"name": f"{c.marker} page token {c.n}"}),  # one's own
@@ -478,7 +479,7 @@ class World:
     # --- records -----------------------------------------------------------------------------------------------
 
     def incident(self, side: Side, state: str = "drafted") -> int:
-        """An incident of the side: open, resolved without a postmortem, or resolved with its draft ready."""
+        """An incident of the side: open, resolved without a postmortem, resolved with its draft ready, or published."""
         n = self.n()
         with db.transaction(self.rt.factory) as s:
             inc = incidents.create(session=s, actor=side.owner, now=self.now(), data=IncidentCreate(
@@ -490,7 +491,7 @@ class World:
             if state == "resolved":
                 incidents.resolve(session=s, incident=inc, now=self.now(), resolved_at=None, by_label="t",
                                   by_user_id=None)  # no resolve hook: no postmortem
-            elif state == "drafted":
+            elif state in ("drafted", "published"):
                 postmortems.resolve_incident(session=s, incident=inc, now=self.now(), resolved_at=None,
                                              by_label=side.owner.label, by_user_id=side.owner.user_id)
             else:
@@ -498,8 +499,11 @@ class World:
             incident_id = inc.id
         with db.transaction(self.rt.factory) as s:  # why: the suites draft far more than one plan's monthly quota
             s.execute(delete(MonthlyUsage))
-        if state == "drafted":
+        if state in ("drafted", "published"):
             assert self.postmortem(incident_id)[0] is not None, "the in-process queue should have drafted it"
+        if state == "published":
+            with db.transaction(self.rt.factory) as s:
+                postmortems.publish(session=s, actor=side.owner, incident_id=incident_id, now=self.now())
         return incident_id
 
     def postmortem(self, incident_id: int) -> tuple[dict | None, int]:

@@ -37,12 +37,14 @@ def expected(route, who: str) -> str:
 
 
 def outcome(route, r) -> str:
-    """Name what the answer is: login (401 / redirect to the login page), forbidden (403), ok (success), or other."""
+    """Name what the answer is: login (401 / redirect to the login page / the login page), forbidden (403), ok (success), or other."""
     location = r.headers.get("location", "")
     if route.kind == "api" and r.status_code == 401 and r.json()["type"] == "/problems/unauthenticated":
         return "login"
     if route.kind == "page" and r.status_code == 303 and location.startswith("/login"):
         return "login"
+    if route.kind == "page" and r.status_code == 401 and 'action="/login"' in r.text:
+        return "login"  # a form POST refused for want of a session: the login page, keeping what was typed
     if r.status_code == 403:
         return "forbidden"
     if 200 <= r.status_code < 400:

@@ -414,7 +414,7 @@ def test_resolve_queues_and_shows_the_draft(browser, team, rt, clock):
     page = soup(c.get(f"/incidents/{incident_id}"))
     assert text(page.select_one("form.resolve-form button")) == "Resolve incident"
     assert text(page.select_one("#postmortem-card #generate-reason")).startswith("The incident is still open")
-    r = post(c, f"/incidents/{incident_id}/resolve", follow_redirects=False)
+    r = post(c, f"/incidents/{incident_id}/resolve", {"confirm": "yes"}, follow_redirects=False)
     assert r.status_code == 303
     page = soup(c.get(r.headers["location"]))
     assert text(page.select_one("#incident-status")) == "Resolved"
@@ -691,7 +691,7 @@ def test_publish_as_admin(browser, team, rt, clock):
     t = team()
     incident_id = drafted_incident(rt, clock, t["member"])
     c = browser(t["admin"])
-    r = post(c, f"/incidents/{incident_id}/postmortem/publish", follow_redirects=False)
+    r = post(c, f"/incidents/{incident_id}/postmortem/publish", {"confirm": "yes"}, follow_redirects=False)
     assert r.status_code == 303
     node = soup(c.get(r.headers["location"])).select_one("#postmortem-card")
     assert text(node.select_one(".pm-status")) == "Published"
@@ -700,7 +700,7 @@ def test_publish_as_admin(browser, team, rt, clock):
     reasons = [text(li) for li in node.select(".reasons li")]
     assert "Published postmortems cannot be regenerated; edit them instead." in reasons
     assert text(node.select_one(".pm-actions-bar a.button")) == "Edit"  # published postmortems stay editable
-    r = post(c, f"/incidents/{incident_id}/postmortem/publish")
+    r = post(c, f"/incidents/{incident_id}/postmortem/publish", {"confirm": "yes"})
     assert r.status_code == 409 and "already published" in text(soup(r).select_one(".notice-error"))
 
 
@@ -734,7 +734,7 @@ def test_history_lists_every_revision(browser, team, rt, clock):
     data["root_cause"] = ["Pool exhaustion."]
     c.post(f"/incidents/{incident_id}/postmortem/edit", data=data)
     clock.advance(minutes=1)
-    post(c, f"/incidents/{incident_id}/postmortem/publish")
+    post(c, f"/incidents/{incident_id}/postmortem/publish", {"confirm": "yes"})
     page = soup(browser(t["viewer"]).get(f"/incidents/{incident_id}/postmortem/revisions"))
     rows = [[text(td) for td in tr.select("td")] for tr in page.select("tr.revision-row")]
     assert [r[:4] for r in rows] == [
@@ -780,7 +780,7 @@ def test_settings_ai_toggle_by_owner_and_refused_for_admin(browser, team, rt, cl
     owner = browser(t["owner"])
     form = soup(owner.get("/settings")).select_one("form[action='/settings/ai']")
     assert text(form.select_one("button")) == "Turn AI features off"
-    r = post(owner, "/settings/ai", {"ai_enabled": form.select_one("input[name=ai_enabled]")["value"]},
+    r = post(owner, "/settings/ai", {"ai_enabled": form.select_one("input[name=ai_enabled]")["value"], "confirm": "yes"},
              follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/settings"
     page = soup(owner.get("/settings"))
@@ -851,10 +851,10 @@ def test_pages_send_security_headers_and_load_only_local_assets(browser, team):
         assert page.select("[style]") == [] and page.select("style") == []
         assert all(not s.string for s in page.select("script"))  # no inline scripts
         refs = [s["src"] for s in page.select("script")] + [l["href"] for l in page.select("link[rel=stylesheet]")]
-        assert refs == ["/static/vendor/htmx-2.0.11.min.js", "/static/app.js", "/static/app.css"]
+        assert refs == ["/static/vendor/htmx-2.0.11.min.js", "/static/app.js", "/static/restore.js", "/static/app.css"]
         config = page.select_one("meta[name=htmx-config]")["content"]
         assert '"includeIndicatorStyles": false' in config
-    for asset in ("/static/vendor/htmx-2.0.11.min.js", "/static/app.js", "/static/app.css"):
+    for asset in ("/static/vendor/htmx-2.0.11.min.js", "/static/app.js", "/static/restore.js", "/static/app.css"):
         assert c.get(asset).status_code == 200, asset
 
 

@@ -67,7 +67,7 @@ def test_only_an_owner_grants_or_changes_the_owner_role(browser, team):
     assert r.status_code == 403
     r = post(admin, f"/settings/members/{t['member'].actor.user_id}/role", {"role": "owner"})
     assert r.status_code == 403
-    r = post(admin, f"/settings/members/{t['owner'].actor.user_id}/remove")
+    r = post(admin, f"/settings/members/{t['owner'].actor.user_id}/remove", {"confirm": "yes"})
     assert r.status_code == 403
     # an admin may change and remove non-owners
     assert post(admin, f"/settings/members/{t['viewer'].actor.user_id}/role", {"role": "member"},
@@ -91,7 +91,7 @@ def test_the_last_owner_can_neither_be_demoted_nor_removed(browser, team):
     r = post(c, f"/settings/members/{me}/role", {"role": "admin"})
     assert r.status_code == 409
     assert "last owner" in text(soup(r).select_one(".form-error"))
-    r = post(c, f"/settings/members/{me}/remove")
+    r = post(c, f"/settings/members/{me}/remove", {"confirm": "yes"})
     assert r.status_code == 409
     # with a second owner, the first may step down
     assert post(c, f"/settings/members/{t['admin'].actor.user_id}/role", {"role": "owner"},
@@ -103,7 +103,7 @@ def test_removing_a_member_revokes_their_tokens(browser, team, client):
     t = team()
     assert client.get("/api/v1/org/settings", headers=t["member"].headers).status_code == 200
     c = browser(t["admin"])
-    r = post(c, f"/settings/members/{t['member'].actor.user_id}/remove", follow_redirects=False)
+    r = post(c, f"/settings/members/{t['member'].actor.user_id}/remove", {"confirm": "yes"}, follow_redirects=False)
     assert r.status_code == 303
     assert member_row(soup(c.get("/settings/members")), t["member"].email) is None
     assert client.get("/api/v1/org/settings", headers=t["member"].headers).status_code == 401

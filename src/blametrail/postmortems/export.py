@@ -1,4 +1,5 @@
-"""Markdown export of a postmortem: every section in one document, with user text made inert."""
+"""Markdown export of a postmortem: every section in one document, with user text made inert, saying which
+published version (if any) the text carries."""
 
 from __future__ import annotations
 
@@ -91,12 +92,36 @@ def _confidence(confidence: dict) -> str:
     return f"**{level}**" + (f" — {reason}" if reason else "")
 
 
+def version_note(*, published_version: int | None, published_at: object, published_by: str | None,
+                 edited_at: object = None, edited_by: str | None = None) -> str | None:
+    """Say, in plain text, which version a postmortem's text carries (None before the first publish).
+
+    "Published version N (date, by who)" when the text is that version; "Edited after publishing version N — not yet
+    republished (…)" when people changed it since. The export and the print page both show this sentence.
+    """
+    if published_version is None:
+        return None
+    if edited_at is not None:
+        who = f" by {' '.join(str(edited_by).split())}" if edited_by else ""
+        return (f"Edited after publishing version {published_version} — not yet republished "
+                f"(last edit {_when(edited_at)}{who}).")
+    who = f", by {' '.join(str(published_by).split())}" if published_by else ""
+    return f"Published version {published_version} ({_when(published_at)}{who})"
+
+
 def to_markdown(
     *, title: str, incident_id: int, status: str, sections: dict, engine: str | None,
-    published_at: str | None, generated_at: str | None,
+    published_at: str | None, generated_at: str | None, published_version: int | None = None,
+    published_by: str | None = None, edited_at: str | None = None, edited_by: str | None = None,
 ) -> str:
-    """Render a postmortem and all its sections as a self-contained Markdown document."""
+    """Render a postmortem and all its sections as a self-contained Markdown document.
+
+    With `published_version`, the document says which published version it carries; with `edited_at` (edited after
+    that publish), it opens with a note that the text is not the published one.
+    """
     s = sections or {}
+    note = version_note(published_version=published_version, published_at=published_at, published_by=published_by,
+                        edited_at=edited_at, edited_by=edited_by)
     meta = [
         f"- **Incident:** #{_inline(incident_id)}",
         f"- **Status:** {_inline(str(status).capitalize())}",
@@ -107,6 +132,8 @@ def to_markdown(
     if generated_at:
         meta.append(f"- **Generated:** {_when(generated_at)}")
     meta.append(f"- **Published:** {_when(published_at)}" if published_at else "- **Published:** Not yet")
+    if note:
+        meta.append(f"- **Version:** {_inline(note)}")
     body = [
         ("Summary", _paragraphs(s.get("summary"))),
         ("Severity", _inline(s.get("severity") or "Not set")),
@@ -119,6 +146,10 @@ def to_markdown(
         ("Action items", _actions(s.get("action_items") or [])),
         ("Confidence", _confidence(s.get("confidence") or {})),
     ]
-    parts = [f"# Postmortem: {_inline(title) or 'Untitled incident'}", "\n".join(meta)]
+    parts = [f"# Postmortem: {_inline(title) or 'Untitled incident'}"]
+    if note and edited_at is not None:  # why: unapproved text must say so before anyone reads it as the record
+        parts.append(f"> **{_inline(note)}** An owner or admin has not yet approved this text; the published version "
+                     f"{_inline(published_version)} stays as it was.")
+    parts.append("\n".join(meta))
     parts += [f"## {heading}\n\n{content}" for heading, content in body]
     return "\n\n".join(parts) + "\n"

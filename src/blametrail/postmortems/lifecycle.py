@@ -34,3 +34,8 @@ def merge_draft(draft: dict, current: dict | None, edited_keys: list[str], overw
 def status_after_draft(kept_keys: list[str]) -> str:
     """Return the status once a draft lands: edited when human sections were kept, else draft."""
     return "edited" if kept_keys else "draft"
+
+
+def changed_since_publish(current: dict | None, published: dict | None) -> bool:
+    """Return whether the current sections differ from the last published ones (nothing published: changed)."""
+    return published is None or (current or {}) != published

@@ -1,7 +1,9 @@
-"""Postmortems: create and queue, regenerate, edit, publish, revisions; claim and finish generations."""
+"""Postmortems: create and queue, regenerate, edit, publish and republish, published versions, revisions; claim and
+finish generations."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
@@ -196,9 +198,14 @@ def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patc
 
 
 def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) -> Postmortem:
-    """Publish the postmortem (owner/admin), freezing its current sections as a revision."""
+    """Publish the postmortem (owner/admin), freezing its current sections as a new published version.
+
+    A published postmortem is republished only when its sections changed since the last published version.
+    """
     pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.PUBLISH)
+    if pm.status == "published":
+        return _republish(session=session, actor=actor, pm=pm, now=now)
     result = session.execute(
         update(Postmortem)
         .where(Postmortem.id == pm.id, Postmortem.status.in_(lifecycle.PUBLISHABLE))
@@ -209,10 +216,79 @@ def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) 
     session.refresh(pm)
     if result.rowcount != 1:
         if pm.status == "published":
-            raise InvalidState("The postmortem is already published.")
+            raise InvalidState("The postmortem is already published; someone published it a moment ago.")
         raise InvalidState(f"A {pm.status} postmortem cannot be published; it needs a draft first.")
     _add_revision(session, pm, kind="publish", author=actor.label, author_user_id=actor.user_id, now=now)
     return pm
+
+
+def _republish(*, session: Session, actor: Actor, pm: Postmortem, now: datetime) -> Postmortem:
+    # why: the row lock makes a concurrent edit or republish wait, so the comparison below sees the committed text
+    # and two owners pressing Republish at once make one new version, not two identical ones (SQLite: BEGIN IMMEDIATE)
+    pm = session.get(Postmortem, pm.id, populate_existing=True, with_for_update=True)
+    versions = _publish_revisions(session, pm)
+    last = versions[-1] if versions else None
+    if not lifecycle.changed_since_publish(pm.sections, last.sections if last else None):
+        raise InvalidState(f"The postmortem is already published: nothing changed since version {len(versions)}.")
+    pm.published_at, pm.published_by, pm.published_by_user_id, pm.updated_at = now, actor.label, actor.user_id, now
+    session.flush()
+    _add_revision(session, pm, kind="publish", author=actor.label, author_user_id=actor.user_id, now=now)
+    return pm
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """One published version: its number (the ordinal of its publish revision), the latest number, the revision."""
+
+    version: int
+    latest: int
+    revision: Revision
+
+
+@dataclass(frozen=True)
+class Publication:
+    """Where the current text stands against the last published version (for reads, exports and printing)."""
+
+    latest: PublishedVersion | None  # None before the first publish
+    edited_by: str | None = None  # the last person to edit after that publish, while the text differs from it
+    edited_at: datetime | None = None
+
+    @property
+    def edited_after_publish(self) -> bool:
+        return self.edited_at is not None
+
+
+def _publish_revisions(session: Session, pm: Postmortem) -> list[Revision]:
+    return list(session.scalars(select(Revision).where(Revision.postmortem_id == pm.id, Revision.kind == "publish")
+                                .order_by(Revision.number)))
+
+
+def published_version(*, session: Session, pm: Postmortem, version: int | None = None) -> PublishedVersion:
+    """Return a published version (the latest unless `version` is given) or raise NotFound."""
+    versions = _publish_revisions(session, pm)
+    if not versions:
+        raise NotFound(f"Incident {pm.incident_id}'s postmortem has not been published yet.")
+    number = len(versions) if version is None else version
+    if not 1 <= number <= len(versions):
+        raise NotFound(f"Published version {version} not found; the latest is version {len(versions)}.")
+    return PublishedVersion(version=number, latest=len(versions), revision=versions[number - 1])
+
+
+def publication(*, session: Session, pm: Postmortem) -> Publication:
+    """Return the last published version and, when the text changed since, who edited it last and when."""
+    versions = _publish_revisions(session, pm)
+    if not versions:
+        return Publication(latest=None)
+    last = versions[-1]
+    latest = PublishedVersion(version=len(versions), latest=len(versions), revision=last)
+    if not lifecycle.changed_since_publish(pm.sections, last.sections):
+        return Publication(latest=latest)  # why: edits that were undone again leave nothing to republish
+    edit_rev = session.scalar(select(Revision).where(Revision.postmortem_id == pm.id, Revision.kind == "edit",
+                                                     Revision.number > last.number)
+                              .order_by(Revision.number.desc()).limit(1))
+    if edit_rev is None:
+        return Publication(latest=latest)
+    return Publication(latest=latest, edited_by=edit_rev.author, edited_at=edit_rev.created_at)
 
 
 def list_revisions(*, session: Session, pm: Postmortem) -> list[Revision]:

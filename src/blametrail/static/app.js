@@ -62,6 +62,82 @@
     return out;
   }
 
+  // A confirmation dialog before an action that changes things for everyone (publish, resolve, remove a member,
+  // AI off). A native modal <dialog>: focus moves into it and stays there, Escape cancels, and focus returns to
+  // the button afterwards. Without this script the server asks on a page of its own (web/pages/confirm.py).
+  var asking = null;  // {form, submitter} while the dialog is open
+
+  function confirmDialog() {
+    var dialog = document.getElementById("confirm-dialog");
+    if (dialog) { return dialog; }
+    dialog = document.createElement("dialog");
+    dialog.id = "confirm-dialog";
+    dialog.className = "confirm-dialog";
+    dialog.setAttribute("aria-labelledby", "confirm-dialog-title");
+    dialog.setAttribute("aria-describedby", "confirm-dialog-text");
+    var inner = document.createElement("form");
+    inner.method = "dialog";
+    var title = document.createElement("h2");
+    title.id = "confirm-dialog-title";
+    title.textContent = "Please confirm";
+    var text = document.createElement("p");
+    text.id = "confirm-dialog-text";
+    var actions = document.createElement("div");
+    actions.className = "confirm-actions";
+    var ok = document.createElement("button");
+    ok.value = "ok";
+    ok.className = "button button-primary confirm-ok";
+    var cancel = document.createElement("button");
+    cancel.value = "cancel";
+    cancel.className = "button button-quiet confirm-cancel";
+    cancel.textContent = "Cancel";
+    actions.appendChild(ok);
+    actions.appendChild(cancel);
+    inner.appendChild(title);
+    inner.appendChild(text);
+    inner.appendChild(actions);
+    dialog.appendChild(inner);
+    dialog.addEventListener("close", function () {
+      var pending = asking;
+      asking = null;
+      if (!pending || dialog.returnValue !== "ok") { return; }
+      var box = pending.form.querySelector("input[name=confirm]");
+      if (box) { box.value = "yes"; }
+      pending.form.setAttribute("data-confirmed", "");
+      // requestSubmit: htmx (hx-post) and the browser both see an ordinary submit, now confirmed
+      if (pending.submitter && pending.submitter.form === pending.form) {
+        pending.form.requestSubmit(pending.submitter);
+      } else {
+        pending.form.requestSubmit();
+      }
+    });
+    document.body.appendChild(dialog);
+    return dialog;
+  }
+
+  function askFirst(form, submitter) {
+    var dialog = confirmDialog();
+    dialog.querySelector("#confirm-dialog-text").textContent = form.getAttribute("data-confirm-dialog");
+    dialog.querySelector(".confirm-ok").textContent = form.getAttribute("data-confirm-button") || "Confirm";
+    dialog.returnValue = "";
+    asking = {form: form, submitter: submitter};
+    dialog.showModal();
+    dialog.querySelector(".confirm-cancel").focus();  // why: Enter on arrival must not do the irreversible thing
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-confirm-dialog")) { return; }
+    if (form.hasAttribute("data-confirmed")) {
+      form.removeAttribute("data-confirmed");
+      return;
+    }
+    // why: stopped in the capture phase, the event never reaches htmx's listener on the form
+    event.preventDefault();
+    event.stopPropagation();
+    askFirst(form, event.submitter);
+  }, true);
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement)) { return; }
@@ -104,6 +180,52 @@
     adders[a].hidden = false;  // only useful with this script: without it the page already has blank rows
     adders[a].addEventListener("click", function (event) { addRow(event.currentTarget); });
   }
+
+  // Fields with a limit say so while typing; the server refuses (never cuts) a longer text. No maxlength on
+  // these fields: a browser's maxlength cuts a longer paste without a word.
+  function checkLength(field) {
+    var limit = parseInt(field.getAttribute("data-maxlength"), 10);
+    if (isNaN(limit)) { return; }
+    var id = field.id + "-length";
+    var note = document.getElementById(id);
+    var over = field.value.length > limit;
+    if (!over) {
+      if (note) { note.hidden = true; }
+      field.removeAttribute("aria-invalid");
+      return;
+    }
+    if (!note) {
+      note = document.createElement("p");
+      note.id = id;
+      note.className = "form-error length-note";
+      note.setAttribute("role", "status");
+      field.insertAdjacentElement("afterend", note);
+      var described = field.getAttribute("aria-describedby");
+      field.setAttribute("aria-describedby", described ? described + " " + id : id);
+    }
+    note.hidden = false;
+    field.setAttribute("aria-invalid", "true");
+    note.textContent = "This is " + field.value.length.toLocaleString("en-US") + " characters; the limit is " +
+      limit.toLocaleString("en-US") + ". Shorten it before sending: nothing is cut for you.";
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target && event.target.hasAttribute && event.target.hasAttribute("data-maxlength")) {
+      checkLength(event.target);
+    }
+  });
+  var limited = document.querySelectorAll("[data-maxlength]");
+  for (var l = 0; l < limited.length; l++) { checkLength(limited[l]); }
+
+  // A link to a long update (a citation) opens its collapsed text.
+  function openTarget() {
+    var id = window.location.hash.slice(1);
+    var target = id && document.getElementById(decodeURIComponent(id));
+    var details = target && target.querySelector("details.show-all");
+    if (details) { details.open = true; }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
 
   document.addEventListener("htmx:sendError", function () {
     showNotice("The server could not be reached; the page will keep trying while a draft is generating.");

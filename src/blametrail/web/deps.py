@@ -77,9 +77,15 @@ def page_actor_or_none(request: Request, session: SessionDep, now: NowDep) -> Ac
     return actor
 
 
-def page_actor(actor: Annotated[Actor | None, Depends(page_actor_or_none)]) -> Actor:
-    """Require a logged-in user (pages redirect to /login otherwise)."""
+async def page_actor(request: Request, actor: Annotated[Actor | None, Depends(page_actor_or_none)]) -> Actor:
+    """Require a logged-in user. Pages redirect to /login otherwise; a form POST refused this way (an expired
+    session) is answered with the login page itself, which keeps what was typed (web/pages/common.py)."""
     if actor is None:
+        if request.method == "POST":
+            from blametrail.web.pages.common import refused_post_login  # why here: the pages import this module
+
+            # why: web/errors.py answers the 401 with this page instead of a redirect to the POST's URL (a 405)
+            request.state.login_page = await refused_post_login(request)
         raise Unauthenticated("Log in to continue.")
     return actor
 

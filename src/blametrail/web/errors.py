@@ -7,12 +7,16 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blametrail.errors import DomainError
+from blametrail.orgs import service as orgs
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+# why: web/deps.SESSION_KEY, repeated: deps imports this module (through idempotency); a test keeps them equal
+SESSION_KEY = "sid"
 _HTTP_SLUGS = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
                413: "too-large", 415: "unsupported-media-type"}
 
@@ -38,9 +42,30 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/healthz")) and "text/html" in request.headers.get("accept", "")
 
 
-def _html(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+def _signed_in(request: Request) -> tuple[object | None, list]:
+    """Return who is signed in and their organizations, for the error page's nav; (None, []) when unknown."""
+    raw = (request.scope.get("session") or {}).get(SESSION_KEY)
+    runtime = getattr(request.app.state, "runtime", None)
+    if not raw or runtime is None:
+        return None, []
+    try:
+        # why: its own short read-only session: the request's own may be the one that failed (or never opened)
+        with runtime.factory() as session:
+            actor = orgs.session_actor(session=session, raw=raw, now=runtime.clock.now())
+            if actor is None:
+                return None, []
+            return actor, [(m.org_id, m.org.name) for m in orgs.memberships_of(session=session,
+                                                                                 user_id=actor.user_id)]
+    except Exception:  # noqa: BLE001 — why: an error page without a nav beats no error page at all
+        log.warning("error page: could not look up the signed-in user", exc_info=True)
+        return None, []
+
+
+async def _html(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     templates = request.app.state.templates
-    context = {"title": _printable(title), "detail": _printable(detail), "status": status}
+    actor, my_orgs = await run_in_threadpool(_signed_in, request)
+    context = {"title": _printable(title), "detail": _printable(detail), "status": status, "actor": actor,
+               "my_orgs": my_orgs, "nav": None}
     return templates.TemplateResponse(request, "error.html", context, status_code=status)
 
 
@@ -86,10 +111,12 @@ def install(app: FastAPI) -> None:
         if exc.status >= 500:  # why: the operator must act (a key, a setting); one line, no traceback
             log.error("%s on %s %s: %s", exc.slug, request.method, request.url.path, exc.detail)
         if exc.status == 401 and _wants_html(request):
+            if getattr(request.state, "login_page", None) is not None:  # a refused form POST (web/deps.page_actor)
+                return request.state.login_page
             from fastapi.responses import RedirectResponse
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         if _wants_html(request):
-            response = _html(request, exc.status, exc.title, exc.detail)
+            response = await _html(request, exc.status, exc.title, exc.detail)
             if headers:
                 response.headers.update(headers)
             return response
@@ -103,7 +130,7 @@ def install(app: FastAPI) -> None:
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]) for e in errors[:5])
         detail = f"Invalid input: {fields}." if fields else "Invalid input."
         if _wants_html(request):
-            return _html(request, 422, "Invalid input", detail)
+            return await _html(request, 422, "Invalid input", detail)
         return problem(422, "validation", "Invalid input", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -115,7 +142,7 @@ def install(app: FastAPI) -> None:
             slug, title = "malformed-json", "Malformed JSON"
             detail = "The JSON body cannot be read: it is nested too deeply or holds a number too long to parse."
         if _wants_html(request):
-            return _html(request, exc.status_code, title, detail)
+            return await _html(request, exc.status_code, title, detail)
         return problem(exc.status_code, slug, title, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
@@ -123,5 +150,5 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         detail = "An unexpected error occurred; it has been logged."
         if _wants_html(request):
-            return _html(request, 500, "Server error", detail)
+            return await _html(request, 500, "Server error", detail)
         return problem(500, "server-error", "Server error", detail)

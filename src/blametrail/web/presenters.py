@@ -7,7 +7,7 @@ from datetime import datetime
 
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from blametrail.alerts.models import Alert
 from blametrail.analysis import ids
@@ -25,7 +25,7 @@ from blametrail.monitors.models import CheckResult, Monitor
 from blametrail.netguard import redact_userinfo
 from blametrail.orgs.models import ApiToken, Invitation, Membership, Organization
 from blametrail.postmortems import service as postmortems
-from blametrail.postmortems.export import to_markdown
+from blametrail.postmortems.export import to_markdown, version_note
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 from blametrail.runtime import Runtime
 from blametrail.summaries import service as summaries
@@ -116,6 +116,13 @@ def incident_read(session: Session, incident: Incident) -> dict:
 # --- postmortems ----------------------------------------------------------------------------------------------
 
 
+class EditedAfterPublish(BaseModel):
+    """Who last changed a published postmortem's text since its last published version, and when."""
+
+    by: str | None
+    at: str
+
+
 class PostmortemRead(BaseModel):
     """The postmortem as the API returns it (timestamps are UTC ISO-8601 strings with a Z)."""
 
@@ -132,16 +139,62 @@ class PostmortemRead(BaseModel):
     published_at: str | None
     published_by: str | None
     updated_at: str | None
+    published_version: int | None  # the latest published version's number; None before the first publish
+    edited_after_publish: EditedAfterPublish | None  # set while the text differs from that version
+
+
+class PublishedRead(BaseModel):
+    """One published version: the text as it was approved (GET …/postmortem/published)."""
+
+    version: int
+    latest_version: int
+    revision: int
+    published_at: str | None
+    published_by: str | None
+    sections: dict
+
+
+def _publication(pm: Postmortem) -> postmortems.Publication:
+    # why: every read shape of a postmortem says where it stands against its published versions, and every caller
+    # presents a postmortem it just loaded; its own session is the one to ask
+    session = object_session(pm)
+    if session is None:
+        raise RuntimeError("present a postmortem while its session is open")
+    return postmortems.publication(session=session, pm=pm)
 
 
 def postmortem_read(pm: Postmortem) -> dict:
-    """Return the read shape of a postmortem."""
+    """Return the read shape of a postmortem, with its published version and any edit made since."""
+    pub = _publication(pm)
+    edited = {"by": pub.edited_by, "at": iso(pub.edited_at)} if pub.edited_after_publish else None
     return {
         "id": pm.id, "incident_id": pm.incident_id, "status": pm.status, "version": pm.version,
         "engine": pm.engine, "error": pm.error, "sections": pm.sections, "edited_sections": list(pm.edited_keys or []),
         "created_at": iso(pm.created_at), "generated_at": iso(pm.generated_at), "published_at": iso(pm.published_at),
         "published_by": pm.published_by, "updated_at": iso(pm.updated_at),
+        "published_version": pub.latest.version if pub.latest else None, "edited_after_publish": edited,
     }
+
+
+def published_read(published: postmortems.PublishedVersion) -> dict:
+    """Return the read shape of one published version."""
+    rev = published.revision
+    return {"version": published.version, "latest_version": published.latest, "revision": rev.number,
+            "published_at": iso(rev.created_at), "published_by": rev.author, "sections": rev.sections}
+
+
+def version_label(pm: dict) -> str | None:
+    """Say which version a postmortem read (postmortem_read) carries: the export's and print page's sentence."""
+    edited = pm.get("edited_after_publish")
+    return version_note(published_version=pm.get("published_version"), published_at=pm.get("published_at"),
+                        published_by=pm.get("published_by"), edited_at=edited["at"] if edited else None,
+                        edited_by=edited["by"] if edited else None)
+
+
+def published_label(published: dict) -> str:
+    """Say which published version a published read (published_read) is."""
+    return version_note(published_version=published["version"], published_at=published["published_at"],
+                        published_by=published["published_by"]) or ""
 
 
 def original_read(pm: Postmortem) -> dict:
@@ -167,9 +220,12 @@ def run_read(run: GenerationRun, *, audit: bool) -> dict:
 
 
 def postmortem_markdown(incident: Incident, pm: Postmortem) -> str:
-    """Render the postmortem as Markdown."""
+    """Render the postmortem's current text as Markdown, saying which published version it carries."""
+    pub = _publication(pm)
     return to_markdown(title=incident.title, incident_id=incident.id, status=pm.status, sections=pm.sections,
-                       engine=pm.engine, published_at=iso(pm.published_at), generated_at=iso(pm.generated_at))
+                       engine=pm.engine, published_at=iso(pm.published_at), generated_at=iso(pm.generated_at),
+                       published_version=pub.latest.version if pub.latest else None, published_by=pm.published_by,
+                       edited_at=iso(pub.edited_at), edited_by=pub.edited_by)
 
 
 def markdown_download(incident: Incident, pm: Postmortem) -> Response:

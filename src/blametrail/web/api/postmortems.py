@@ -12,8 +12,8 @@ from blametrail.incidents import service as incidents
 from blametrail.postmortems import service as postmortems
 from blametrail.web import presenters
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
-from blametrail.web.params import IdPath
-from blametrail.web.presenters import PostmortemRead
+from blametrail.web.params import IdPath, IdQuery
+from blametrail.web.presenters import PostmortemRead, PublishedRead
 
 router = APIRouter(prefix="/api/v1/incidents/{incident_id}/postmortem", tags=["postmortems"])
 
@@ -59,8 +59,16 @@ def edit_postmortem(incident_id: IdPath, data: PostmortemPatch, actor: ApiActor,
 
 @router.post("/publish", response_model=PostmortemRead)
 def publish_postmortem(incident_id: IdPath, actor: ApiActor, session: SessionDep, now: NowDep):
+    """Publish (a new published version); a published postmortem is republished only if its text changed."""
     pm = postmortems.publish(session=session, actor=actor, incident_id=incident_id, now=now)
     return presenters.postmortem_read(pm)
+
+
+@router.get("/published", response_model=PublishedRead)
+def get_published(incident_id: IdPath, actor: ApiActor, session: SessionDep, version: IdQuery = None):
+    """The latest published version (or `?version=N`), frozen as it was published; 404 before the first publish."""
+    pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    return presenters.published_read(postmortems.published_version(session=session, pm=pm, version=version))
 
 
 @router.get("/original")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from fastapi import APIRouter, Request
@@ -12,7 +13,7 @@ from blametrail.orgs import invitations, throttle
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import Membership
 from blametrail.web.deps import SESSION_KEY, MaybePageActor, NowDep, RuntimeDep, SessionDep
-from blametrail.web.pages.common import FormDep, field, flash, redirect, render, safe_next
+from blametrail.web.pages.common import FormDep, field, flash, parse_restore, redirect, render, safe_next
 
 router = APIRouter()
 
@@ -26,6 +27,15 @@ def _start_login(request: Request, *, session, rt, membership: Membership, now) 
     raw = orgs.create_login_session(session=session, membership=membership, now=now,
                                     max_age=rt.settings.session_max_age_seconds)
     request.session[SESSION_KEY] = raw
+
+
+def _restore_context(form) -> dict:
+    """Carry the kept fields through a failed login attempt (wrong password, throttled)."""
+    restore = parse_restore(str(form.get("restore") or ""))
+    action = safe_next(field(form, "restore_action"), default="")
+    if not restore or not action:
+        return {}
+    return {"restore": json.dumps(restore), "restore_action": action, "expired": True}
 
 
 @router.get("/")
@@ -72,18 +82,26 @@ def login(request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep, 
     try:  # why: a locked account or address is refused before the password is looked at, known email or not
         attempt = _admit(session, rt, now, subjects, account=throttle.account_subject(email))
     except RateLimited as exc:
-        return _throttled(request, "login.html", {"next": next_url, "email": email}, exc)
+        return _throttled(request, "login.html", {"next": next_url, "email": email, **_restore_context(form)}, exc)
     try:
         user = _checked(session, now, limits, attempt, email, str(password))
         memberships = orgs.login_memberships(session=session, user=user)
     except Unauthenticated as exc:
-        return render(request, "login.html", {"next": next_url, "email": email, "error": exc.detail},
-                      status_code=400)
+        return render(request, "login.html", {"next": next_url, "email": email, "error": exc.detail,
+                                              **_restore_context(form)}, status_code=400)
     _start_login(request, session=session, rt=rt, membership=memberships[0], now=now)
     waiting = invitations.pending_for(session=session, email=user.email, now=now)
     if waiting:
         flash(request, f"You have {len(waiting)} pending invitation{'s' if len(waiting) > 1 else ''} to join "
               + ", ".join(i.org.name for i in waiting) + ": see your account page to accept.", "info")
+    kept = _restore_context(form)
+    if kept:
+        # why: a page, not a redirect: the text goes back into the form in this browser only (static/restore.js puts
+        # it in the tab's sessionStorage and opens the page); nothing is re-sent, the person checks it and sends it
+        fields = json.loads(kept["restore"])
+        return render(request, "login_restored.html", {
+            "next": safe_next(next_url), "restore": kept["restore"], "restore_action": kept["restore_action"],
+            "fields": fields})
     return redirect(safe_next(next_url))
 
 

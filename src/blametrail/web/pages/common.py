@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
+from starlette.routing import Match
 
 from blametrail.clock import iso, parse_iso, stamp
 from blametrail.orgs.permissions import Action, can
@@ -150,3 +153,93 @@ def validation_messages(exc) -> list[str]:
         msg = e.get("msg", "invalid").removeprefix("Value error, ")
         messages.append(f"{loc}: {msg}" if loc else msg)
     return messages
+
+
+# --- a form POST refused for an expired session: keep what was typed across the login ---------------------
+RESTORE_MAX_CHARS = 60_000  # why: bounds the hidden field (and the page) while keeping a 20,000-character update whole
+RESTORE_MAX_FIELDS = 40
+_NOT_KEPT = re.compile(r"csrf|password|secret|token|api_?key|credential", re.IGNORECASE)
+
+
+def kept_fields(form) -> tuple[dict[str, str], bool]:
+    """Return the text fields of a refused form worth giving back (never the CSRF token or a secret), within the
+    size bound, and whether some text had to be left out."""
+    if form is None:
+        return {}, False
+    items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    counts: dict[str, int] = {}
+    for name, _ in items:
+        counts[name] = counts.get(name, 0) + 1
+    kept: dict[str, str] = {}
+    dropped, size = False, 0
+    for name, value in items:
+        # why: repeated names are checkboxes and row tables whose order the fresh page decides; secrets never travel
+        if counts[name] > 1 or _NOT_KEPT.search(name) or not value.strip() or len(name) > 100:
+            continue
+        if size + len(name) + len(value) > RESTORE_MAX_CHARS or len(kept) >= RESTORE_MAX_FIELDS:
+            dropped = True
+            continue
+        kept[name] = value
+        size += len(name) + len(value)
+    return kept, dropped
+
+
+def parse_restore(text: str) -> dict[str, str]:
+    """Read the kept fields back from the login form (anything malformed, oversized or secret-looking is dropped)."""
+    if not text or len(text) > RESTORE_MAX_CHARS * 7:  # why: JSON escaping can grow text (\uXXXX) up to ~6x
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    pairs = [(k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str)]
+    kept, _ = kept_fields(_Pairs(pairs))
+    return kept
+
+
+class _Pairs:
+    """The one FormData method kept_fields reads, over a list of pairs."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return self._pairs
+
+
+def _has_page(request: Request, path: str) -> bool:
+    """Tell whether a GET of `path` reaches a route of this app."""
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.routes)
+
+
+def return_page(request: Request) -> str:
+    """Return the page a refused form lives on: the same-origin page it was sent from, else the nearest path above
+    the POST's URL that a GET reaches (/incidents/5/updates -> /incidents/5)."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc == request.url.netloc and referer.path != request.url.path:
+        candidate = safe_next(referer.path + (f"?{referer.query}" if referer.query else ""), default="")
+        if candidate and _has_page(request, referer.path):
+            return candidate
+    path = request.url.path.rstrip("/")
+    while path:
+        if _has_page(request, path):
+            return safe_next(path)
+        path = path.rsplit("/", 1)[0]
+    return safe_next("")
+
+
+async def refused_post_login(request: Request):
+    """Render the login page for a form POST refused for want of a session, keeping what was typed (in the form,
+    as hidden fields: nothing is stored on the server) and the page to come back to."""
+    try:
+        form = await request.form()  # why: Starlette keeps it, so the handler's own read (never reached) is no cost
+    except Exception:  # noqa: BLE001 — why: an unreadable body leaves nothing to keep; the login page still shows
+        form = None
+    fields, dropped = kept_fields(form)
+    return render(request, "login.html", {
+        "next": return_page(request), "expired": True, "restore_dropped": dropped,
+        "restore": json.dumps(fields) if fields else "", "restore_action": request.url.path if fields else ""},
+        status_code=401)

@@ -24,7 +24,7 @@ from blametrail.postmortems import service as postmortems
 from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
 from blametrail.web.pages.common import render, templates
-from blametrail.web.params import IdPath
+from blametrail.web.params import IdPath, IdQuery
 
 router = APIRouter()
 
@@ -187,11 +187,22 @@ def evidence_page(incident_id: IdPath, evidence_id: str, request: Request, actor
 # --- the print-ready postmortem ---------------------------------------------------------------------
 
 @router.get("/incidents/{incident_id}/postmortem/print")
-def postmortem_print(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep):
-    """A clean page for printing or saving as PDF: no navigation, print CSS only."""
+def postmortem_print(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep,
+                     version: IdQuery = None):
+    """A clean page for printing or saving as PDF: no navigation, print CSS only.
+
+    It prints the current text, marked when it is not the published one; `?version=N` prints published version N.
+    """
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     if pm.sections is None:
         raise NotFound(f"Incident {incident_id}'s postmortem has no draft yet.")
-    return render(request, "evidence/print.html", {"incident": incident, "pm": presenters.postmortem_read(pm),
+    read = presenters.postmortem_read(pm)
+    shown = {"sections": read["sections"], "label": presenters.version_label(read),
+             "unapproved": read["edited_after_publish"] is not None, "published": None}
+    if version is not None:
+        published = presenters.published_read(postmortems.published_version(session=session, pm=pm, version=version))
+        shown = {"sections": published["sections"], "label": presenters.published_label(published),
+                 "unapproved": False, "published": published}
+    return render(request, "evidence/print.html", {"incident": incident, "pm": read, "shown": shown,
                                                    "duration": incidents.duration_minutes(incident)}, actor=actor)

@@ -1,4 +1,8 @@
-"""Incident pages: the list with filters, the new-incident form, the detail page, updates and resolving."""
+"""Incident pages: the list with filters, the new-incident form, the detail page, updates and resolving.
+
+Text longer than a field's limit is refused with its length and the limit, and kept in the form: never cut.
+Resolving is confirmed first (web/pages/confirm.py).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from blametrail.orgs.permissions import Action, require
 from blametrail.postmortems import service as postmortems
 from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.pages import confirm
 from blametrail.web.pages.card import card_context
 from blametrail.web.pages.common import (
     FormDep,
@@ -24,13 +29,35 @@ from blametrail.web.pages.common import (
     redirect,
     render,
     split_list,
-    validation_messages,
 )
 from blametrail.web.pages.summary import summary_context
 from blametrail.web.params import IdPath
 
 router = APIRouter()
 PAGE_SIZE = 25
+FIELD_LABELS = {"title": "Title", "severity": "Severity", "services": "Affected services",
+                "description": "Description", "body": "The update"}
+
+
+def form_messages(exc: ValidationError | ValidationFailed, values: dict[str, str]) -> list[str]:
+    """Say what is wrong with a form in words; a text over its limit is named with its length and the limit."""
+    if isinstance(exc, ValidationFailed):
+        return [exc.detail]
+    out = []
+    for e in exc.errors():
+        name = str(e["loc"][0]) if e.get("loc") else ""
+        label = FIELD_LABELS.get(name, name)
+        if e.get("type") == "string_too_long":
+            limit = int((e.get("ctx") or {}).get("max_length", 0))
+            length = len(e["input"]) if isinstance(e.get("input"), str) else len(values.get(name, ""))
+            # why: a browser's maxlength cuts a paste without a word; here nothing is cut and the person decides
+            split = " or split it into several updates" if name == "body" else ""
+            out.append(f"{label} is {length:,} characters long; the limit is {limit:,}. Nothing was saved or cut: "
+                       f"shorten it{split}.")
+        else:
+            msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+            out.append(f"{label}: {msg}" if label else msg)
+    return out
 
 
 def _list_context(*, session, actor, status, service, severity, q, cursor) -> dict:
@@ -65,7 +92,7 @@ def incident_create(request: Request, form: FormDep, actor: PageActor, session: 
         incident = incidents.create(session=session, actor=actor, data=data, now=now)
     except (ValidationError, ValidationFailed) as exc:
         db.rollback(session)
-        errors = validation_messages(exc) if isinstance(exc, ValidationError) else [exc.detail]
+        errors = form_messages(exc, new)
         ctx = _list_context(session=session, actor=actor, status="", service="", severity="", q="", cursor="")
         return render(request, "incidents/list.html", {**ctx, "new": new, "new_errors": errors}, actor=actor,
                       status_code=422)
@@ -106,8 +133,7 @@ def incident_update(incident_id: IdPath, request: Request, form: FormDep, actor:
                                      now=now)
     except (ValidationError, ValidationFailed) as exc:
         db.rollback(session)
-        errors = ["Write the update before posting it."] if not body else (
-            validation_messages(exc) if isinstance(exc, ValidationError) else [exc.detail])
+        errors = ["Write the update before posting it."] if not body.strip() else form_messages(exc, {"body": body})
         return render_detail(request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id,
                        status_code=422, update_errors=errors, update_body=body)
     flash(request, "Update posted.", "success")
@@ -115,9 +141,16 @@ def incident_update(incident_id: IdPath, request: Request, form: FormDep, actor:
 
 
 @router.post("/incidents/{incident_id}/resolve")
-def incident_resolve(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def incident_resolve(incident_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+                     now: NowDep):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.WRITE_INCIDENTS)
+    if incident.resolved_at is None and not confirm.confirmed(form):
+        return confirm.ask(request, actor=actor, title=f"Resolve incident #{incident.id}?",
+                           question=f"“{incident.title}” is marked resolved now, for everyone, and its postmortem "
+                                    "draft is queued when AI features are on.",
+                           action=f"/incidents/{incident.id}/resolve", button="Resolve incident",
+                           cancel_url=f"/incidents/{incident.id}")
     resolved = postmortems.resolve_incident(session=session, incident=incident, now=now, resolved_at=None,
                                             by_label=actor.label, by_user_id=actor.user_id)
     if resolved.postmortem_skip_reason:

@@ -14,6 +14,7 @@ from blametrail.orgs.models import ROLES
 from blametrail.orgs.permissions import Action, can, require
 from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.pages import confirm
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render
 from blametrail.web.params import IdPath
 
@@ -96,10 +97,16 @@ def members_role(user_id: IdPath, request: Request, form: FormDep, actor: PageAc
 
 
 @router.post("/members/{user_id}/remove")
-def members_remove(user_id: IdPath, request: Request, actor: PageActor, session: SessionDep, now: NowDep):
+def members_remove(user_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+                   now: NowDep):
     require(actor.role, Action.MANAGE)
     m = orgs.get_membership_by_user(session=session, org_id=actor.org_id, user_id=user_id)
     email = m.user.email
+    if not confirm.confirmed(form):  # why: asked first (web/pages/confirm.py); app.js asks in a dialog
+        return confirm.ask(request, actor=actor, title=f"Remove {email}?", nav="settings",
+                           question=f"{email} loses access to this organization at once, and their API tokens are "
+                                    "revoked.", action=f"/settings/members/{user_id}/remove", button="Remove",
+                           cancel_url="/settings/members")
     try:
         orgs.remove_member(session=session, org_id=actor.org_id, user_id=user_id, by_role=actor.role, now=now)
     except Conflict as exc:

@@ -23,7 +23,7 @@ from blametrail.orgs.permissions import Action, require
 from blametrail.postmortems import service as postmortems
 from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
-from blametrail.web.pages import editform
+from blametrail.web.pages import confirm, editform
 from blametrail.web.pages.card import render_card
 from blametrail.web.pages.common import FormDep, flash, is_htmx, redirect, render
 from blametrail.web.pages.incidents import render_detail
@@ -42,11 +42,14 @@ def card(incident_id: IdPath, request: Request, actor: PageActor, session: Sessi
 
 
 def _card_action(request: Request, *, session, actor, rt, now, incident_id: int, action: Callable[[], object],
-                 success: str):
-    """Run a card action; answer htmx with the fresh card, a plain form post with a redirect (or the page on refusal)."""
+                 success: str | Callable[[object], str]):
+    """Run a card action; answer htmx with the fresh card, a plain form post with a redirect (or the page on refusal).
+
+    `success` is the message shown after it, or a function of the action's result that returns it.
+    """
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     try:
-        action()
+        result = action()
     except CARD_REFUSALS as exc:
         db.rollback(session)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
@@ -57,6 +60,7 @@ def _card_action(request: Request, *, session, actor, rt, now, incident_id: int,
                                status_code=exc.status, headers=headers)
         return render_detail(request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id,
                              status_code=exc.status, card_notice=notice, headers=headers)
+    success = success(result) if callable(success) else success
     if is_htmx(request):
         return render_card(request, session=session, actor=actor, incident=incident, now=now,
                            notice={"kind": "success", "text": success})
@@ -85,11 +89,25 @@ def regenerate(incident_id: IdPath, request: Request, form: FormDep, actor: Page
 
 
 @router.post("/publish")
-def publish(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+def publish(incident_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+            rt: RuntimeDep, now: NowDep):
+    incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
+    require(actor.role, Action.PUBLISH)
+    if not confirm.confirmed(form):  # why: publishing shows the text to everyone; asked first (web/pages/confirm.py)
+        return confirm.ask(request, actor=actor, title=f"Publish the postmortem of incident #{incident.id}?",
+                           question=f"The postmortem of “{incident.title}” becomes the published version everyone "
+                                    "reads.", action=f"/incidents/{incident.id}/postmortem/publish",
+                           button="Publish", cancel_url=f"/incidents/{incident.id}#postmortem")
     return _card_action(
         request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id,
         action=lambda: postmortems.publish(session=session, actor=actor, incident_id=incident_id, now=now),
-        success="Postmortem published.")
+        success=lambda pm: _published_message(session, pm))
+
+
+def _published_message(session, pm) -> str:
+    """Name the version just published (a republish after edits makes version 2, 3, …)."""
+    latest = postmortems.publication(session=session, pm=pm).latest
+    return f"Postmortem published (version {latest.version})." if latest else "Postmortem published."
 
 
 def _editor(request: Request, *, actor, incident, pm, values: dict, version: int, errors: list[str] | None = None,

@@ -9,6 +9,7 @@ from blametrail.errors import ValidationFailed
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, can, require
 from blametrail.web.deps import NowDep, PageActor, SessionDep
+from blametrail.web.pages import confirm
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render
 
 router = APIRouter()
@@ -31,6 +32,11 @@ def settings_ai(request: Request, form: FormDep, actor: PageActor, session: Sess
     value = field(form, "ai_enabled").lower()
     if value not in _TRUE + _FALSE:
         raise ValidationFailed("Choose whether AI features are on or off.")
+    if value in _FALSE and not confirm.confirmed(form):  # why: asked first (web/pages/confirm.py)
+        return confirm.ask(request, actor=actor, title="Turn AI features off?", nav="settings",
+                           question="Nothing is drafted when incidents resolve, and Generate is hidden for everyone, "
+                                    "until an owner turns them on again.", action="/settings/ai",
+                           button="Turn AI features off", cancel_url="/settings", fields={"ai_enabled": "false"})
     org = orgs.set_ai_enabled(session=session, org_id=actor.org_id, enabled=value in _TRUE)
     flash(request, "AI features are on: postmortems are drafted when incidents resolve." if org.ai_enabled
           else "AI features are off: nothing is drafted and Generate is hidden.", "success")

@@ -1,4 +1,8 @@
-"""Inbound webhook settings pages: list, create (secret shown once), rotate and disable, with recent deliveries."""
+"""Inbound webhook settings pages: list, create (secret shown once), rotate and disable, with recent deliveries.
+
+URLs and snippets use the address the page was reached at (scheme as web/forwarded.py settled it, the Host
+header), unless BLAMETRAIL_PUBLIC_URL is set: then that, with a warning when this request came in elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -24,22 +28,42 @@ KIND_LABELS = {"alertmanager": "Prometheus Alertmanager", "grafana": "Grafana al
 NO_STORE = {"Cache-Control": "no-store"}  # why: a page carrying a secret must not linger in any cache
 
 
+def public_base(request: Request, settings) -> tuple[str, str | None]:
+    """Return the base URL for links senders use, and a warning when the configured one differs from this request."""
+    seen = str(request.base_url).rstrip("/")
+    # why: the setting has a default (127.0.0.1:8000); only one set on purpose outranks what the browser used
+    if "public_url" not in settings.model_fields_set:
+        return seen, None
+    configured = settings.public_url.rstrip("/")
+    if configured.lower() == seen.lower():
+        return configured, None
+    return configured, (f"These URLs use BLAMETRAIL_PUBLIC_URL ({configured}), but this page was reached at {seen}. "
+                        "Senders must be able to reach the first address.")
+
+
+def _context(request: Request, rt, **ctx) -> dict:
+    base, warning = public_base(request, rt.settings)
+    hooks = ctx.pop("hooks", None)
+    if hooks is not None:
+        ctx["webhooks"] = [webhook_read(h, base) for h in hooks]
+    if "hook" in ctx:
+        ctx["hook"] = webhook_read(ctx["hook"], base)
+    return {**ctx, "public_url_warning": warning}
+
+
 def _webhook_list(request, *, session, actor, rt, new: dict | None = None, errors: list[str] | None = None,
                   status_code: int = 200):
     hooks = webhooks.list_webhooks(session=session, org_id=actor.org_id)
-    return settings_page(request, "integrations/webhooks.html", {
-        "webhooks": [webhook_read(h, rt.settings.public_url) for h in hooks],
-        "new": new or {"kind": "alertmanager", "default_severity": "SEV-3", "open_incidents": True,
-                       "auto_resolve": False},
-        "errors": errors or [], "kinds": WEBHOOK_KINDS, "kind_labels": KIND_LABELS, "severities": SEVERITIES,
-    }, actor=actor, tab="webhooks", status_code=status_code)
+    ctx = _context(request, rt, hooks=hooks, errors=errors or [], kinds=WEBHOOK_KINDS, kind_labels=KIND_LABELS,
+                   severities=SEVERITIES, new=new or {"kind": "alertmanager", "default_severity": "SEV-3",
+                                                      "open_incidents": True, "auto_resolve": False})
+    return settings_page(request, "integrations/webhooks.html", ctx, actor=actor, tab="webhooks",
+                         status_code=status_code)
 
 
 def _secretsettings_page(request, *, actor, rt, hook, secret: str, rotated: bool):
-    return settings_page(request, "integrations/webhook_secret.html", {
-        "hook": webhook_read(hook, rt.settings.public_url), "secret": secret, "rotated": rotated,
-        "kind_labels": KIND_LABELS,
-    }, actor=actor, tab="webhooks", headers=NO_STORE)
+    return settings_page(request, "integrations/webhook_secret.html", _context(
+        request, rt, hook=hook, secret=secret, rotated=rotated, kind_labels=KIND_LABELS), actor=actor, tab="webhooks", headers=NO_STORE)
 
 
 @router.get("/webhooks")
@@ -68,10 +92,10 @@ def webhook_create(request: Request, form: FormDep, actor: PageActor, session: S
 @router.get("/webhooks/{webhook_id}")
 def webhook_detail(webhook_id: IdPath, request: Request, actor: PageActor, session: SessionDep, rt: RuntimeDep):
     hook = webhooks.get_or_404(session=session, org_id=actor.org_id, webhook_id=webhook_id)
-    return settings_page(request, "integrations/webhook_detail.html", {
-        "hook": webhook_read(hook, rt.settings.public_url), "kind_labels": KIND_LABELS,
-        "deliveries": webhooks.recent_deliveries(session=session, org_id=actor.org_id, webhook_id=webhook_id),
-    }, actor=actor, tab="webhooks")
+    return settings_page(request, "integrations/webhook_detail.html", _context(
+        request, rt, hook=hook, kind_labels=KIND_LABELS,
+        deliveries=webhooks.recent_deliveries(session=session, org_id=actor.org_id, webhook_id=webhook_id)),
+        actor=actor, tab="webhooks")
 
 
 @router.post("/webhooks/{webhook_id}/rotate")
