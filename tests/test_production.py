@@ -283,7 +283,7 @@ def test_procfile_processes_serve_one_installation(production_env, factory, tmp_
                    json={"body": "Payment pool exhausted; rolled back checkout."}).raise_for_status()
         person = Browser()
         person.login(web1, owner.email)
-        assert person.post(f"{web1}/incidents/{incident['id']}/resolve", {}).status_code == 303
+        assert person.post(f"{web1}/incidents/{incident['id']}/resolve", {"confirm": "yes"}).status_code == 303
         pm = _wait(lambda: httpx.get(f"{web2}/api/v1/incidents/{incident['id']}/postmortem", headers=api,
                                      timeout=30).json(), lambda p: p["status"] not in ("queued", "generating"), 45)
         assert pm["status"] == "draft", pm

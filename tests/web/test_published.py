@@ -158,6 +158,13 @@ def test_republish_from_the_page_names_the_new_version(client, browser, rt, cloc
     assert client.post(f"{url}/publish", headers=t["owner"].headers).status_code == 200
     edit(client, t["member"], url, "Amended after publishing")
     member = browser(t["member"])
+    card = soup(member.get(f"/incidents/{iid}")).select_one("#postmortem-card")
+    note = card.select_one(".pm-edited-after-publish")
+    assert note is not None and "published version 1" in text(note)
+    assert note.select_one("a")["href"] == f"/incidents/{iid}/postmortem/print?version=1"
+    assert not [b for b in card.select("form.publish-form button") if "publish" in text(b).lower()]  # members: no
+    admin_card = soup(browser(t["admin"]).get(f"/incidents/{iid}")).select_one("#postmortem-card")
+    assert [text(b) for b in admin_card.select("form.publish-form button")] == ["Republish"]
     r = post(member, f"/incidents/{iid}/postmortem/publish", {"confirm": "yes"}, follow_redirects=False)
     assert r.status_code == 403
     admin = browser(t["admin"])
@@ -165,5 +172,7 @@ def test_republish_from_the_page_names_the_new_version(client, browser, rt, cloc
     assert r.status_code == 200, r.text
     assert any("Postmortem published (version 2)." in text(n) for n in soup(r).select(".flash, .notice, [role=status]"))
     assert get(client, t["viewer"], f"{url}/published")["version"] == 2
+    after = soup(browser(t["admin"]).get(f"/incidents/{iid}")).select_one("#postmortem-card")
+    assert after.select_one(".pm-edited-after-publish") is None and not after.select("form.publish-form")
     r = post(admin, f"/incidents/{iid}/postmortem/publish", {"confirm": "yes"})
     assert r.status_code == 409 and "nothing changed since version 2" in r.text

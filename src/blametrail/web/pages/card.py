@@ -181,6 +181,9 @@ def card_context(*, session: Session, actor: Actor, incident: Incident, now: dat
     if publish:
         if status in lifecycle.PUBLISHABLE:
             card["publish"] = {"show": True, "reason": None}
+        elif status == "published" and card["pm"]["edited_after_publish"]:
+            # why: edits after publishing are not what readers of the published version see until it is republished
+            card["publish"] = {"show": True, "reason": None, "label": "Republish"}
         elif in_flight:
             card["publish"]["reason"] = "Publish is available once the draft is ready."
         elif status == "failed":
