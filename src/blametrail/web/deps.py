@@ -16,6 +16,7 @@ from blametrail.orgs.service import Actor
 from blametrail.runtime import Runtime
 from blametrail.web import idempotency
 from blametrail.web.dbgate import db_gate
+from blametrail.web.pages.common import refused_post_login
 
 SESSION_KEY = "sid"
 
@@ -82,8 +83,6 @@ async def page_actor(request: Request, actor: Annotated[Actor | None, Depends(pa
     session) is answered with the login page itself, which keeps what was typed (web/pages/common.py)."""
     if actor is None:
         if request.method == "POST":
-            from blametrail.web.pages.common import refused_post_login  # why here: the pages import this module
-
             # why: web/errors.py answers the 401 with this page instead of a redirect to the POST's URL (a 405)
             request.state.login_page = await refused_post_login(request)
         raise Unauthenticated("Log in to continue.")
