@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(False, description="Mark session and CSRF cookies Secure (set true behind HTTPS).")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field("FULL", description="SQLite synchronous pragma; FULL survives power loss without losing the last commits.")
     log_level: str = Field("INFO", description="Python log level.")
-    public_url: str = Field("http://127.0.0.1:8000", description="The URL people and senders reach BlameTrail at; used in webhook URLs shown to admins.")
+    public_url: str = Field("http://127.0.0.1:8000", description="The URL people and senders reach BlameTrail at, for webhook URLs and invitation links; when unset, the address each request reached is used (scheme through BLAMETRAIL_TRUSTED_PROXIES). Set it behind a proxy or when senders reach another address.")
     monitor_scheduler: bool = Field(True, description="Run the monitor scheduler inside `serve` (turn off when dedicated `blametrail scheduler` processes run it).")
     monitor_concurrency: int = Field(50, ge=1, le=1000, description="Monitor checks that may run at the same time per scheduler process.")
     monitor_tick_seconds: float = Field(1.0, gt=0, le=60, description="How often the scheduler looks for due monitor checks.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, object_session
@@ -28,6 +29,7 @@ from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.export import to_markdown, version_note
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 from blametrail.runtime import Runtime
+from blametrail.settings import Settings
 from blametrail.summaries import service as summaries
 from blametrail.webhooks import service as webhooks
 from blametrail.webhooks.models import Webhook, WebhookDelivery
@@ -54,6 +56,19 @@ def connection_read(connection: Connection, box: SecretBox, *, details: bool = T
         "enabled": connection.enabled, "last_test_at": connection.last_test_at, "last_test_ok": connection.last_test_ok,
         "last_test_error": error, "created_at": connection.created_at, "updated_at": connection.updated_at,
     }
+
+
+def public_base(request: Request, settings: Settings) -> tuple[str, str | None]:
+    """Return the base URL for links senders use, and a warning when the configured one differs from this request."""
+    seen = str(request.base_url).rstrip("/")
+    # why: the setting has a default (127.0.0.1:8000); only one set on purpose outranks what the browser used
+    if "public_url" not in settings.model_fields_set:
+        return seen, None
+    configured = settings.public_url.rstrip("/")
+    if configured.lower() == seen.lower():
+        return configured, None
+    return configured, (f"These URLs use BLAMETRAIL_PUBLIC_URL ({configured}), but this page was reached at {seen}. "
+                        "Senders must be able to reach the first address.")
 
 
 def webhook_read(hook: Webhook, public_url: str, last_delivery_at: datetime | None = None) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from blametrail.clock import iso
@@ -115,7 +115,7 @@ def revoke_token(token_id: IdPath, actor: ApiActor, session: SessionDep, now: No
 
 
 @router.post("/members", status_code=201)
-def add_member(data: MemberCreate, actor: ApiActor, session: SessionDep, now: NowDep, rt: RuntimeDep):
+def add_member(request: Request, data: MemberCreate, actor: ApiActor, session: SessionDep, now: NowDep, rt: RuntimeDep):
     """Invite someone (owner/admin; only an owner may grant the owner role); the invite link is in this response only.
 
     Nobody becomes a member until they accept: a new person through the link (choosing their own password), someone
@@ -129,7 +129,7 @@ def add_member(data: MemberCreate, actor: ApiActor, session: SessionDep, now: No
     inv, raw, existing = invitations.invite(
         session=session, actor=actor, email=data.email, role=data.role, name=data.name, now=now,
         ttl=timedelta(hours=rt.settings.invitation_ttl_hours))
-    link = presenters.invite_link(rt.settings.public_url, raw)
+    link = presenters.invite_link(presenters.public_base(request, rt.settings)[0], raw)
     return presenters.invitation_read(inv, now=now, link=link, existing_account=existing)
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from blametrail.alerts import service as alerts
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath, IdQuery
-from blametrail.web.presenters import alert_read, delivery_read, webhook_read
+from blametrail.web.presenters import alert_read, delivery_read, public_base, webhook_read
 from blametrail.webhooks import service as webhooks
 from blametrail.webhooks.schemas import DeliveryRead, WebhookCreate, WebhookRead, WebhookWithSecret
 
@@ -37,34 +37,34 @@ class AlertRead(BaseModel):
 
 
 @router.post("/webhooks", status_code=201, response_model=WebhookWithSecret)
-def create_webhook(data: WebhookCreate, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+def create_webhook(request: Request, data: WebhookCreate, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
     hook, secret = webhooks.create(session=session, actor=actor, box=rt.secret_box, now=now, **data.model_dump())
-    return {**webhook_read(hook, rt.settings.public_url), "secret": secret}
+    return {**webhook_read(hook, public_base(request, rt.settings)[0]), "secret": secret}
 
 
 @router.get("/webhooks", response_model=list[WebhookRead])
-def list_webhooks(actor: ApiActor, session: SessionDep, rt: RuntimeDep):
+def list_webhooks(request: Request, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     hooks = webhooks.list_webhooks(session=session, org_id=actor.org_id)
     last = webhooks.last_deliveries(session=session, webhook_ids=[h.id for h in hooks])
-    return [webhook_read(h, rt.settings.public_url, last.get(h.id)) for h in hooks]
+    return [webhook_read(h, public_base(request, rt.settings)[0], last.get(h.id)) for h in hooks]
 
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookRead)
-def get_webhook(webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
+def get_webhook(request: Request, webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     hook = webhooks.get_or_404(session=session, org_id=actor.org_id, webhook_id=webhook_id)
-    return webhook_read(hook, rt.settings.public_url, webhooks.last_deliveries(session=session, webhook_ids=[hook.id]).get(hook.id))
+    return webhook_read(hook, public_base(request, rt.settings)[0], webhooks.last_deliveries(session=session, webhook_ids=[hook.id]).get(hook.id))
 
 
 @router.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookWithSecret)
-def rotate_secret(webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
+def rotate_secret(request: Request, webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep):
     hook, secret = webhooks.rotate_secret(session=session, actor=actor, box=rt.secret_box, webhook_id=webhook_id)
-    return {**webhook_read(hook, rt.settings.public_url), "secret": secret}
+    return {**webhook_read(hook, public_base(request, rt.settings)[0]), "secret": secret}
 
 
 @router.delete("/webhooks/{webhook_id}", response_model=WebhookRead)
-def disable_webhook(webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
+def disable_webhook(request: Request, webhook_id: IdPath, actor: ApiActor, session: SessionDep, rt: RuntimeDep, now: NowDep):
     hook = webhooks.disable(session=session, actor=actor, webhook_id=webhook_id, now=now)
-    return webhook_read(hook, rt.settings.public_url)
+    return webhook_read(hook, public_base(request, rt.settings)[0])
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryRead])

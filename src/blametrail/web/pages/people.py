@@ -68,7 +68,7 @@ def members_invite(request: Request, form: FormDep, actor: PageActor, session: S
         db.rollback(session)
         return _members_page(request, session=session, actor=actor, now=now, status_code=exc.status, invite=invite,
                              errors=[exc.detail])
-    invited = {"email": inv.email, "role": inv.role, "link": presenters.invite_link(rt.settings.public_url, raw),
+    invited = {"email": inv.email, "role": inv.role, "link": presenters.invite_link(presenters.public_base(request, rt.settings)[0], raw),
                "existing": existing, "expires_at": inv.expires_at}
     return _members_page(request, session=session, actor=actor, now=now, status_code=201, invited=invited)
 

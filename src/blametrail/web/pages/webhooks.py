@@ -16,7 +16,7 @@ from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
 from blametrail.web.pages.common import FormDep, field, flash, redirect
 from blametrail.web.pages.integration_forms import SEVERITIES, checked, messages, settings_page
 from blametrail.web.params import IdPath
-from blametrail.web.presenters import webhook_read
+from blametrail.web.presenters import public_base, webhook_read
 from blametrail.webhooks import service as webhooks
 from blametrail.webhooks.models import WEBHOOK_KINDS
 from blametrail.webhooks.schemas import WebhookCreate
@@ -26,19 +26,6 @@ KIND_LABELS = {"alertmanager": "Prometheus Alertmanager", "grafana": "Grafana al
                "generic_alert": "Generic alerts (JSON)", "github": "GitHub deployments and pushes",
                "generic_deploy": "Generic deploys (JSON)"}
 NO_STORE = {"Cache-Control": "no-store"}  # why: a page carrying a secret must not linger in any cache
-
-
-def public_base(request: Request, settings) -> tuple[str, str | None]:
-    """Return the base URL for links senders use, and a warning when the configured one differs from this request."""
-    seen = str(request.base_url).rstrip("/")
-    # why: the setting has a default (127.0.0.1:8000); only one set on purpose outranks what the browser used
-    if "public_url" not in settings.model_fields_set:
-        return seen, None
-    configured = settings.public_url.rstrip("/")
-    if configured.lower() == seen.lower():
-        return configured, None
-    return configured, (f"These URLs use BLAMETRAIL_PUBLIC_URL ({configured}), but this page was reached at {seen}. "
-                        "Senders must be able to reach the first address.")
 
 
 def _context(request: Request, rt, **ctx) -> dict:
