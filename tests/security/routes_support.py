@@ -8,7 +8,6 @@ the tables do not know, so a new route cannot slip past the isolation and role s
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 import secrets
@@ -458,9 +457,9 @@ class World:
             org.ai_enabled = True
             side = Side(slug=marker, org_id=org.id, marker=marker)
             for role in ROLES:
-                m = orgs.create_user(session=s, email=f"{role}@{marker}.test", org=org, role=role, password=None,
+                # why: hashed at the suite's cheap argon2 cost (tests/conftest.py), like every account in the tests
+                m = orgs.create_user(session=s, email=f"{role}@{marker}.test", org=org, role=role, password=PASSWORD,
                                      now=self.now())
-                m.user.password_hash = cheap_hash()
                 _, raw = orgs.create_token(session=s, membership=m, name=f"{marker} {role}", now=self.now())
                 side.members[role] = {"actor": orgs.actor_for(m), "token": raw, "email": m.user.email}
                 if role == "owner":  # the owner's second token, revoked: only the revocation stops it
@@ -631,14 +630,6 @@ class World:
                 cols = [c for c in table.columns if c.name != "last_used_at"]
                 out[table.name] = sorted(repr(tuple(row)) for row in conn.execute(select(*cols)))
         return out
-
-
-@functools.lru_cache(maxsize=1)
-def cheap_hash() -> str:
-    """An argon2id hash of PASSWORD with the lowest cost: logging in verifies it with its own parameters, in ~1 ms."""
-    from argon2 import PasswordHasher
-
-    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
 
 
 def _module_settings(tmp_path_factory, schema: dict) -> Settings:

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from blametrail import db
 from blametrail.incidents.models import Incident
-from blametrail.orgs.models import LoginSession, User
+from blametrail.orgs.models import LoginSession
 from blametrail.settings import Settings
-from tests.security.routes_support import HTML, PASSWORD, SESSION_COOKIE, cheap_hash
+from tests.security.routes_support import HTML, PASSWORD, SESSION_COOKIE
 
 API = "/api/v1"
 JAR_DOMAIN = "testserver.local"  # httpx's cookie jar stores cookies of the dotless host "testserver" under this
@@ -26,11 +26,8 @@ JAR_DOMAIN = "testserver.local"  # httpx's cookie jar stores cookies of the dotl
 
 
 def person(rt, factory, slug: str, role: str):
-    """A member with an API token and a password (hashed cheaply: argon2 verifies with the hash's own cost)."""
-    m = factory.member(slug, role)
-    with db.transaction(rt.factory) as s:
-        s.get(User, m.actor.user_id).password_hash = cheap_hash()
-    return m
+    """A member with an API token and a password (hashed at the suite's cheap argon2 cost, tests/conftest.py)."""
+    return factory.member(slug, role, password=PASSWORD)
 
 
 @pytest.fixture
