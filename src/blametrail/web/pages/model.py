@@ -18,6 +18,7 @@ from blametrail.errors import ValidationFailed
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, can, require
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.pages import confirm as confirmation
 from blametrail.web.pages.common import FormDep, field, flash, is_htmx, redirect, render
 
 router = APIRouter(prefix="/settings")
@@ -197,7 +198,7 @@ def model_save(request: Request, form: FormDep, actor: PageActor, session: Sessi
         return _page(request, session=session, actor=actor, rt=rt, values=values, key_typed=True, status_code=422,
                      errors=["API key: type a new key or remove the stored one, not both."])
     risks = _risks(values, read, key_typed=bool(key))
-    if risks and field(form, "confirm") != "yes":
+    if risks and not confirmation.confirmed(form):
         # why: no JavaScript asked; the question comes back as a page (the typed key is not echoed into it)
         return _page(request, session=session, actor=actor, rt=rt, values=values, confirm=risks,
                      key_typed=bool(key), status_code=409)
@@ -218,7 +219,7 @@ def model_save(request: Request, form: FormDep, actor: PageActor, session: Sessi
 @router.post("/model/reset")
 def model_reset(request: Request, form: FormDep, actor: PageActor, session: SessionDep, rt: RuntimeDep):
     require(actor.role, Action.ORG_SETTINGS)
-    if field(form, "confirm") != "yes":
+    if not confirmation.confirmed(form):
         return _page(request, session=session, actor=actor, rt=rt, confirm_reset=True, status_code=409)
     ai.delete(session=session, actor=actor)
     flash(request, "The organization's own model settings and key were removed; drafts use the installation's "
