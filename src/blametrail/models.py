@@ -1,5 +1,6 @@
 """Import every model so metadata is complete (migrations, tests)."""
 
+from blametrail.actions.models import ActionItem
 from blametrail.ai.models import AIConfig
 from blametrail.alerts.models import Alert
 from blametrail.db import Base
@@ -19,11 +20,12 @@ from blametrail.orgs.models import (
     SetupToken,
     User,
 )
-from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
+from blametrail.postmortems.models import Comment, GenerationRun, Postmortem, Revision, ReviewRequest
 from blametrail.summaries.models import IncidentSummary
 from blametrail.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
+    "ActionItem", "Comment", "ReviewRequest",
     "AIConfig", "IncidentSummary", "Alert", "CheckResult", "Connection", "Monitor", "Webhook", "WebhookDelivery",
     "ApiToken", "Base", "Commit", "Deploy", "GenerationRun", "IdempotencyRecord", "Incident", "IncidentService",
     "LoginAttempt", "LoginSession", "LoginThrottle",

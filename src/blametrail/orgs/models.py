@@ -22,6 +22,8 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(16), default="starter")
     ai_enabled: Mapped[bool] = mapped_column(default=True)
+    # off: no review panel; optional: reviews can be requested; required: publishing needs an approval of the text
+    review_mode: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
     created_at: Mapped[datetime]
 
 

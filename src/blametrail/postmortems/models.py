@@ -55,6 +55,7 @@ class Revision(Base):
     author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     author: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime]
+    version: Mapped[int | None]  # the postmortem's version once this revision was stored (None on rows before 0009)
 
 
 class GenerationRun(Base):
@@ -83,6 +84,45 @@ class GenerationRun(Base):
     tokens_in: Mapped[int | None]
     tokens_out: Mapped[int | None]
     model_latency_ms: Mapped[int | None]
+
+
+class Comment(Base):
+    """A comment on one section of a postmortem (or a reply to one); resolved comments stay, marked."""
+
+    __tablename__ = "postmortem_comment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    postmortem_id: Mapped[int] = mapped_column(ForeignKey("postmortem.id", ondelete="CASCADE"), index=True)
+    section: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("postmortem_comment.id", ondelete="CASCADE"))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    author: Mapped[str] = mapped_column(String(320))
+    resolved: Mapped[bool] = mapped_column(default=False)
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
+    resolved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ReviewRequest(Base):
+    """A named member asked to review a postmortem: pending until they approve (at a version) or ask for changes."""
+
+    __tablename__ = "postmortem_review"
+    __table_args__ = (UniqueConstraint("postmortem_id", "reviewer_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    postmortem_id: Mapped[int] = mapped_column(ForeignKey("postmortem.id", ondelete="CASCADE"), index=True)
+    reviewer_user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    reviewer: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(24), default="pending")  # pending | approved | changes_requested
+    approved_version: Mapped[int | None]  # the postmortem version the approval was given on
+    note: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str | None] = mapped_column(String(320))
+    requested_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
 
 
 Index("ix_postmortem_status", Postmortem.status)

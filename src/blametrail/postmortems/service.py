@@ -66,7 +66,7 @@ def _add_revision(session: Session, pm: Postmortem, *, kind: str, author: str | 
                   now: datetime) -> Revision:
     rev = Revision(org_id=pm.org_id, postmortem_id=pm.id, number=_next_revision_number(session, pm.id), kind=kind,
                    status=pm.status, sections=pm.sections or {}, engine=pm.engine, author=author,
-                   author_user_id=author_user_id, created_at=now)
+                   author_user_id=author_user_id, created_at=now, version=pm.version)
     session.add(rev)
     session.flush()
     return rev

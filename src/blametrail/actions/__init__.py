@@ -1,0 +1,1 @@
+"""Action items as tracked work: records made from a postmortem's action items, across incidents."""
