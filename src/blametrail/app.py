@@ -19,8 +19,18 @@ from blametrail.crypto import signing_keys
 from blametrail.runtime import Runtime, build_runtime
 from blametrail.settings import Settings
 from blametrail.web import errors, health, idempotency, receivers_alerts, receivers_deploys
+from blametrail.web.api import (
+    action_items,
+    connections,
+    incidents,
+    monitors,
+    org,
+    postmortems,
+    reviews,
+    summary,
+    webhooks,
+)
 from blametrail.web.api import ai as ai_api
-from blametrail.web.api import connections, incidents, monitors, org, postmortems, summary, webhooks
 from blametrail.web.form_guard import guard_forms
 from blametrail.web.forwarded import trust_forwarded
 from blametrail.web.pages import routes as pages
@@ -83,7 +93,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
     errors.install(app)
-    for module in (incidents, summary, postmortems, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
+    for module in (incidents, summary, postmortems, reviews, action_items, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
                    pages, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")

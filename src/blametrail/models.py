@@ -20,7 +20,7 @@ from blametrail.orgs.models import (
     SetupToken,
     User,
 )
-from blametrail.postmortems.models import Comment, GenerationRun, Postmortem, Revision, ReviewRequest
+from blametrail.postmortems.models import Comment, GenerationRun, Postmortem, ReviewRequest, Revision
 from blametrail.summaries.models import IncidentSummary
 from blametrail.webhooks.models import Webhook, WebhookDelivery
 

@@ -13,6 +13,12 @@ SECTION_KEYS = (
     "summary", "severity", "customer_impact", "timeline", "root_cause", "contributing_factors",
     "what_went_well", "what_went_poorly", "action_items", "confidence",
 )
+# how each built-in section is titled in pages and exports (templates may add extra sections with their own titles)
+SECTION_TITLES = {
+    "summary": "Summary", "severity": "Severity", "customer_impact": "Customer impact", "timeline": "Timeline",
+    "root_cause": "Root cause", "contributing_factors": "Contributing factors", "what_went_well": "What went well",
+    "what_went_poorly": "What went poorly", "action_items": "Action items", "confidence": "Confidence",
+}
 SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
 TIMELINE_SOURCES = ("monitor", "deploy", "alert", "metric", "log", "update", "status")
 ACTION_KINDS = ("detect", "mitigate", "prevent")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from blametrail.clock import iso
-from blametrail.engines.sections import SECTION_KEYS
+from blametrail.engines.sections import SECTION_KEYS, SECTION_TITLES
 from blametrail.errors import ValidationFailed, VersionConflict
 from blametrail.orgs.models import OrgTemplate
 from blametrail.orgs.permissions import Action, require
@@ -49,6 +49,17 @@ def service_owners(session: Session, org_id: int) -> dict[str, str]:
 def section_instructions(session: Session, org_id: int) -> dict[str, str]:
     """Return section → instruction from the organization's template."""
     return content(session, org_id)["section_instructions"]
+
+
+def section_layout(session: Session, org_id: int) -> list[dict]:
+    """Return the sections in the order the organization shows them: [{key, title, extra, instruction}].
+
+    Built-in sections carry `extra: False`; an extra section of the template (`extra: True`) keeps its text in
+    `sections["extra"][key]`. Pages, exports and the PDF render sections in this order.
+    """
+    instructions = section_instructions(session, org_id)
+    return [{"key": key, "title": SECTION_TITLES[key], "extra": False, "instruction": instructions.get(key)}
+            for key in SECTION_KEYS]
 
 
 def to_read(session: Session, org_id: int) -> dict:

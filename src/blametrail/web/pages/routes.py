@@ -5,14 +5,18 @@ from fastapi import APIRouter
 
 from blametrail.web.pages import (
     account,
+    action_items,
     auth,
     connections,
+    document,
     evidence,
+    history,
     incidents,
     model,
     monitors,
     people,
     postmortems,
+    review,
     settings,
     summary,
     template,
@@ -25,6 +29,10 @@ router.include_router(account.router)
 router.include_router(incidents.router)
 router.include_router(summary.router)
 router.include_router(postmortems.router)
+router.include_router(document.router)
+router.include_router(history.router)
+router.include_router(review.router)
+router.include_router(action_items.router)
 router.include_router(settings.router)
 router.include_router(monitors.router)
 router.include_router(webhooks.router)
