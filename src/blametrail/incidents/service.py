@@ -87,6 +87,17 @@ def open_system(
     return incident
 
 
+MAX_BODY = 20_000
+
+
+def _fit_body(body: str) -> str:
+    """Return a system entry's body within MAX_BODY, saying how much was cut (people's updates are refused instead)."""
+    if len(body) <= MAX_BODY:
+        return body
+    note = f" … [{len(body) - MAX_BODY + 80:,} more characters cut]"
+    return body[:MAX_BODY - 80] + note
+
+
 def add_entry(
     *, session: Session, incident: Incident, kind: str, at: datetime, body: str, now: datetime,
     author: str | None = None, data: dict | None = None, flush: bool = True,
@@ -96,7 +107,7 @@ def add_entry(
     flush=False leaves the INSERT and the evidence-changed hook to a later flush_entries(), so many entries go to the
     database in one batch.
     """
-    entry = TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind=kind, at=at, body=body[:20_000],
+    entry = TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind=kind, at=at, body=_fit_body(body),
                           author=author, data=data, created_at=now)
     session.add(entry)
     incident.updated_at = now
