@@ -81,6 +81,7 @@ def test_login_brings_the_text_back_to_the_page_and_sends_nothing(rt, browser, t
     assert kept["data-action"] == f"/incidents/{incident_id}/updates"
     assert json.loads(kept["data-fields"]) == {"body": TYPED}
     assert soup(r).select_one("#restore-continue")["href"] == f"/incidents/{incident_id}"
+    assert soup(r).select_one(".user-name").get_text(strip=True)  # the header shows who signed in
     page = c.get(kept["data-next"])
     assert page.status_code == 200  # the page the form lives on, logged in: no 405
     form = soup(page).select_one(f"form[action='/incidents/{incident_id}/updates']")

@@ -99,9 +99,11 @@ def login(request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep, 
         # why: a page, not a redirect: the text goes back into the form in this browser only (static/restore.js puts
         # it in the tab's sessionStorage and opens the page); nothing is re-sent, the person checks it and sends it
         fields = json.loads(kept["restore"])
+        actor = orgs.actor_for(memberships[0])
+        request.state.memberships = [(m.org_id, m.org.name) for m in memberships]  # why: the header shows who signed in
         return render(request, "login_restored.html", {
             "next": safe_next(next_url), "restore": kept["restore"], "restore_action": kept["restore_action"],
-            "fields": fields})
+            "fields": fields}, actor=actor)
     return redirect(safe_next(next_url))
 
 
