@@ -138,6 +138,10 @@ def _queue(session: Session, row: IncidentSummary, created: bool, incident_id: i
         return
     if any(task == TASK and args == (incident_id,) for task, args in session.info.get("deferred", [])):
         return
+    _requeue(session, row, incident_id, now)
+
+
+def _requeue(session: Session, row: IncidentSummary, incident_id: int, now: datetime) -> None:
     row.status, row.requested_at = "queued", now
     db.defer(session, TASK, incident_id)
 
@@ -149,8 +153,7 @@ def revive(*, session: Session, incident_id: int, now: datetime) -> bool:
         return False
     log.warning("live summary of incident %s was %s since %s with no result; queued again", incident_id, row.status,
                 row.requested_at)
-    row.status, row.requested_at = "queued", now
-    db.defer(session, TASK, incident_id)
+    _requeue(session, row, incident_id, now)
     return True
 
 
