@@ -11,6 +11,8 @@ from blametrail.ai.models import AIConfig
 from blametrail.crypto import SecretBox
 from blametrail.integrations.models import Connection
 from blametrail.orgs.models import IdempotencyRecord
+from blametrail.outbound.models import OutboundEndpoint
+from blametrail.vendors.models import VendorIntegration
 from blametrail.webhooks.models import Webhook
 
 BATCH = 500
@@ -34,6 +36,8 @@ ENCRYPTED = (
     Sealed(AIConfig.api_key_encrypted),
     Sealed(Connection.credentials_encrypted),
     Sealed(IdempotencyRecord.response_body, binary=True),  # replayable responses (orgs/idempotency.seal_body)
+    Sealed(VendorIntegration.secrets_encrypted),
+    Sealed(OutboundEndpoint.secret_encrypted),
 )
 
 

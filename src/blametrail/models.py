@@ -20,12 +20,15 @@ from blametrail.orgs.models import (
     SetupToken,
     User,
 )
-from blametrail.postmortems.models import Comment, GenerationRun, Postmortem, ReviewRequest, Revision
+from blametrail.outbound.models import OutboundDelivery, OutboundEndpoint
+from blametrail.postmortems.models import Comment, CustomerVersion, GenerationRun, Postmortem, ReviewRequest, Revision
 from blametrail.summaries.models import IncidentSummary
+from blametrail.vendors.models import ExternalLink, VendorEvent, VendorIntegration
 from blametrail.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
-    "ActionItem", "Comment", "ReviewRequest",
+    "ActionItem", "Comment", "CustomerVersion", "ExternalLink", "OutboundDelivery", "OutboundEndpoint",
+    "ReviewRequest", "VendorEvent", "VendorIntegration",
     "AIConfig", "IncidentSummary", "Alert", "CheckResult", "Connection", "Monitor", "Webhook", "WebhookDelivery",
     "ApiToken", "Base", "Commit", "Deploy", "GenerationRun", "IdempotencyRecord", "Incident", "IncidentService",
     "LoginAttempt", "LoginSession", "LoginThrottle",

@@ -24,6 +24,9 @@ class Incident(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     started_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]  # first acknowledgement (PagerDuty, Opsgenie, or a person)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(320))
+    mitigated_at: Mapped[datetime | None]  # impact ended (may be before the incident is resolved)
     resolved_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     resolved_by: Mapped[str | None] = mapped_column(String(320))  # display label: a person or "monitor:<name>"
     created_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))

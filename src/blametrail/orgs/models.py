@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from blametrail.db import Base
@@ -24,6 +25,8 @@ class Organization(Base):
     ai_enabled: Mapped[bool] = mapped_column(default=True)
     # off: no review panel; optional: reviews can be requested; required: publishing needs an approval of the text
     review_mode: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
+    # customer-facing postmortems may be served at their public URLs (owner's choice; off by default)
+    public_postmortems: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     created_at: Mapped[datetime]
 
 

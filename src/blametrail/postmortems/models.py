@@ -125,4 +125,24 @@ class ReviewRequest(Base):
     decided_at: Mapped[datetime | None]
 
 
+class CustomerVersion(Base):
+    """The customer-facing text of a published postmortem: shorter, with internal names redacted, served at an
+    unguessable public URL once made public (and only while the organization allows public postmortems)."""
+
+    __tablename__ = "customer_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"), unique=True)
+    public_token: Mapped[str] = mapped_column(String(64), unique=True)
+    content: Mapped[dict]  # {impact, what_happened, what_we_are_changing}
+    removed: Mapped[list] = mapped_column(default=list)  # what redaction took out: [{section, text, reason}]
+    source_version: Mapped[int]  # the published version it was made from
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | public | withdrawn
+    published_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 Index("ix_postmortem_status", Postmortem.status)

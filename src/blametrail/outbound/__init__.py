@@ -1,0 +1,1 @@
+"""Outbound webhooks: per-organization endpoints subscribed to events, signed per the Standard Webhooks scheme."""
