@@ -276,11 +276,14 @@ def published_version(*, session: Session, pm: Postmortem, version: int | None =
 
 def publication(*, session: Session, pm: Postmortem) -> Publication:
     """Return the last published version and, when the text changed since, who edited it last and when."""
-    versions = _publish_revisions(session, pm)
-    if not versions:
+    if pm.published_at is None:  # why: every read (card polls included) asks; a never-published one needs no query
         return Publication(latest=None)
-    last = versions[-1]
-    latest = PublishedVersion(version=len(versions), latest=len(versions), revision=last)
+    published = (Revision.postmortem_id == pm.id, Revision.kind == "publish")
+    count = session.scalar(select(func.count()).select_from(Revision).where(*published)) or 0
+    last = session.scalar(select(Revision).where(*published).order_by(Revision.number.desc()).limit(1))
+    if last is None:
+        return Publication(latest=None)
+    latest = PublishedVersion(version=count, latest=count, revision=last)
     if not lifecycle.changed_since_publish(pm.sections, last.sections):
         return Publication(latest=latest)  # why: edits that were undone again leave nothing to republish
     edit_rev = session.scalar(select(Revision).where(Revision.postmortem_id == pm.id, Revision.kind == "edit",
