@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     check_retention: int = Field(1000, ge=10, description="Check results kept per monitor (older ones are deleted).")
     webhook_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body accepted (bigger ones get 413 and store nothing).")
     connector_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Timeout of one request to an observability backend (Prometheus, Loki, Datadog, CloudWatch); a connection's options may override it.")
+    vendor_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one request to a vendor integration (Slack, PagerDuty, Opsgenie, Jira, Linear, GitHub, Confluence, Notion).")
     connector_max_series: int = Field(50, ge=1, le=10_000, description="Series kept per metric signal and service (the ones with the highest peak).")
     connector_max_points: int = Field(1000, ge=10, le=11_000, description="Points per series; the query step is coarsened to stay under it.")
     connector_max_log_lines: int = Field(5000, ge=1, le=100_000, description="Log lines fetched per log signal and service.")

@@ -40,6 +40,7 @@ from blametrail.orgs.permissions import ALLOWED, Action
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import Postmortem
 from blametrail.settings import Settings
+from blametrail.vendors import service as vendors
 from blametrail.web.pages import editform
 from blametrail.webhooks import service as webhooks
 from blametrail.webhooks.service import KIND_BY_PATH
@@ -210,6 +211,13 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("PUT", "/api/v1/org/ai"): Spec(OS, body=lambda c: {"engine": "builtin"}),
     ("DELETE", "/api/v1/org/ai"): Spec(OS, prepare=lambda w, side: w.ai_config(side)),
     ("POST", "/api/v1/org/ai/test"): Spec(M),  # no body: tests the configuration in effect (built-in here)
+    # JSON API: vendor integrations ({kind} names a vendor, not a record: other organizations' settings never show)
+    ("GET", "/api/v1/integrations"): Spec(R),
+    ("GET", "/api/v1/integrations/{kind}"): Spec(R),
+    ("PUT", "/api/v1/integrations/{kind}"): Spec(M, body=lambda c: {"bot_token": f"xoxb-{c.n}", "signing_secret": "s",
+                                                                    "base_url": "http://127.0.0.1:9/api/"}),
+    ("DELETE", "/api/v1/integrations/{kind}"): Spec(M, prepare=lambda w, side: w.vendor(side)),
+    ("POST", "/api/v1/integrations/{kind}/test"): Spec(M, prepare=lambda w, side: w.vendor(side)),
     ("GET", "/api/v1/org/members"): Spec(R),
     ("POST", "/api/v1/org/members"): Spec(M, body=lambda c: {"email": f"invited{c.n}@{c.marker}.test",
                                                              "role": "viewer"}),
@@ -334,6 +342,7 @@ PARAMS: dict[str, Param] = {
     "token_id": Param(lambda w, side, route, spec, ids: w.token(side)),
     "invitation_id": Param(lambda w, side, route, spec, ids: w.invitation(side)[0]),
     "token": Param(lambda w, side, route, spec, ids: w.invitation(side)[1], owned=False),
+    "kind": Param(lambda w, side, route, spec, ids: "slack", owned=False),
     "org_id": Param(lambda w, side, route, spec, ids: w.inviting_org(side)),
     "uid": Param(lambda w, side, route, spec, ids: w.webhook(side, receiver_kind(route))["uid"]),
 }
@@ -594,6 +603,14 @@ class World:
         return dict(self._filled[key])
 
     # --- calling ----------------------------------------------------------------------------------------------
+
+    def vendor(self, side: Side) -> None:
+        """Set Slack up for the organization (a closed port: a Test answers "could not reach", never a real call)."""
+        with db.transaction(self.rt.factory) as s:
+            if vendors.find(session=s, org_id=side.owner.org_id, kind="slack") is not None:
+                return  # why: refused calls are checked for changed rows; setting it up again would change some
+            vendors.configure(session=s, actor=side.owner, kind="slack", box=self.rt.secret_box, now=self.now(),
+                              data={"bot_token": "xoxb-x", "signing_secret": "s", "base_url": "http://127.0.0.1:9/api/"})
 
     def ai_config(self, side: Side) -> None:
         """Give the organization an AI configuration of its own (the built-in engine)."""

@@ -55,6 +55,7 @@ REPLAY_ACTIONS: dict[str, Action] = {
     "/api/v1/connections/{connection_id}/test": Action.MANAGE,
     "/api/v1/org/members": Action.MANAGE,
     "/api/v1/org/ai/test": Action.MANAGE,
+    "/api/v1/integrations/{kind}/test": Action.MANAGE,
     "/api/v1/org/tokens": Action.READ,  # one's own token
 }
 

@@ -1,0 +1,10 @@
+"""The vendor integrations this build offers, by kind (the only list: service, API, pages and tests read it)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from blametrail.vendors import slack
+from blametrail.vendors.base import Vendor
+
+REGISTRY: MappingProxyType[str, Vendor] = MappingProxyType({v.kind: v for v in (slack.VENDOR,)})
