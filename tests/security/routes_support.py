@@ -48,6 +48,7 @@ from tests.conftest import START, _truncate_pg
 
 PUBLIC = "public"  # no actor: home, login, logout, setup (tests/security/test_auth_security.py)
 RECEIVER = "receiver"  # webhook receivers: the webhook's secret authenticates the sender
+VENDOR = "vendor"  # vendor calls (/inbound/<kind>/{inbound_uid}/<name>): the vendor's own signature authenticates them
 ROLES = ("owner", "admin", "member", "viewer")
 PASSWORD = "correct-horse-battery"
 SKIPPED = {"/docs", "/openapi.json", "/healthz", "/readyz"}  # no data behind them (docs, schema, liveness, readiness)
@@ -70,6 +71,8 @@ class Route:
             return "api"
         if self.path.startswith("/webhooks/"):
             return "receiver"
+        if self.path.startswith("/inbound/"):
+            return "vendor"
         return "page"
 
     @property
@@ -343,9 +346,19 @@ PARAMS: dict[str, Param] = {
     "invitation_id": Param(lambda w, side, route, spec, ids: w.invitation(side)[0]),
     "token": Param(lambda w, side, route, spec, ids: w.invitation(side)[1], owned=False),
     "kind": Param(lambda w, side, route, spec, ids: "slack", owned=False),
+    "inbound_uid": Param(lambda w, side, route, spec, ids: w.vendor(side, route.path.split("/")[2])["uid"]),
     "org_id": Param(lambda w, side, route, spec, ids: w.inviting_org(side)),
     "uid": Param(lambda w, side, route, spec, ids: w.webhook(side, receiver_kind(route))["uid"]),
 }
+
+
+# Settings that set each vendor up (n makes each organization's secrets differ); the tests never reach a vendor.
+VENDOR_SETTINGS: dict[str, Callable[[int], dict]] = {
+    "slack": lambda n: {"bot_token": f"xoxb-{n}", "signing_secret": f"slack-signing-{n}",
+                        "base_url": "http://127.0.0.1:9/api/"},
+}
+# Route path -> make(settings, world) -> (body bytes, headers): a harmless call signed the way the vendor signs it.
+VENDOR_CALLS: dict[str, Callable[[dict, World], tuple[bytes, dict]]] = {}
 
 
 def receiver_kind(route: Route) -> str:
@@ -370,7 +383,13 @@ def check_table_covers(app) -> None:
                 receiver_kind(route)
             except AssertionError as exc:
                 problems.append(str(exc))
-        if route.kind == "api" and spec_of(route).action in (PUBLIC, RECEIVER):
+        if (route.kind == "vendor") != (spec_of(route).action == VENDOR):
+            problems.append(f"{route}: /inbound/ routes, and only they, are VENDOR routes")
+        if route.kind == "vendor" and route.path.split("/")[3] != "{inbound_uid}":
+            problems.append(f"{route}: a vendor route is /inbound/<kind>/{{inbound_uid}}/<name>")
+        if route.kind == "vendor" and route.path not in VENDOR_CALLS:
+            problems.append(f"{route}: no signed call in VENDOR_CALLS (the isolation suite sends one per route)")
+        if route.kind == "api" and spec_of(route).action in (PUBLIC, RECEIVER, VENDOR):
             problems.append(f"{route}: every /api/ route needs an Action")
     assert not problems, "route table out of date:\n" + "\n".join(problems)
 
@@ -604,13 +623,16 @@ class World:
 
     # --- calling ----------------------------------------------------------------------------------------------
 
-    def vendor(self, side: Side) -> None:
-        """Set Slack up for the organization (a closed port: a Test answers "could not reach", never a real call)."""
+    def vendor(self, side: Side, kind: str = "slack") -> dict:
+        """Set a vendor up for the organization once; return {uid, settings} (a closed port: never a real call)."""
+        n = 1 if side is self.a else 2
+        settings = VENDOR_SETTINGS[kind](n)
         with db.transaction(self.rt.factory) as s:
-            if vendors.find(session=s, org_id=side.owner.org_id, kind="slack") is not None:
-                return  # why: refused calls are checked for changed rows; setting it up again would change some
-            vendors.configure(session=s, actor=side.owner, kind="slack", box=self.rt.secret_box, now=self.now(),
-                              data={"bot_token": "xoxb-x", "signing_secret": "s", "base_url": "http://127.0.0.1:9/api/"})
+            row = vendors.find(session=s, org_id=side.owner.org_id, kind=kind)
+            if row is None:  # why: refused calls are checked for changed rows; setting it up again would change some
+                row = vendors.configure(session=s, actor=side.owner, kind=kind, box=self.rt.secret_box,
+                                        now=self.now(), data=settings)
+            return {"uid": row.inbound_uid, "settings": settings}
 
     def ai_config(self, side: Side) -> None:
         """Give the organization an AI configuration of its own (the built-in engine)."""

@@ -29,6 +29,8 @@ from tests.security.routes_support import (
     PARAMS,
     PUBLIC,
     RECEIVER,
+    VENDOR,
+    VENDOR_CALLS,
     check_table_covers,
     query_id_params,
     receiver_kind,
@@ -40,10 +42,11 @@ from tests.security.routes_support import (
 MISSING = "987654321"
 # routes naming a record of an organization ({kind} of /api/v1/integrations names a vendor: nothing foreign to point at)
 ID_ROUTES = [r for r in table_routes() if any(PARAMS[p].owned for p in r.params)
-             and spec_of(r).action not in (PUBLIC, RECEIVER)]
+             and spec_of(r).action not in (PUBLIC, RECEIVER, VENDOR)]
 LIST_ROUTES = [r for r in table_routes() if r.method == "GET" and not r.params
-               and spec_of(r).action not in (PUBLIC, RECEIVER)]
+               and spec_of(r).action not in (PUBLIC, RECEIVER, VENDOR)]
 RECEIVERS = [r for r in table_routes() if spec_of(r).action == RECEIVER]
+VENDOR_ROUTES = [r for r in table_routes() if spec_of(r).action == VENDOR]
 
 
 def test_the_route_table_covers_exactly_the_routes_the_app_serves(world):
@@ -183,3 +186,19 @@ def test_a_webhook_secret_of_one_organization_never_posts_into_another(world, ro
     # the same delivery with B's own secret is accepted: the refusal above was the secret's doing
     ok = deliver(world, route, theirs["uid"], theirs["secret"])
     assert 200 <= ok.status_code < 300, ok.text
+
+
+@pytest.mark.parametrize("route", VENDOR_ROUTES, ids=str)
+def test_a_vendor_call_signed_for_one_organization_never_lands_in_another(world, route):
+    kind = route.path.split("/")[2]
+    mine, theirs = world.vendor(world.a, kind), world.vendor(world.b, kind)
+    make = VENDOR_CALLS[route.path]
+    before = world.snapshot()
+    content, headers = make(mine["settings"], world)  # signed with org A's secret, sent to org B's URL
+    r = world.api.post(route.url({"inbound_uid": theirs["uid"]}), content=content, headers=headers)
+    assert r.status_code == 401, f"{route} accepted org A's signature on org B's URL: {r.status_code} {r.text[:200]}"
+    assert world.snapshot() == before, "a refused vendor call stored something"
+    content, headers = make(theirs["settings"], world)  # the same call signed with B's own secret is accepted
+    ok = world.api.post(route.url({"inbound_uid": theirs["uid"]}), content=content, headers=headers)
+    assert 200 <= ok.status_code < 300, ok.text
+    world.forget()
