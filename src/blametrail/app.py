@@ -22,6 +22,7 @@ from blametrail.web import errors, health, idempotency, receivers_alerts, receiv
 from blametrail.web.api import (
     action_items,
     connections,
+    customer,
     incidents,
     monitors,
     org,
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
     errors.install(app)
-    for module in (incidents, summary, postmortems, reviews, action_items, vendors, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
+    for module in (incidents, summary, postmortems, customer, reviews, action_items, vendors, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
                    pages, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")

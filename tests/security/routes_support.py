@@ -19,7 +19,7 @@ from datetime import timedelta
 import pytest
 from fastapi import routing as fastapi_routing
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from blametrail import db
 from blametrail.ai import service as ai
@@ -35,8 +35,9 @@ from blametrail.monitors import service as monitors
 from blametrail.monitors.schemas import MonitorCreate
 from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
-from blametrail.orgs.models import MonthlyUsage
+from blametrail.orgs.models import MonthlyUsage, Organization
 from blametrail.orgs.permissions import ALLOWED, Action
+from blametrail.postmortems import customer
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import Postmortem
 from blametrail.settings import Settings
@@ -178,6 +179,12 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/regenerate"): Spec(PW),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/published"): Spec(R, incident="published"),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/customer"): Spec(R, incident="customer"),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/customer"): Spec(PW, incident="published"),
+    ("PATCH", "/api/v1/incidents/{incident_id}/postmortem/customer"): Spec(
+        PW, incident="customer", body=lambda c: {"impact": f"Impact {c.n}"}),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/customer/publish"): Spec(PUB, incident="customer"),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/customer/withdraw"): Spec(PUB, incident="customer"),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/original"): Spec(R),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions"): Spec(R),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions/{number}"): Spec(R),
@@ -266,6 +273,16 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/incidents/{incident_id}/postmortem/generate"): Spec(PW, incident="resolved", consumes=True),
     ("POST", "/incidents/{incident_id}/postmortem/regenerate"): Spec(PW),
     ("POST", "/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True, body=lambda c: {"confirm": "yes"}),
+    ("GET", "/incidents/{incident_id}/postmortem/customer"): Spec(R, incident="customer"),
+    ("POST", "/incidents/{incident_id}/postmortem/customer/make"): Spec(PW, incident="customer",
+                                                                       body=lambda c: {"confirm": "yes"}),
+    ("POST", "/incidents/{incident_id}/postmortem/customer"): Spec(PW, incident="customer", body=lambda c: {
+        "impact": f"Impact {c.n}", "what_happened": "x", "what_we_are_changing": "- y"}),
+    ("POST", "/incidents/{incident_id}/postmortem/customer/publish"): Spec(PUB, incident="customer",
+                                                                          body=lambda c: {"confirm": "yes"}),
+    ("POST", "/incidents/{incident_id}/postmortem/customer/withdraw"): Spec(PUB, incident="customer",
+                                                                           body=lambda c: {"confirm": "yes"}),
+    ("GET", "/public/postmortems/{public_token}"): Spec(PUBLIC),
     ("GET", "/incidents/{incident_id}/postmortem/edit"): Spec(PW),
     ("POST", "/incidents/{incident_id}/postmortem/edit"): Spec(PW, body=_edit_form),
     ("GET", "/incidents/{incident_id}/postmortem/original"): Spec(R),
@@ -346,6 +363,7 @@ PARAMS: dict[str, Param] = {
     "invitation_id": Param(lambda w, side, route, spec, ids: w.invitation(side)[0]),
     "token": Param(lambda w, side, route, spec, ids: w.invitation(side)[1], owned=False),
     "kind": Param(lambda w, side, route, spec, ids: "slack", owned=False),
+    "public_token": Param(lambda w, side, route, spec, ids: w.customer_token(side), owned=False),
     "inbound_uid": Param(lambda w, side, route, spec, ids: w.vendor(side, route.path.split("/")[2])["uid"]),
     "org_id": Param(lambda w, side, route, spec, ids: w.inviting_org(side)),
     "uid": Param(lambda w, side, route, spec, ids: w.webhook(side, receiver_kind(route))["uid"]),
@@ -506,7 +524,8 @@ class World:
     # --- records -----------------------------------------------------------------------------------------------
 
     def incident(self, side: Side, state: str = "drafted") -> int:
-        """An incident of the side: open, resolved without a postmortem, resolved with its draft ready, or published."""
+        """An incident of the side: open, resolved without a postmortem, resolved with its draft ready, published, or
+        published with its customer-facing text made (customer)."""
         n = self.n()
         with db.transaction(self.rt.factory) as s:
             inc = incidents.create(session=s, actor=side.owner, now=self.now(), data=IncidentCreate(
@@ -518,7 +537,7 @@ class World:
             if state == "resolved":
                 incidents.resolve(session=s, incident=inc, now=self.now(), resolved_at=None, by_label="t",
                                   by_user_id=None)  # no resolve hook: no postmortem
-            elif state in ("drafted", "published"):
+            elif state in ("drafted", "published", "customer"):
                 postmortems.resolve_incident(session=s, incident=inc, now=self.now(), resolved_at=None,
                                              by_label=side.owner.label, by_user_id=side.owner.user_id)
             else:
@@ -526,11 +545,16 @@ class World:
             incident_id = inc.id
         with db.transaction(self.rt.factory) as s:  # why: the suites draft far more than one plan's monthly quota
             s.execute(delete(MonthlyUsage))
-        if state in ("drafted", "published"):
+        if state in ("drafted", "published", "customer"):
             assert self.postmortem(incident_id)[0] is not None, "the in-process queue should have drafted it"
-        if state == "published":
+        if state in ("published", "customer"):
             with db.transaction(self.rt.factory) as s:
                 postmortems.publish(session=s, actor=side.owner, incident_id=incident_id, now=self.now())
+        if state == "customer":  # published, its customer text made, and the organization allows public ones
+            with db.transaction(self.rt.factory) as s:
+                customer.make(session=s, actor=side.owner, incident_id=incident_id, now=self.now())
+                s.execute(update(Organization).where(Organization.id == side.owner.org_id)
+                          .values(public_postmortems=True))
         return incident_id
 
     def postmortem(self, incident_id: int) -> tuple[dict | None, int]:
@@ -622,6 +646,12 @@ class World:
         return dict(self._filled[key])
 
     # --- calling ----------------------------------------------------------------------------------------------
+
+    def customer_token(self, side: Side) -> str:
+        """The public address token of a customer-facing text made public."""
+        incident_id = self.incident(side, "customer")
+        with db.transaction(self.rt.factory) as s:
+            return customer.publish(session=s, actor=side.owner, incident_id=incident_id, now=self.now()).public_token
 
     def vendor(self, side: Side, kind: str = "slack") -> dict:
         """Set a vendor up for the organization once; return {uid, settings} (a closed port: never a real call)."""

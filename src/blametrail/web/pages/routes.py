@@ -8,6 +8,7 @@ from blametrail.web.pages import (
     action_items,
     auth,
     connections,
+    customer,
     document,
     evidence,
     history,
@@ -29,6 +30,7 @@ router.include_router(account.router)
 router.include_router(incidents.router)
 router.include_router(summary.router)
 router.include_router(postmortems.router)
+router.include_router(customer.router)
 router.include_router(document.router)
 router.include_router(history.router)
 router.include_router(review.router)
