@@ -31,6 +31,7 @@ from blametrail.web.api import (
     summary,
     vendors,
     webhooks,
+    wiki_pages,
 )
 from blametrail.web.api import ai as ai_api
 from blametrail.web.form_guard import guard_forms
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
     errors.install(app)
-    for module in (incidents, summary, postmortems, customer, reviews, action_items, vendors, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
+    for module in (incidents, summary, postmortems, customer, reviews, action_items, vendors, wiki_pages, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
                    pages, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")

@@ -75,3 +75,9 @@ class SecretUndecryptable(DomainError):
 
 class UpstreamError(Exception):
     """An outside system (LLM provider, connector) failed; the message is for people."""
+
+
+class UpstreamFailed(DomainError):
+    """A vendor refused or failed a call made for this request (the detail says what it answered, in plain words)."""
+
+    slug, status, title = "upstream-failed", 502, "The other service failed"

@@ -180,6 +180,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/published"): Spec(R, incident="published"),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/customer"): Spec(R, incident="customer"),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/pages"): Spec(
+        PUB, incident="published", prepare=lambda w, side: w.notion(side), body=lambda c: {"target": "notion"}),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/customer"): Spec(PW, incident="published"),
     ("PATCH", "/api/v1/incidents/{incident_id}/postmortem/customer"): Spec(
         PW, incident="customer", body=lambda c: {"impact": f"Impact {c.n}"}),
@@ -471,10 +473,14 @@ class World:
         self.anonymous = self.browser()
         self.a = self.side("alpha")
         self.b = self.side("bravo")
+        self._notion = None
+        self.notion(self.a)  # why: set up before any test snapshots rows, so preparing a call never changes one
 
     def close(self) -> None:
         for c in self.opened:
             c.close()
+        if self._notion is not None:
+            self._notion.close()
         self.rt.close()
 
     def n(self) -> int:
@@ -646,6 +652,19 @@ class World:
         return dict(self._filled[key])
 
     # --- calling ----------------------------------------------------------------------------------------------
+
+    def notion(self, side: Side) -> None:
+        """Set Notion up for the organization, pointing at a local Notion server this world starts once."""
+        if self._notion is None:
+            from tests.vendors.wiki_servers import NotionServer
+
+            self._notion = NotionServer()
+        with db.transaction(self.rt.factory) as s:
+            for each in (self.a, self.b):  # why: both at once, so preparing B's call never shows as a changed row
+                if vendors.find(session=s, org_id=each.owner.org_id, kind="notion") is None:
+                    vendors.configure(session=s, actor=each.owner, kind="notion", box=self.rt.secret_box,
+                                      now=self.now(), data={"token": "secret_good", "base_url": self._notion.root,
+                                                            "parent_page_id": self._notion.parent_id})
 
     def customer_token(self, side: Side) -> str:
         """The public address token of a customer-facing text made public."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from blametrail.vendors import slack
+from blametrail.vendors import confluence, notion, slack
 from blametrail.vendors.base import Vendor
 
-REGISTRY: MappingProxyType[str, Vendor] = MappingProxyType({v.kind: v for v in (slack.VENDOR,)})
+REGISTRY: MappingProxyType[str, Vendor] = MappingProxyType({v.kind: v for v in (slack.VENDOR, confluence.VENDOR, notion.VENDOR)})
