@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from blametrail import db
-from blametrail.engines.sections import Sections, SectionsPatch, dump
+from blametrail.actions import service as actions
+from blametrail.engines.sections import SECTION_TITLES, Sections, SectionsPatch, dump
 from blametrail.errors import (
     AIDisabled,
     DomainError,
@@ -164,8 +165,37 @@ def regenerate(
     return pm
 
 
+EDIT_ATTEMPTS = 3  # merges retried when another save lands between reading the current text and writing it
+
+
+def _normalized(sections: dict | None) -> dict:
+    """Return sections in their stored JSON shape, so equal content compares equal (stored text as-is if invalid)."""
+    try:
+        return dump(Sections.model_validate(sections or {}))
+    except ValidationError:
+        return dict(sections or {})
+
+
+def _base_sections(session: Session, pm: Postmortem, version: int) -> dict | None:
+    """Return the sections of the postmortem at `version` (the latest revision that produced it), or None."""
+    if version == pm.version:
+        return pm.sections
+    return session.scalar(select(Revision.sections).where(Revision.postmortem_id == pm.id, Revision.version == version)
+                          .order_by(Revision.number.desc()).limit(1))
+
+
+def sections_at(*, session: Session, pm: Postmortem, version: int) -> dict | None:
+    """Return the postmortem's sections as of `version` (what an editor loaded), or None when unknown."""
+    return _base_sections(session, pm, version)
+
+
 def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patch: SectionsPatch, now: datetime) -> Postmortem:
-    """Save a person's changes to some sections, if based on the current version."""
+    """Save a person's changes to some sections, merged per section onto the current text.
+
+    `version` is the version the person started from (the base). Sections only they changed since the base are
+    saved onto the current text, even when someone else saved other sections meanwhile; a section both changed,
+    to different text, is a VersionConflict naming those sections (`sections` in the problem), and nothing is saved.
+    """
     pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.POSTMORTEM_WRITE)
     changes = patch.model_dump(exclude_unset=True, mode="json")
@@ -176,25 +206,48 @@ def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patc
     if not 1 <= version < db.MAX_INT:  # why: PostgreSQL cannot even compare a larger number with the INTEGER column
         raise VersionConflict(f"There is no version {version} (current version {pm.version}); reload and edit again.",
                               current_version=pm.version)
-    try:
-        merged = dump(Sections.model_validate({**pm.sections, **changes}))
-    except ValidationError as exc:
-        raise ValidationFailed("The sections are invalid.", [
-            {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from exc
-    result = session.execute(
-        update(Postmortem)
-        .where(Postmortem.id == pm.id, Postmortem.version == version)
-        .values(sections=merged, version=version + 1, status=lifecycle.status_after_edit(pm.status),
-                edited_keys=sorted(set(pm.edited_keys or []) | set(changes)), updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(pm)
-    if result.rowcount != 1:
+    base_sections = _base_sections(session, pm, version)
+    if base_sections is None:  # a future version, or one from before versions were recorded on revisions
         raise VersionConflict(
             f"Someone else saved this postmortem (current version {pm.version}, yours {version}); review their changes.",
             current_version=pm.version)
-    _add_revision(session, pm, kind="edit", author=actor.label, author_user_id=actor.user_id, now=now)
-    return pm
+    base = _normalized(base_sections)
+    try:
+        proposed = dump(Sections.model_validate({**base, **changes}))
+    except ValidationError as exc:
+        raise ValidationFailed("The sections are invalid.", [
+            {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from exc
+    mine = {key for key in changes if proposed.get(key) != base.get(key)}
+    for _ in range(EDIT_ATTEMPTS):
+        onto = pm.version
+        current = _normalized(pm.sections)
+        theirs = {key for key in set(base) | set(current) if base.get(key) != current.get(key)}
+        conflicts = sorted(key for key in mine & theirs if proposed.get(key) != current.get(key))
+        if conflicts:
+            raise VersionConflict(
+                f"Someone else changed {', '.join(SECTION_TITLES.get(k, k) for k in conflicts)} since your version {version} (current version "
+                f"{onto}); review their changes.", current_version=onto, sections=conflicts)
+        try:
+            merged = dump(Sections.model_validate({**current, **{key: proposed[key] for key in mine}}))
+        except ValidationError as exc:
+            raise ValidationFailed("The sections are invalid.", [
+                {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from exc
+        result = session.execute(
+            update(Postmortem)
+            .where(Postmortem.id == pm.id, Postmortem.version == onto)
+            .values(sections=merged, version=onto + 1, status=lifecycle.status_after_edit(pm.status),
+                    edited_keys=sorted(set(pm.edited_keys or []) | mine), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(pm)
+        if result.rowcount == 1:
+            _add_revision(session, pm, kind="edit", author=actor.label, author_user_id=actor.user_id, now=now)
+            return pm
+        if pm.sections is None:  # why: a regeneration without keeping edits cleared it meanwhile
+            break
+    raise VersionConflict(
+        f"Someone else saved this postmortem (current version {pm.version}, yours {version}); review their changes.",
+        current_version=pm.version)
 
 
 def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) -> Postmortem:
@@ -219,7 +272,14 @@ def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) 
             raise InvalidState("The postmortem is already published; someone published it a moment ago.")
         raise InvalidState(f"A {pm.status} postmortem cannot be published; it needs a draft first.")
     _add_revision(session, pm, kind="publish", author=actor.label, author_user_id=actor.user_id, now=now)
+    _track_action_items(session, pm, actor, now)
     return pm
+
+
+def _track_action_items(session: Session, pm: Postmortem, actor: Actor, now: datetime) -> None:
+    """Make the published text's action items tracked records (once each; a republish adds only new ones)."""
+    actions.materialize(session=session, org_id=pm.org_id, incident_id=pm.incident_id, sections=pm.sections,
+                        actor_label=actor.label, now=now)
 
 
 def _republish(*, session: Session, actor: Actor, pm: Postmortem, now: datetime) -> Postmortem:
@@ -233,6 +293,7 @@ def _republish(*, session: Session, actor: Actor, pm: Postmortem, now: datetime)
     pm.published_at, pm.published_by, pm.published_by_user_id, pm.updated_at = now, actor.label, actor.user_id, now
     session.flush()
     _add_revision(session, pm, kind="publish", author=actor.label, author_user_id=actor.user_id, now=now)
+    _track_action_items(session, pm, actor, now)
     return pm
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from datetime import UTC, datetime
 
+import nh3
+from markdown_it import MarkdownIt
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
@@ -20,6 +22,20 @@ LABELS = {
     "root_cause": "Root cause", "contributing_factors": "Contributing factors", "what_went_well": "What went well",
     "what_went_poorly": "What went poorly", "action_items": "Action items", "confidence": "Confidence",
 }
+# the form fields that edit each section (an editor for one section shows and submits only these)
+SECTION_FIELDS = {
+    "summary": ("summary",), "severity": ("severity",),
+    "customer_impact": ("impact_description", "impact_duration", "impact_services"),
+    "timeline": ("timeline",), "root_cause": ("root_cause",),
+    "contributing_factors": ("contributing_factors",), "what_went_well": ("what_went_well",),
+    "what_went_poorly": ("what_went_poorly",), "action_items": ("action_items",),
+    "confidence": ("confidence_level", "confidence_reason"),
+}
+# free-text fields written in Markdown (they get a Preview); template extra sections are prose too
+PROSE_FIELDS = ("summary", "root_cause", "impact_description")
+EXTRA_PREFIX = "extra__"
+TABLES = {"timeline": ("at", "source", "description", "evidence", "origin"),
+          "action_items": ("title", "priority", "owner", "origin")}
 _FIELD_WORDS = {"description": "description", "duration_minutes": "duration (minutes)",
                 "affected_services": "affected services", "title": "title", "priority": "priority",
                 "suggested_owner": "suggested owner", "at": "time", "source": "source", "evidence": "evidence ids",
@@ -32,11 +48,47 @@ def _text(value: object) -> str:
 
 
 def _blank_action() -> dict:
-    return {"title": "", "priority": "medium", "owner": ""}
+    return {"title": "", "priority": "medium", "owner": "", "origin": ""}
 
 
 def _blank_timeline() -> dict:
-    return {"at": "", "source": "update", "description": "", "evidence": ""}
+    return {"at": "", "source": "update", "description": "", "evidence": "", "origin": ""}
+
+
+_BLANK = {"timeline": _blank_timeline, "action_items": _blank_action}
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
+
+
+def render_markdown(text: str) -> str:
+    """Return the Markdown text as sanitized HTML (raw HTML is not rendered; links get rel=noopener noreferrer)."""
+    return nh3.clean(_MARKDOWN.render(_text(text)), link_rel="noopener noreferrer nofollow")
+
+
+def section_of_field(field: str) -> str | None:
+    """Return the section key a form field belongs to (an extra section: `extra`), or None."""
+    if field.startswith(EXTRA_PREFIX):
+        return "extra"
+    return next((key for key, fields in SECTION_FIELDS.items() if field in fields), None)
+
+
+def apply_op(values: dict, op: str) -> dict:
+    """Apply a table operation named by a submit button: `<table>:add`, `<table>:remove:<n>`, `<table>:up:<n>`,
+    `<table>:down:<n>` (n counts rows from 0). Unknown operations change nothing."""
+    table, _, rest = op.partition(":")
+    if table not in TABLES:
+        return values
+    rows = [dict(r) for r in values.get(table, [])]
+    verb, _, index = rest.partition(":")
+    n = int(index) if index.isdigit() else -1
+    if verb == "add":
+        rows.append(_BLANK[table]())
+    elif verb == "remove" and 0 <= n < len(rows):
+        rows.pop(n)
+    elif verb == "up" and 1 <= n < len(rows):
+        rows[n - 1], rows[n] = rows[n], rows[n - 1]
+    elif verb == "down" and 0 <= n < len(rows) - 1:
+        rows[n + 1], rows[n] = rows[n], rows[n + 1]
+    return {**values, table: rows}
 
 
 def values_from_sections(sections: dict) -> dict:
@@ -52,12 +104,14 @@ def values_from_sections(sections: dict) -> dict:
         "contributing_factors": "\n".join(s["contributing_factors"]),
         "what_went_well": "\n".join(s["what_went_well"]),
         "what_went_poorly": "\n".join(s["what_went_poorly"]),
-        "action_items": [{"title": a["title"], "priority": a["priority"], "owner": a["suggested_owner"] or ""}
-                         for a in s["action_items"]] + [_blank_action() for _ in range(BLANK_ACTION_ROWS)],
+        "action_items": [{"title": a["title"], "priority": a["priority"], "owner": a["suggested_owner"] or "",
+                          "origin": str(n)} for n, a in enumerate(s["action_items"])]
+                        + [_blank_action() for _ in range(BLANK_ACTION_ROWS)],
         "timeline": [{"at": t["at"], "source": t["source"], "description": t["description"],
-                      "evidence": ", ".join(t["evidence"])} for t in s["timeline"]]
+                      "evidence": ", ".join(t["evidence"]), "origin": str(n)} for n, t in enumerate(s["timeline"])]
                     + [_blank_timeline() for _ in range(BLANK_TIMELINE_ROWS)],
         "confidence_level": s["confidence"]["level"], "confidence_reason": s["confidence"]["reason"],
+        **({"extra": {str(k): str(v or "") for k, v in s["extra"].items()}} if isinstance(s.get("extra"), dict) else {}),
     }
 
 
@@ -72,9 +126,12 @@ def values_from_form(form: FormData) -> dict:
         count = max((len(c) for c in columns), default=0)
         return [{n.split("_", 1)[1]: (c[i] if i < len(c) else "") for n, c in zip(names, columns)} for i in range(count)]
 
-    actions = rows("action_title", "action_priority", "action_owner")
-    timeline = rows("timeline_at", "timeline_source", "timeline_description", "timeline_evidence")
-    return {
+    actions = rows("action_title", "action_priority", "action_owner", *(
+        ["action_origin"] if "action_origin" in form else []))
+    timeline = rows("timeline_at", "timeline_source", "timeline_description", "timeline_evidence", *(
+        ["timeline_origin"] if "timeline_origin" in form else []))
+    extra = {name.removeprefix(EXTRA_PREFIX): get(name) for name in form if name.startswith(EXTRA_PREFIX)}
+    return {**({"extra": extra} if extra else {}),
         "summary": get("summary"), "severity": get("severity"), "impact_description": get("impact_description"),
         "impact_duration": get("impact_duration"), "impact_services": get("impact_services"),
         "root_cause": get("root_cause"), "contributing_factors": get("contributing_factors"),
@@ -121,7 +178,12 @@ def _rendered_rows(current: dict | None) -> tuple[list[tuple[dict, dict]], list[
             list(zip(shown["action_items"], stored["action_items"], strict=False)))
 
 
-def _pair(pairs: list[tuple[dict, dict]], n: int) -> tuple[dict, dict] | None:
+def _pair(pairs: list[tuple[dict, dict]], n: int, row: dict | None = None) -> tuple[dict, dict] | None:
+    """Return the (shown, stored) pair the row was rendered from: its `origin` when the form sent one (rows can be
+    added, removed and moved), else the row at the same position."""
+    if row is not None and "origin" in row:
+        origin = row["origin"]
+        n = int(origin) if origin.isdigit() else len(pairs)
     return pairs[n] if n < len(pairs) else None
 
 
@@ -187,9 +249,9 @@ def parse(values: dict, current: dict | None = None) -> tuple[dict | None, list[
             errors.append(f"Timeline row {n + 1} time: use a UTC time like 2026-11-26T10:05:00Z.")
             continue
         timeline.append({"at": at, "source": row.get("source") or "update", "description": row["description"],
-                         "evidence": _commas(row.get("evidence", "")), **_timeline_kept(row, _pair(timeline_pairs, n))})
+                         "evidence": _commas(row.get("evidence", "")), **_timeline_kept(row, _pair(timeline_pairs, n, row))})
     actions = [{"title": row["title"], "priority": row.get("priority") or "medium",
-                "suggested_owner": row.get("owner") or None, **_action_kept(row, _pair(action_pairs, n))}
+                "suggested_owner": row.get("owner") or None, **_action_kept(row, _pair(action_pairs, n, row))}
                for n, row in enumerate(values["action_items"]) if row.get("title")]
     candidate = {
         "summary": values["summary"], "severity": values["severity"] or "SEV-3",
@@ -200,6 +262,7 @@ def parse(values: dict, current: dict | None = None) -> tuple[dict | None, list[
         "what_went_well": _lines(values["what_went_well"]), "what_went_poorly": _lines(values["what_went_poorly"]),
         "action_items": actions,
         "confidence": {"level": values["confidence_level"] or "low", "reason": values["confidence_reason"]},
+        **({"extra": dict(values["extra"])} if "extra" in values else {}),
     }
     if errors:
         return None, errors
@@ -215,7 +278,8 @@ def changed_sections(candidate: dict, current: dict) -> dict:
         current = dump(Sections.model_validate(current or {}))
     except ValidationError:
         pass  # why: compare with what is stored; every differing section is then sent whole
-    return {k: candidate[k] for k in SECTION_KEYS if candidate.get(k) != (current or {}).get(k)}
+    keys = (*SECTION_KEYS, *(["extra"] if "extra" in candidate else []))
+    return {k: candidate[k] for k in keys if candidate.get(k) != (current or {}).get(k)}
 
 
 def section_text(key: str, value: object) -> str:
