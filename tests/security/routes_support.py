@@ -172,6 +172,22 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/deploys"): Spec(W, body=lambda c: {"service": "checkout", "version": f"{c.marker}-v{c.n}"}),
     ("GET", "/api/v1/deploys/{deploy_id}"): Spec(R),
     ("GET", "/api/v1/alerts"): Spec(R),
+    # JSON API and pages: action items (H1)
+    ("GET", "/api/v1/action-items"): Spec(R),
+    ("GET", "/api/v1/action-items/{item_id}"): Spec(R),
+    ("PATCH", "/api/v1/action-items/{item_id}"): Spec(W, body=lambda c: {"status": "in_progress"}),
+    ("POST", "/api/v1/incidents/{incident_id}/action-items"): Spec(W, body=lambda c: {"title": f"{c.marker} ai {c.n}"}),
+    ("POST", "/api/v1/incidents/{incident_id}/action-items/from-draft"): Spec(W),
+    ("GET", "/action-items"): Spec(R),
+    ("GET", "/action-items/{item_id}"): Spec(R),
+    ("POST", "/action-items/{item_id}"): Spec(W, body=lambda c: {"title": f"{c.marker} edited {c.n}",
+                                                                "status": "open", "priority": "low"}),
+    ("POST", "/action-items/{item_id}/status"): Spec(W, body=lambda c: {"status": "done"}),
+    ("POST", "/action-items/{item_id}/close-duplicate"): Spec(W),
+    ("POST", "/action-items/{item_id}/keep-separate"): Spec(W),
+    ("GET", "/incidents/{incident_id}/action-items"): Spec(R),
+    ("POST", "/incidents/{incident_id}/action-items"): Spec(W, body=lambda c: {"title": f"{c.marker} page ai {c.n}"}),
+    ("POST", "/incidents/{incident_id}/action-items/from-draft"): Spec(W),
     # JSON API: postmortems
     ("GET", "/api/v1/incidents/{incident_id}/postmortem"): Spec(R),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem"): Spec(PW, incident="resolved", consumes=True),
@@ -287,6 +303,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/public/postmortems/{public_token}"): Spec(PUBLIC),
     ("GET", "/incidents/{incident_id}/postmortem/edit"): Spec(PW),
     ("POST", "/incidents/{incident_id}/postmortem/edit"): Spec(PW, body=_edit_form),
+    ("POST", "/incidents/{incident_id}/postmortem/preview"): Spec(PW, body=lambda c: {"field": "summary",
+                                                                                        "summary": "**Preview**"}),
     ("GET", "/incidents/{incident_id}/postmortem/original"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/revisions"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/export.md"): Spec(R),
@@ -369,6 +387,7 @@ PARAMS: dict[str, Param] = {
     "inbound_uid": Param(lambda w, side, route, spec, ids: w.vendor(side, route.path.split("/")[2])["uid"]),
     "org_id": Param(lambda w, side, route, spec, ids: w.inviting_org(side)),
     "uid": Param(lambda w, side, route, spec, ids: w.webhook(side, receiver_kind(route))["uid"]),
+    "item_id": Param(lambda w, side, route, spec, ids: w.action_item(side)),
 }
 
 
@@ -583,6 +602,16 @@ class World:
                 service="checkout", version=f"{side.marker}-v{n}", deployed_at=self.now(),
                 commits=[CommitIn(sha="abcdef12", message=f"{side.marker} change {n}")]))
             return d.id
+
+    def action_item(self, side: Side) -> int:
+        """An open action item of the side, on an open incident of its own."""
+        from blametrail.actions import service as action_items
+        from blametrail.actions.schemas import ActionItemCreate
+
+        incident_id = self.incident(side, "open")
+        with db.transaction(self.rt.factory) as s:
+            return action_items.create(session=s, actor=side.owner, incident_id=incident_id, now=self.now(),
+                                       data=ActionItemCreate(title=f"{side.marker} action item {self.n()}")).id
 
     def monitor(self, side: Side) -> int:
         with db.transaction(self.rt.factory) as s:

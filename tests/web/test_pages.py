@@ -175,7 +175,7 @@ def test_login_ok_shows_user_and_role_in_nav(browser, team):
     assert r.headers["location"] == "/incidents"
     page = soup(c.get("/incidents"))
     nav = page.select_one("header nav[aria-label=Main]")
-    assert [text(a) for a in nav.select("a")] == ["Incidents", "Settings"]
+    assert [text(a) for a in nav.select("a")] == ["Incidents", "Action items", "Settings"]
     assert text(page.select_one(".user-name")) == t["admin"].email
     assert text(page.select_one(".user-box .role-badge")) == "admin"
     assert text(page.select_one("form[action='/logout'] button")) == "Log out"
@@ -661,10 +661,12 @@ def test_edit_with_a_stale_version_shows_the_conflict(browser, team, rt, clock):
     assert r.status_code == 409
     page = soup(r)
     assert "Someone else saved this postmortem — review their changes" in text(page.select_one(".conflict"))
-    assert page.select_one("textarea#f-root-cause").text.strip() == "Bob: connection pool too small for v2.3."
-    assert "Alice: a slow query." in text(page.select_one(".your-changes"))
+    # only the section both changed is listed, theirs beside hers, with a choice (tests/web/test_editor.py)
+    assert [s["data-section"] for s in page.select(".conflict-section")] == ["root_cause"]
+    assert text(page.select_one(".conflict-section .theirs pre")) == "Bob: connection pool too small for v2.3."
+    assert text(page.select_one(".conflict-section .mine pre")) == "Alice: a slow query."
     current = pm_row(rt, t["owner"].actor.org_id, incident_id)
-    assert page.select_one("input[name=version]")["value"] == str(current.version)
+    assert page.select_one("form.conflict-form input[name=version]")["value"] == str(current.version)
     assert current.sections["root_cause"] == "Bob: connection pool too small for v2.3."
 
 

@@ -57,6 +57,8 @@ REPLAY_ACTIONS: dict[str, Action] = {
     "/api/v1/org/ai/test": Action.MANAGE,
     "/api/v1/integrations/{kind}/test": Action.MANAGE,
     "/api/v1/incidents/{incident_id}/postmortem/pages": Action.PUBLISH,
+    "/api/v1/incidents/{incident_id}/action-items": Action.WRITE_INCIDENTS,
+    "/api/v1/incidents/{incident_id}/action-items/from-draft": Action.WRITE_INCIDENTS,
     "/api/v1/incidents/{incident_id}/postmortem/customer": Action.POSTMORTEM_WRITE,
     "/api/v1/incidents/{incident_id}/postmortem/customer/publish": Action.PUBLISH,
     "/api/v1/incidents/{incident_id}/postmortem/customer/withdraw": Action.PUBLISH,
