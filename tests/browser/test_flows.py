@@ -265,4 +265,16 @@ def test_screenshots(live, people, open_page):
     page.screenshot(path=str(SCREENSHOTS / "postmortem.png"), full_page=True)
     page.goto("/settings/model")
     page.screenshot(path=str(SCREENSHOTS / "model.png"), full_page=True)
+    for title, owner, due in (("Alert on checkout 5xx rate above 2 % for 2 minutes", "Team Checkout", "2026-12-10"),
+                              ("Load-test the connection pool before raising traffic", "Team Platform", "2026-11-20"),
+                              ("Add a canary stage to the checkout deploy", "Team Checkout", "")):
+        page.goto(incident_url(live) + "/action-items")
+        page.fill("#new-title", title)
+        page.fill("#new-owner", owner)
+        if due:
+            page.fill("#new-due", due)
+        page.locator("form[action$='/action-items'] button[type=submit]").click()
+        page.wait_for_load_state()
+    page.goto("/action-items")
+    page.screenshot(path=str(SCREENSHOTS / "action-items.png"), full_page=True)
     assert (SCREENSHOTS / "incident.png").stat().st_size > 10_000
