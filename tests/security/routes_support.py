@@ -292,6 +292,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/incidents/{incident_id}/postmortem/regenerate"): Spec(PW),
     ("POST", "/incidents/{incident_id}/postmortem/publish"): Spec(PUB, consumes=True, body=lambda c: {"confirm": "yes"}),
     ("GET", "/incidents/{incident_id}/postmortem/customer"): Spec(R, incident="customer"),
+    ("POST", "/settings/public-postmortems"): Spec(OS, body=lambda c: {"public_postmortems": "true", "confirm": "yes"}),
     ("POST", "/incidents/{incident_id}/postmortem/customer/make"): Spec(PW, incident="customer",
                                                                        body=lambda c: {"confirm": "yes"}),
     ("POST", "/incidents/{incident_id}/postmortem/customer"): Spec(PW, incident="customer", body=lambda c: {

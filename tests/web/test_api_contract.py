@@ -502,7 +502,8 @@ def test_export_before_any_postmortem_is_404(client, owner):
 def test_org_settings_get_and_patch(client, owner):
     r = client.get(f"{API}/org/settings", headers=owner.headers)
     assert r.status_code == 200
-    assert r.json() == {"slug": owner.org_slug, "name": owner.org_slug.title(), "plan": "pro", "ai_enabled": True}
+    assert r.json() == {"slug": owner.org_slug, "name": owner.org_slug.title(), "plan": "pro", "ai_enabled": True,
+                        "public_postmortems": False}
     r = client.patch(f"{API}/org/settings", json={"ai_enabled": False}, headers=owner.headers)
     assert r.status_code == 200 and r.json()["ai_enabled"] is False
     assert client.get(f"{API}/org/settings", headers=owner.headers).json()["ai_enabled"] is False
@@ -510,6 +511,9 @@ def test_org_settings_get_and_patch(client, owner):
                    422, "validation")
     assert_problem(client.patch(f"{API}/org/settings", json={"plan": "pro"}, headers=owner.headers), 422, "validation")
     assert client.get(f"{API}/org/settings", headers=owner.headers).json()["ai_enabled"] is False
+    assert_problem(client.patch(f"{API}/org/settings", json={}, headers=owner.headers), 422, "validation")
+    r = client.patch(f"{API}/org/settings", json={"public_postmortems": True}, headers=owner.headers)
+    assert r.status_code == 200 and r.json()["public_postmortems"] is True and r.json()["ai_enabled"] is False
 
 
 @pytest.mark.parametrize(("plan", "limit"), [("free", 0), ("starter", 5), ("pro", 50)])

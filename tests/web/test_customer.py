@@ -121,3 +121,18 @@ def test_the_page_makes_reviews_and_publishes_with_confirmations(client, rt, clo
     public_link = soup(owner.get(page_url)).select_one("#customer-public a")["href"]
     shown = client.get(public_link.split("testserver", 1)[1])
     assert shown.status_code == 200 and "Add the index" in shown.text and "Orders failed." in shown.text
+
+
+def test_only_the_owner_allows_public_postmortems_and_is_asked_first(rt, team, browser):
+    t = team()
+    admin, owner = browser(t["admin"]), browser(t["owner"])
+    assert post(admin, "/settings/public-postmortems", {"public_postmortems": "true", "confirm": "yes"}).status_code == 403
+    asked = post(owner, "/settings/public-postmortems", {"public_postmortems": "true"})
+    assert asked.status_code == 409 and "without signing in" in asked.text
+    done = post(owner, "/settings/public-postmortems", {"public_postmortems": "true", "confirm": "yes"},
+                follow_redirects=False)
+    assert done.status_code == 303
+    assert "allowed" in soup(owner.get("/settings")).select_one("#public-state").get_text()
+    off = post(owner, "/settings/public-postmortems", {"public_postmortems": "false"}, follow_redirects=False)
+    assert off.status_code == 303  # turning it off needs no question: nothing becomes visible
+    assert "off" in soup(owner.get("/settings")).select_one("#public-state").get_text()

@@ -312,6 +312,14 @@ def set_ai_enabled(*, session: Session, org_id: int, enabled: bool) -> Organizat
     return org
 
 
+def set_public_postmortems(*, session: Session, org_id: int, enabled: bool) -> Organization:
+    """Allow or stop serving customer-facing postmortems at their public addresses."""
+    org = get_org(session=session, org_id=org_id)
+    org.public_postmortems = bool(enabled)
+    session.flush()
+    return org
+
+
 def usage(*, session: Session, org: Organization, now: datetime) -> dict:
     """Return this month's postmortem usage: plan, month, used, limit."""
     month = month_of(now)

@@ -281,7 +281,8 @@ def summary_read(*, session: Session, incident: Incident, rt: Runtime, now: date
 
 def org_settings_read(org: Organization) -> dict:
     """Return the read shape of the organization's settings."""
-    return {"slug": org.slug, "name": org.name, "plan": org.plan, "ai_enabled": org.ai_enabled}
+    return {"slug": org.slug, "name": org.name, "plan": org.plan, "ai_enabled": org.ai_enabled,
+            "public_postmortems": org.public_postmortems}
 
 
 def usage_read(usage: dict) -> dict:

@@ -21,7 +21,8 @@ router = APIRouter(prefix="/api/v1/org", tags=["organization"])
 
 class SettingsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ai_enabled: bool
+    ai_enabled: bool | None = None
+    public_postmortems: bool | None = Field(None, description="serve customer-facing postmortems at their addresses")
 
 
 class TokenCreate(BaseModel):
@@ -62,7 +63,13 @@ def get_settings(actor: ApiActor, session: SessionDep):
 @router.patch("/settings")
 def patch_settings(data: SettingsPatch, actor: ApiActor, session: SessionDep):
     require(actor.role, Action.ORG_SETTINGS)
-    org = orgs.set_ai_enabled(session=session, org_id=actor.org_id, enabled=data.ai_enabled)
+    if data.ai_enabled is None and data.public_postmortems is None:
+        raise ValidationFailed("Give ai_enabled or public_postmortems.", [{"loc": ["body"], "msg": "nothing to change"}])
+    org = orgs.get_org(session=session, org_id=actor.org_id)
+    if data.ai_enabled is not None:
+        org = orgs.set_ai_enabled(session=session, org_id=actor.org_id, enabled=data.ai_enabled)
+    if data.public_postmortems is not None:
+        org = orgs.set_public_postmortems(session=session, org_id=actor.org_id, enabled=data.public_postmortems)
     return presenters.org_settings_read(org)
 
 

@@ -41,3 +41,21 @@ def settings_ai(request: Request, form: FormDep, actor: PageActor, session: Sess
     flash(request, "AI features are on: postmortems are drafted when incidents resolve." if org.ai_enabled
           else "AI features are off: nothing is drafted and Generate is hidden.", "success")
     return redirect("/settings")
+
+
+@router.post("/settings/public-postmortems")
+def settings_public(request: Request, form: FormDep, actor: PageActor, session: SessionDep):
+    require(actor.role, Action.ORG_SETTINGS)
+    value = field(form, "public_postmortems").lower()
+    if value not in _TRUE + _FALSE:
+        raise ValidationFailed("Choose whether public postmortems are on or off.")
+    if value in _TRUE and not confirm.confirmed(form):  # why: texts made public become readable without signing in
+        return confirm.ask(request, actor=actor, title="Allow public postmortems?", nav="settings",
+                           question="Customer-facing texts that owners and admins make public become readable by "
+                                    "anyone with their address, without signing in.",
+                           action="/settings/public-postmortems", button="Allow public postmortems",
+                           cancel_url="/settings", fields={"public_postmortems": "true"})
+    org = orgs.set_public_postmortems(session=session, org_id=actor.org_id, enabled=value in _TRUE)
+    flash(request, "Public postmortems are allowed: customer-facing texts made public are served at their addresses."
+          if org.public_postmortems else "Public postmortems are off: their addresses show nothing.", "success")
+    return redirect("/settings")
