@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +48,10 @@ class TemplatePut(BaseModel):
     service_owners: dict[str, str] = Field(default_factory=dict, description="service → the team that owns its fixes")
     section_instructions: dict[str, str] = Field(default_factory=dict,
                                                  description="section key → an instruction drafts follow")
+    # why: shapes checked by orgs.templates.put, which names the exact item at fault (extra_sections.1.key)
+    section_order: Any = Field(None, description="section keys (built-in and extra) in the order pages show them")
+    extra_sections: Any = Field(None, description="[{key, title, instruction?}] sections the organization adds")
+    severity_definitions: Any = Field(None, description="[{severity, meaning, rules}]; empty = the built-in ones")
     version: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
