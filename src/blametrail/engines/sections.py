@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -28,6 +29,18 @@ _OPTIONAL_DEFAULTS = {"timeline": {"after_resolution": False}, "action_items": {
 
 _TEXT = 20_000  # generous cap per free-text field; protects storage and pages
 _ITEMS = 500
+_EXTRA = 20  # at most this many extra sections (an organization's template adds them)
+_EXTRA_KEY = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+
+
+def _check_extra(value: dict[str, str] | None) -> dict[str, str] | None:
+    """Extra sections: template keys to Markdown text (the template decides which keys exist: orgs/templates.py)."""
+    for key, text in (value or {}).items():
+        if not _EXTRA_KEY.match(key):
+            raise ValueError(f"extra section key {key[:50]!r}: a lowercase letter, then lowercase letters, digits or _")
+        if len(text) > _TEXT:
+            raise ValueError(f"extra section {key}: at most {_TEXT} characters")
+    return value
 
 
 class _Strict(BaseModel):
@@ -80,6 +93,10 @@ class Sections(_Strict):
     what_went_poorly: list[str] = Field(default_factory=list, max_length=_ITEMS)
     action_items: list[ActionItem] = Field(default_factory=list, max_length=_ITEMS)
     confidence: Confidence = Field(default_factory=lambda: Confidence(level="low", reason=""))
+    extra: dict[str, str] = Field(default_factory=dict, max_length=_EXTRA, description=(
+        "The organization's extra sections (its template names them): key → Markdown; left out when empty"))
+
+    _check_extra = field_validator("extra")(_check_extra)
 
 
 class SectionsPatch(_Strict):
@@ -95,6 +112,9 @@ class SectionsPatch(_Strict):
     what_went_poorly: list[str] | None = Field(None, max_length=_ITEMS)
     action_items: list[ActionItem] | None = Field(None, max_length=_ITEMS)
     confidence: Confidence | None = None
+    extra: dict[str, str] | None = Field(None, max_length=_EXTRA)
+
+    _check_extra = field_validator("extra")(_check_extra)
 
 
 def dump(sections: Sections) -> dict:
@@ -107,4 +127,6 @@ def dump(sections: Sections) -> dict:
             for field, default in defaults.items():
                 if item.get(field) == default:
                     item.pop(field, None)
+    if not data["extra"]:  # why: postmortems of organizations without extra sections keep their original shape
+        data.pop("extra")
     return data

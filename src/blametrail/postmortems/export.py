@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from blametrail.clock import stamp, to_utc
+from blametrail.engines.sections import SECTION_TITLES
 
 _INLINE = re.compile(r"([\\`*_\[\]|])")  # | too: a stray pipe row could turn a paragraph into a table
 _ORDERED = re.compile(r"^(\d+)([.)])")
@@ -113,6 +114,7 @@ def to_markdown(
     *, title: str, incident_id: int, status: str, sections: dict, engine: str | None,
     published_at: str | None, generated_at: str | None, published_version: int | None = None,
     published_by: str | None = None, edited_at: str | None = None, edited_by: str | None = None,
+    layout: list[dict] | None = None,
 ) -> str:
     """Render a postmortem and all its sections as a self-contained Markdown document.
 
@@ -134,18 +136,22 @@ def to_markdown(
     meta.append(f"- **Published:** {_when(published_at)}" if published_at else "- **Published:** Not yet")
     if note:
         meta.append(f"- **Version:** {_inline(note)}")
-    body = [
-        ("Summary", _paragraphs(s.get("summary"))),
-        ("Severity", _inline(s.get("severity") or "Not set")),
-        ("Customer impact", _impact(s.get("customer_impact") or {})),
-        ("Timeline", _timeline(s.get("timeline") or [])),
-        ("Root cause", _paragraphs(s.get("root_cause"))),
-        ("Contributing factors", _bullets(s.get("contributing_factors"))),
-        ("What went well", _bullets(s.get("what_went_well"))),
-        ("What went poorly", _bullets(s.get("what_went_poorly"))),
-        ("Action items", _actions(s.get("action_items") or [])),
-        ("Confidence", _confidence(s.get("confidence") or {})),
-    ]
+    render = {
+        "summary": lambda: _paragraphs(s.get("summary")),
+        "severity": lambda: _inline(s.get("severity") or "Not set"),
+        "customer_impact": lambda: _impact(s.get("customer_impact") or {}),
+        "timeline": lambda: _timeline(s.get("timeline") or []),
+        "root_cause": lambda: _paragraphs(s.get("root_cause")),
+        "contributing_factors": lambda: _bullets(s.get("contributing_factors")),
+        "what_went_well": lambda: _bullets(s.get("what_went_well")),
+        "what_went_poorly": lambda: _bullets(s.get("what_went_poorly")),
+        "action_items": lambda: _actions(s.get("action_items") or []),
+        "confidence": lambda: _confidence(s.get("confidence") or {}),
+    }
+    # the organization's order and extra sections (orgs.templates.section_layout), or the built-in order
+    layout = layout or [{"key": key, "title": title, "extra": False} for key, title in SECTION_TITLES.items()]
+    body = [(part["title"], _paragraphs((s.get("extra") or {}).get(part["key"])) or "Not written yet."
+             if part.get("extra") else render[part["key"]]()) for part in layout]
     parts = [f"# Postmortem: {_inline(title) or 'Untitled incident'}"]
     if note and edited_at is not None:  # why: unapproved text must say so before anyone reads it as the record
         parts.append(f"> **{_inline(note)}** An owner or admin has not yet approved this text; the published version "

@@ -26,6 +26,7 @@ from blametrail.errors import (
 from blametrail.incidents import service as incidents
 from blametrail.incidents.models import Incident
 from blametrail.orgs import service as orgs
+from blametrail.orgs import templates
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
 from blametrail.postmortems import lifecycle
@@ -203,6 +204,8 @@ def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patc
         raise ValidationFailed("Give at least one section to change.", [{"loc": ["sections"], "msg": "empty"}])
     if pm.sections is None:
         raise InvalidState("There is no draft to edit yet; wait for the generation to finish.")
+    if changes.get("extra"):  # why: only the sections the organization's template defines can be written
+        changes["extra"] = templates.validate_extra(session, actor.org_id, changes["extra"])
     if not 1 <= version < db.MAX_INT:  # why: PostgreSQL cannot even compare a larger number with the INTEGER column
         raise VersionConflict(f"There is no version {version} (current version {pm.version}); reload and edit again.",
                               current_version=pm.version)

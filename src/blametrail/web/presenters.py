@@ -24,6 +24,7 @@ from blametrail.integrations.common import public_error
 from blametrail.integrations.models import Connection
 from blametrail.monitors.models import CheckResult, Monitor
 from blametrail.netguard import redact_userinfo
+from blametrail.orgs import templates
 from blametrail.orgs.models import ApiToken, Invitation, Membership, Organization
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.export import to_markdown, version_note
@@ -240,7 +241,8 @@ def postmortem_markdown(incident: Incident, pm: Postmortem) -> str:
     return to_markdown(title=incident.title, incident_id=incident.id, status=pm.status, sections=pm.sections,
                        engine=pm.engine, published_at=iso(pm.published_at), generated_at=iso(pm.generated_at),
                        published_version=pub.latest.version if pub.latest else None, published_by=pm.published_by,
-                       edited_at=iso(pub.edited_at), edited_by=pub.edited_by)
+                       edited_at=iso(pub.edited_at), edited_by=pub.edited_by,
+                       layout=templates.section_layout(object_session(pm), pm.org_id))
 
 
 def markdown_download(incident: Incident, pm: Postmortem) -> Response:
