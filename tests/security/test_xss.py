@@ -335,6 +335,8 @@ NO_MARKUP = {
     "POST /api/v1/connections": {'["signals", "[]", "name"]'},  # [A-Za-z0-9_.:- ]
     "PATCH /api/v1/connections/{connection_id}": {'["signals", "[]", "name"]'},
     "POST /api/v1/org/members": {'["role"]', '["password"]'},  # owner|admin|member|viewer; write-only
+    # extra sections' keys come from the template (a generated key is refused): test_extra_sections_render_inert
+    "PATCH /api/v1/incidents/{incident_id}/postmortem": {'["sections", "extra", "*"]'},
 }
 
 
@@ -494,3 +496,30 @@ def test_model_output_with_the_payload_in_every_section_renders_inert(app, clien
         md = c.get(f"{base}/export.md")
     assert md.status_code == 200
     assert_inert(MarkdownIt("commonmark").render(md.text), "export.md of the model's draft")
+
+
+def test_extra_sections_render_inert(client, factory):
+    """The template's extra sections carry hostile text into the editor and the Markdown export, inert there."""
+    from tests.web.test_pages import drafted_incident  # noqa: F401
+
+    owner = factory.member(factory.org(plan="pro"), "owner", password=PASSWORD)
+    h = owner.headers
+    client.put(f"{API}/org/template", headers=h, json={"extra_sections": [
+        {"key": "notes", "title": PAYLOAD, "instruction": PAYLOAD}]}).raise_for_status()
+    iid = client.post(f"{API}/incidents", headers=h, json={"title": "x", "services": ["checkout"]}).json()["id"]
+    client.post(f"{API}/incidents/{iid}/updates", headers=h, json={"body": "rolled back"}).raise_for_status()
+    assert client.post(f"{API}/incidents/{iid}/resolve", headers=h).status_code == 200
+    pm = client.get(f"{API}/incidents/{iid}/postmortem", headers=h).json()
+    client.patch(f"{API}/incidents/{iid}/postmortem", headers=h, json={
+        "version": pm["version"], "sections": {"extra": {"notes": PAYLOAD}}}).raise_for_status()
+    md = client.get(f"{API}/incidents/{iid}/postmortem/export.md", headers=h)
+    assert md.text.count("onmouseover") == 2  # the title and the text both reached the export, escaped
+    assert_inert(MarkdownIt("commonmark").render(md.text), "export.md with an extra section")
+    c = TestClient(client.app)
+    c.headers["accept"] = "text/html,application/xhtml+xml"
+    assert login(c, owner.email).status_code == 303
+    for url in (f"/incidents/{iid}/postmortem/edit", f"/incidents/{iid}/postmortem/edit?section=extra:notes",
+                "/settings/template"):
+        page = c.get(url)
+        assert page.status_code == 200, url
+        assert shows_payload(assert_inert(page.text, url)), url

@@ -424,3 +424,36 @@ def test_members_and_viewers_read_the_template(browser, team, rt, role):
     assert [a["href"] for a in page.select("nav[aria-label=Drafting] a")] == ["/settings", "/settings/template"]
     r = post(c, "/settings/template", {"owner_service": "x", "owner_team": "y"})
     assert r.status_code == 403
+
+
+def test_extra_sections_and_the_order_are_edited_on_the_page(browser, team, rt):
+    t = team()
+    c = browser(t["owner"])
+    data = template_form(soup(c.get("/settings/template")))
+    assert data["extra_key"] == [""] and data["pos_summary"] == ["1"] and data["pos_confidence"] == ["10"]
+    data |= {"extra_key": ["customer_comms"], "extra_title": ["Customer communication"],
+             "extra_instruction": ["Who was told what, and when."], "pos_timeline": ["0"]}
+    r = post(c, "/settings/template", data, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    with db.transaction(rt.factory) as s:
+        layout = templates.section_layout(s, t["owner"].actor.org_id)
+    assert [p["key"] for p in layout][:2] == ["timeline", "summary"] and layout[-1]["key"] == "customer_comms"
+    assert layout[-1] == {"key": "customer_comms", "title": "Customer communication", "extra": True,
+                          "instruction": "Who was told what, and when."}
+    data = template_form(soup(c.get("/settings/template")))
+    assert data["extra_key"] == ["customer_comms", ""] and data["pos_customer_comms"] == ["11"]
+    data |= {"pos_customer_comms": ["2"]}  # move it up, then a bad key is refused with the field named
+    assert post(c, "/settings/template", data, follow_redirects=False).status_code == 303
+    with db.transaction(rt.factory) as s:
+        assert [p["key"] for p in templates.section_layout(s, t["owner"].actor.org_id)][:3] == [
+            "timeline", "customer_comms", "summary"]
+    data = template_form(soup(c.get("/settings/template")))
+    bad = post(c, "/settings/template", {**data, "extra_key": ["customer_comms", "Bad Key"],
+                                         "extra_title": ["Customer communication", "X"]})
+    assert bad.status_code == 422 and "Extra sections" in bad.text
+    data |= {"extra_remove": ["0"]}  # removing it drops it from the order too
+    assert post(c, "/settings/template", data, follow_redirects=False).status_code == 303
+    with db.transaction(rt.factory) as s:
+        assert all(not p["extra"] for p in templates.section_layout(s, t["owner"].actor.org_id))
+    viewer = browser(t["viewer"])
+    assert "Sections, in order" in viewer.get("/settings/template").text

@@ -150,8 +150,9 @@ def to_markdown(
     }
     # the organization's order and extra sections (orgs.templates.section_layout), or the built-in order
     layout = layout or [{"key": key, "title": title, "extra": False} for key, title in SECTION_TITLES.items()]
-    body = [(part["title"], _paragraphs((s.get("extra") or {}).get(part["key"])) or "Not written yet."
-             if part.get("extra") else render[part["key"]]()) for part in layout]
+    # why: an extra section's title is the organization's text: escaped like any text it wrote
+    body = [(_inline(part["title"]), _paragraphs((s.get("extra") or {}).get(part["key"])) or "Not written yet.")
+            if part.get("extra") else (part["title"], render[part["key"]]()) for part in layout]
     parts = [f"# Postmortem: {_inline(title) or 'Untitled incident'}"]
     if note and edited_at is not None:  # why: unapproved text must say so before anyone reads it as the record
         parts.append(f"> **{_inline(note)}** An owner or admin has not yet approved this text; the published version "

@@ -37,14 +37,24 @@ def _page(request: Request, *, session, actor, values: dict | None = None, error
           conflict: str | None = None, status_code: int = 200):
     read = templates.to_read(session, actor.org_id)
     values = values or {"rows": _rows(read["service_owners"]), "instructions": read["section_instructions"],
-                        "version": read["version"]}
+                        "version": read["version"], "extra": _extra_rows(read["extra_sections"]),
+                        "order": {key: n for n, key in enumerate(read["section_order"], start=1)}}
+    values.setdefault("extra", _extra_rows(read["extra_sections"]))
+    values.setdefault("order", {key: n for n, key in enumerate(read["section_order"], start=1)})
+    layout = templates.section_layout(session, actor.org_id)
     sections = [{"key": k, "label": SECTION_LABELS.get(k, k), "hint": HINTS.get(k, "")} for k in SECTION_KEYS]
     return render(request, "org_template.html", {
         "nav": "settings", "tab": "template", "template": read, "values": values, "errors": errors or [],
         "conflict": conflict, "sections": sections, "can_edit": can(actor.role, Action.MANAGE),
         "can_see_model": can(actor.role, Action.MANAGE), "max_instruction": templates.MAX_INSTRUCTION,
-        "max_name": templates.MAX_NAME,
+        "max_name": templates.MAX_NAME, "layout": layout, "max_extra": templates.MAX_EXTRA,
     }, actor=actor, status_code=status_code)
+
+
+def _extra_rows(extra: list[dict]) -> list[dict]:
+    rows = [{"key": e["key"], "title": e["title"], "instruction": e.get("instruction", ""), "remove": False}
+            for e in extra]
+    return rows + [{"key": "", "title": "", "instruction": "", "remove": False}]
 
 
 def _read_form(form: FormData) -> dict:
@@ -56,11 +66,38 @@ def _read_form(form: FormData) -> dict:
             return str(values[i]).strip() if i < len(values) else ""
         rows.append({"service": cell(services), "team": cell(teams), "remove": str(i) in removed})
     instructions = {k: str(form.get(f"instr_{k}") or "").replace("\r\n", "\n").strip() for k in SECTION_KEYS}
+    keys, titles, texts = form.getlist("extra_key"), form.getlist("extra_title"), form.getlist("extra_instruction")
+    gone = {str(v) for v in form.getlist("extra_remove")}
+    extra = []
+    for i in range(max(len(keys), len(titles))):
+        def value(values: list, i: int = i) -> str:
+            return str(values[i]).replace("\r\n", "\n").strip() if i < len(values) else ""
+        extra.append({"key": value(keys), "title": value(titles), "instruction": value(texts), "remove": str(i) in gone})
+    order = {}
+    for name in form.keys():
+        if name.startswith("pos_"):
+            try:
+                order[name[4:]] = int(field(form, name))
+            except ValueError:
+                order[name[4:]] = 999
     try:
         version = int(field(form, "version"))
     except ValueError:
         version = None
-    return {"rows": rows, "instructions": instructions, "version": version}
+    return {"rows": rows, "instructions": instructions, "version": version, "extra": extra, "order": order}
+
+
+def _extra(rows: list[dict]) -> list[dict]:
+    """The extra sections the form keeps (rows not removed and not empty), as the template stores them."""
+    out = []
+    for row in rows:
+        if row["remove"] or not (row["key"] or row["title"]):
+            continue
+        entry = {"key": row["key"], "title": row["title"]}
+        if row["instruction"]:
+            entry["instruction"] = row["instruction"]
+        out.append(entry)
+    return out
 
 
 def _owners(rows: list[dict]) -> tuple[dict[str, str], list[str]]:
@@ -85,7 +122,8 @@ def _messages(exc: ValidationFailed) -> list[str]:
     out = []
     for e in exc.extra.get("errors") or []:
         loc = [str(p) for p in e.get("loc", ())]
-        head = {"service_owners": "Service owners", "section_instructions": "Instructions"}.get(loc[0], loc[0]) \
+        head = {"service_owners": "Service owners", "section_instructions": "Instructions",
+                "extra_sections": "Extra sections", "section_order": "Section order"}.get(loc[0], loc[0]) \
             if loc else ""
         name = SECTION_LABELS.get(loc[1], loc[1]) if len(loc) > 1 else ""
         out.append(f"{head}{' · ' + name if name else ''}: {e.get('msg', 'invalid')}")
@@ -107,7 +145,19 @@ def template_save(request: Request, form: FormDep, actor: PageActor, session: Se
     current = templates.to_read(session, actor.org_id)
     # why: the page edits two parts of the template; any other part stays as stored, never emptied by this form
     data = {k: v for k, v in current.items() if k in templates.KNOWN_KEYS}
-    data |= {"service_owners": owners, "section_instructions": {k: v for k, v in values["instructions"].items() if v}}
+    extra = _extra(values["extra"])
+    kept = {k: v for k, v in current["section_instructions"].items() if k not in SECTION_KEYS}  # extra keys' own
+    known = set(SECTION_KEYS) | {e["key"] for e in extra}  # why: a section removed above leaves the order too
+    listed = list(values["order"])  # the form's order: position n+1 is where a section stood
+
+    def place(key: str) -> tuple[int, int, int]:
+        n = listed.index(key)
+        moved = values["order"][key] != n + 1
+        return values["order"][key], 0 if moved else 1, n  # why: a section numbered into a taken place goes first
+
+    order = [k for k in sorted(listed, key=place) if k in known]
+    data |= {"service_owners": owners, "extra_sections": extra, "section_order": order,
+             "section_instructions": {**kept, **{k: v for k, v in values["instructions"].items() if v}}}
     try:
         templates.put(session=session, actor=actor, now=now, data=data, version=values["version"])
     except VersionConflict:
