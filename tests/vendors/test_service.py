@@ -141,3 +141,17 @@ def test_an_inbound_event_is_handled_once(rt, factory, client, slack):
         assert not vendors.first_time(session=s, org_id=row.org_id, kind="slack", event_id="Ev1", now=now)
         assert vendors.first_time(session=s, org_id=row.org_id, kind="slack", event_id="Ev2", now=now)
         assert vendors.purge_events(session=s, now=now + vendors.EVENT_RETENTION * 2) == 2
+
+
+def test_secrets_sealed_under_a_lost_key_must_be_entered_again(client, factory, rt, slack):
+    owner = _owner(factory)
+    _put(client, owner, {"bot_token": "xoxb-good-token", "signing_secret": "x", "base_url": slack.base_url})
+    with db.transaction(rt.factory) as s:
+        s.scalar(select(VendorIntegration)).secrets_encrypted = "gAAAAAB-not-ours"
+    tested = client.post("/api/v1/integrations/slack/test", headers=owner.headers).json()
+    assert not tested["ok"] and "enter them again" in tested["detail"]
+    assert client.get("/api/v1/integrations/slack", headers=owner.headers).json()["secrets_set"] == []
+    refused = _put(client, owner, {"base_url": slack.base_url})  # nothing to keep: the required secrets are asked for
+    assert refused.status_code == 422 and "bot_token" in refused.text
+    assert _put(client, owner, {"bot_token": "xoxb-good-token", "signing_secret": "y",
+                                "base_url": slack.base_url}).status_code == 200

@@ -107,7 +107,10 @@ def configure(*, session: Session, actor: Actor, kind: str, data: dict, box: Sec
     vendor = vendor_or_404(kind)
     require(actor.role, Action.MANAGE)
     row = find(session=session, org_id=actor.org_id, kind=kind)
-    stored = secrets_of(row, box) if row is not None else {}
+    try:
+        stored = secrets_of(row, box) if row is not None else {}
+    except ValueError:  # why: sealed under a key that is gone; the secrets must be entered again (required ones 422)
+        stored = {}
     clear, sealed = _clean(vendor, data, stored, policy)
     if row is None:
         row = VendorIntegration(org_id=actor.org_id, kind=kind, inbound_uid=secrets.token_urlsafe(24),
