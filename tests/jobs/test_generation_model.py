@@ -231,3 +231,20 @@ def test_the_templates_owners_and_instructions_reach_the_engine_and_the_prompt(c
     before = user[:user.index("- summary: Two sentences")]
     assert before.count("<evidence") == before.count("</evidence>")  # an instruction, outside every evidence block
     assert _run(rt, iid).prompt["user"] == user  # the audit keeps the prompt that was sent
+
+
+def test_the_templates_extra_sections_reach_the_prompt_and_only_they_are_kept(client, factory, rt, server):
+    owner = factory.team()["owner"]
+    with db.transaction(rt.factory) as s:
+        templates.put(session=s, actor=owner.actor, now=rt.clock.now(), data={"extra_sections": [
+            {"key": "customer_comms", "title": "Customer communication", "instruction": "Who was told what, when."}]})
+    _configure(rt, owner, server)
+    server.script(openai_tool_call({**ANSWER, "extra": {"customer_comms": "Status page updated (evidence: deploy_1).",
+                                                        "invented": "A section nobody asked for."}}))
+    iid = _resolve(client, owner)
+    user = server.requests[0]["json"]["messages"][-1]["content"]
+    assert "- customer_comms (Customer communication): Who was told what, when." in user
+    assert "Use no other keys in `extra`." in user
+    pm = client.get(f"/api/v1/incidents/{iid}/postmortem", headers=owner.headers).json()
+    assert pm["engine"].startswith("openai:"), pm
+    assert pm["sections"]["extra"] == {"customer_comms": "Status page updated (evidence: deploy_1)."}

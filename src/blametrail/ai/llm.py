@@ -107,7 +107,8 @@ class LLMEngine:
         step = context.step
         deadline = Deadline(self.deadline_seconds, self._monotonic)
         prompt = build_prompt(pack, budget_tokens=self.context_tokens, current_sections=context.current_sections,
-                              edited_keys=context.edited_keys, instructions=context.instructions, kind="postmortem")
+                              edited_keys=context.edited_keys, instructions=context.instructions, kind="postmortem",
+                              extra_sections=context.extra_sections)
         audit = Audit(prompt_version=prompt.version, prompt=prompt.to_json())
         try:
             step(ASKING_MODEL)

@@ -277,6 +277,19 @@ def _instructions(instructions: Mapping[str, str] | None) -> str:
     return "# " + template("instructions.txt") + "\n" + lines
 
 
+def _extra_guide(extra_sections) -> str:
+    """Return the template's extra sections as a block of the user prompt (empty when it has none)."""
+    rows = [(str(k), " ".join(scrub(str(t)).split())[:200], " ".join(scrub(str(i or "")).split())[:INSTRUCTION_TEXT])
+            for k, t, i in (extra_sections or ())]
+    if not rows:
+        return ""
+    lines = "\n".join(f"- {key} ({escape_content(title)}){': ' + escape_content(text) if text else ''}"
+                      for key, title, text in rows)
+    return ("# Extra sections of this organization's postmortems\nWrite each one in `extra` under its key, as Markdown "
+            "citing evidence ids like the other sections; leave a key out when the evidence says nothing about it. "
+            "Use no other keys in `extra`.\n" + lines)
+
+
 def _cut_notice(cut: dict[str, int], cut_update_ids: list[str], pack: EvidencePack) -> str:
     if not any(cut.values()):
         return ""
@@ -327,6 +340,7 @@ def _flat(chosen: dict[str, list[_Item]]) -> list[_Item]:
 def build_prompt(
     pack: EvidencePack, *, budget_tokens: int, current_sections: dict | None = None, edited_keys=(),
     kind: str = "postmortem", model: str | None = None, instructions: Mapping[str, str] | None = None,
+    extra_sections=(),
 ) -> Prompt:
     """Build the system and user prompts from the pack, cut to `budget_tokens` in the documented priority.
 
@@ -336,7 +350,8 @@ def build_prompt(
     system = system_prompt(kind)
     task = template(f"task_{kind}.txt")
     head = _header(pack)
-    guide = _instructions(instructions) if kind == "postmortem" else ""
+    guide = "\n\n".join(filter(None, (_instructions(instructions), _extra_guide(extra_sections)))) \
+        if kind == "postmortem" else ""
     regen = _regeneration(current_sections, tuple(edited_keys or ()), budget_tokens)
 
     def cost(text: str) -> int:

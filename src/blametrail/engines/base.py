@@ -42,14 +42,16 @@ class Summary:
 class DraftContext:
     """What a draft is asked to respect besides the evidence: the team's own text and the organization's template.
 
-    This is the one hook through which a regeneration's current sections and a template's per-section instructions
-    and service owners reach every engine (the built-in one and the model's prompt alike).
+    This is the one hook through which a regeneration's current sections and a template's per-section instructions,
+    extra sections and service owners reach every engine (the built-in one and the model's prompt alike).
     """
 
     current_sections: dict | None = None  # a regeneration builds on what people wrote
     edited_keys: tuple[str, ...] = ()  # sections people changed since the last draft (kept unless overwritten)
     instructions: Mapping[str, str] = field(default_factory=dict)  # section → the organization's instruction
     service_owners: Mapping[str, str] = field(default_factory=dict)  # service → the team that owns its fixes
+    # the template's extra sections, (key, title, instruction): a model writes them in `extra`; no other keys
+    extra_sections: tuple[tuple[str, str, str], ...] = ()
     # hears the step a draft is at ("asking_model", "checking_citations"), for the card's progress; never fails it
     on_step: Callable[[str], None] | None = field(default=None, compare=False)
 
@@ -83,3 +85,16 @@ class Engine(Protocol):
     def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft: ...
 
     def summarize(self, pack: EvidencePack) -> Summary: ...
+
+
+def keep_template_extra(sections: dict, context: DraftContext) -> dict:
+    """Return a draft whose `extra` holds only the template's extra sections (a model may invent others)."""
+    extra = sections.get("extra")
+    if not extra:
+        return sections
+    allowed = {key for key, _, _ in context.extra_sections}
+    kept = {k: v for k, v in extra.items() if k in allowed and isinstance(v, str) and v.strip()}
+    out = {k: v for k, v in sections.items() if k != "extra"}
+    if kept:
+        out["extra"] = kept
+    return out

@@ -276,13 +276,16 @@ def _items(raw, model, led: _Ledger, key: str) -> list[dict]:
     return out
 
 
+_EXTRA_KEY = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+
+
 def ground(raw: dict, pack: EvidencePack, *, service_owners: Mapping[str, str] | None = None,
            severity_definitions: tuple[severity.Definition, ...] = severity.DEFAULT_DEFINITIONS) -> Grounded:
     """Validate a model's sections against the schema and the evidence; return what can be trusted."""
     if not isinstance(raw, dict):
         raise UpstreamError("The model's answer was not a JSON object of postmortem sections.")
     led = _Ledger(pack)
-    extra = sorted(str(k)[:50] for k in raw if k not in SECTION_KEYS)
+    extra = sorted(str(k)[:50] for k in raw if k not in SECTION_KEYS and k != "extra")
     if extra:
         led.notes.append("Ignored keys that are not sections: " + ", ".join(extra))
 
@@ -329,6 +332,10 @@ def ground(raw: dict, pack: EvidencePack, *, service_owners: Mapping[str, str] |
     if rated.recorded is None and proposed is not None and proposed != rated.severity:
         reasons.append(f"The model proposed {proposed}; the written definitions decide when none is recorded.")
     data["confidence"] = Confidence(level=level, reason=" ".join(r for r in reasons if r)[:20_000]).model_dump()
+    # the template's extra sections: grounded like any prose; keys outside the template are dropped by the job
+    raw_extra = raw.get("extra") if isinstance(raw.get("extra"), dict) else {}
+    data["extra"] = {k: led.text(v) for k, v in list(raw_extra.items())[:20]
+                     if isinstance(k, str) and _EXTRA_KEY.match(k) and isinstance(v, str) and v.strip()}
     try:
         sections = Sections.model_validate(data)
     except ValidationError as exc:  # why: should not happen after coercion; never store an invalid draft

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from blametrail import db
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.crypto import SecretBox
-from blametrail.engines.base import NO_CONTEXT, Audit, DraftContext, Engine, EngineFailed
+from blametrail.engines.base import NO_CONTEXT, Audit, DraftContext, Engine, EngineFailed, keep_template_extra
 from blametrail.engines.builtin import BuiltinEngine
 from blametrail.engines.sections import Sections, dump
 from blametrail.errors import UpstreamError
@@ -121,7 +121,9 @@ def run_generation(
         context = DraftContext(current_sections=pm.sections if pm.sections else None,
                                edited_keys=tuple(pm.edited_keys or ()) if pm.sections else (),
                                instructions=templates.section_instructions(session, org_id),
-                               service_owners=templates.service_owners(session, org_id))
+                               service_owners=templates.service_owners(session, org_id),
+                               extra_sections=tuple((e["key"], e["title"], e.get("instruction") or "")
+                                                    for e in templates.content(session, org_id)["extra_sections"]))
     with Heartbeat(factory=factory, pm_id=pm_id, attempt=attempt, clock=clock, interval=heartbeat_seconds):
         return _draft_claimed(factory=factory, pm_id=pm_id, engine=engine, clock=clock, attempt=attempt, run_id=run_id,
                               incident_id=incident_id, context=context, lookback_minutes=lookback_minutes,
@@ -169,7 +171,8 @@ def _draft_claimed(
         return "failed"
     step("storing")
     with db.transaction(factory) as session:
-        done = service.finish(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id, draft=drafted.sections,
+        done = service.finish(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id,
+                              draft=keep_template_extra(drafted.sections, context),
                               engine=drafted.engine, error=error, evidence=evidence, now=clock(),
                               fallback=drafted.fallback)
         store_audit(session=session, run_id=run_id, audit=drafted.audit)
