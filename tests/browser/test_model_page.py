@@ -141,9 +141,11 @@ def test_template_rows_are_added_and_removed(live, org, open_page):
     page.wait_for_url("**/settings/template")
     assert "Template saved" in page.locator(".flash-success").inner_text()
     with db.transaction(live.rt.factory) as s:
-        assert templates.content(s, org["org_id"]) == {
-            "service_owners": {"checkout": "payments team", "ledger": "finance"},
-            "section_instructions": {"summary": "Three sentences for executives."}}
+        content = templates.content(s, org["org_id"])
+    assert {k: content[k] for k in ("service_owners", "section_instructions")} == {
+        "service_owners": {"checkout": "payments team", "ledger": "finance"},
+        "section_instructions": {"summary": "Three sentences for executives."}}
+    assert content["extra_sections"] == [] and content["severity_definitions"] == []
     viewer = open_page(org["viewer"])
     viewer.goto("/settings/template")
     assert viewer.locator(".owner-row").all_inner_texts() == ["checkout\tpayments team", "ledger\tfinance"]
