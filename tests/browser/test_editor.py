@@ -76,7 +76,7 @@ def test_the_same_section_shows_only_it_in_the_conflict_panel(live, org, open_pa
     bob.goto(f"/incidents/{iid}/postmortem/edit")
     bob.fill("#f-summary", "Bob's summary.")
     bob.click("form.editor button.button-primary")
-    bob.wait_for_url(re.compile(rf"/incidents/{iid}#postmortem$"))
+    bob.wait_for_url(re.compile(rf"/incidents/{iid}/postmortem$"))
     alice.fill("#f-summary", "Alice's summary.")
     alice.fill("#f-root-cause", "Alice's root cause.")
     alice.click("form.editor button.button-primary")
@@ -89,7 +89,7 @@ def test_the_same_section_shows_only_it_in_the_conflict_panel(live, org, open_pa
     assert org["sections"](iid)["root_cause"] == "Alice's root cause."  # saved without asking
     alice.check("input[name=choice_summary][value=mine]")
     alice.click("form.conflict-form button.button-primary")
-    alice.wait_for_url(re.compile(rf"/incidents/{iid}#postmortem$"))
+    alice.wait_for_url(re.compile(rf"/incidents/{iid}/postmortem$"))
     assert org["sections"](iid)["summary"] == "Alice's summary."
 
 

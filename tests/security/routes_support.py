@@ -287,6 +287,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/incidents/{incident_id}/resolve"): Spec(W, incident="open", consumes=True, body=lambda c: {"confirm": "yes"}),
     ("GET", "/incidents/{incident_id}/summary"): Spec(R),
     ("GET", "/incidents/{incident_id}/evidence/{evidence_id}"): Spec(R),
+    ("GET", "/incidents/{incident_id}/postmortem"): Spec(R),  # the document page
     ("GET", "/incidents/{incident_id}/postmortem/card"): Spec(R),
     ("POST", "/incidents/{incident_id}/postmortem/generate"): Spec(PW, incident="resolved", consumes=True),
     ("POST", "/incidents/{incident_id}/postmortem/regenerate"): Spec(PW),

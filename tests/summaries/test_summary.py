@@ -120,6 +120,10 @@ def test_page_shows_the_summary_and_polls_while_open(client, factory, rt):
     assert "Payments degraded" in card.select_one(".summary-what").get_text()
     assert card["hx-get"] == f"/incidents/{incident_id}/summary" and card["hx-trigger"] == "every 5s"
     assert card.select(".summary-tried li")
+    cited = card.select(".summary-tried a.cite-link")  # cited like the postmortem: a label, never a raw id
+    assert cited and all(a["href"].startswith(f"/incidents/{incident_id}/evidence/") for a in cited)
+    assert cited[0].get_text().startswith(f"Update from {owner.email}")
+    assert not card.select("a[href^='#']")
     assert card.select_one(".summary-built").get_text(" ", strip=True).startswith("Built 2026-11-26 10:01")
     assert card.select_one(".summary-engine").get_text() == "the built-in writer"
     assert not card.select(".badge-queued")

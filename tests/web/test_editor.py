@@ -93,7 +93,7 @@ def test_conflict_panel_lists_only_sections_both_changed_and_saves_the_rest(brow
     assert page.select_one("input[name=choice_summary][checked]")["value"] == "theirs"
     choice["choice_summary"] = ["mine"]
     r = save(alice, incident_id, choice)
-    assert r.status_code == 303 and r.headers["location"] == f"/incidents/{incident_id}#postmortem"
+    assert r.status_code == 303 and r.headers["location"] == f"/incidents/{incident_id}/postmortem"
     after = pm_row(rt, t["owner"].actor.org_id, incident_id)
     assert (after.sections["summary"], after.sections["severity"], after.version) == (
         "Alice's summary.", "SEV-1", pm.version + 1)

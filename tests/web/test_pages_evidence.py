@@ -72,7 +72,8 @@ def test_timeline_and_section_citations_link_to_pages_that_open(browser, team, r
     c = browser(t["viewer"])
     page = soup(c.get(f"/incidents/{incident_id}"))
     timeline_links = [a["href"] for a in page.select("#timeline a.evidence-link")]
-    section_links = [a["href"] for a in page.select("#postmortem-card .pm-sections a.evidence-link")]
+    doc = soup(c.get(f"/incidents/{incident_id}/postmortem"))
+    section_links = [a["href"] for a in doc.select(".pm-document .doc-section a.cite-link")]
     assert any("/evidence/upd_" in h for h in timeline_links)
     assert any("/evidence/deploy_" in h for h in timeline_links)
     assert any("/evidence/commit_" in h for h in timeline_links)

@@ -161,7 +161,7 @@ def test_republish_from_the_page_names_the_new_version(client, browser, rt, cloc
     card = soup(member.get(f"/incidents/{iid}")).select_one("#postmortem-card")
     note = card.select_one(".pm-edited-after-publish")
     assert note is not None and "published version 1" in text(note)
-    assert note.select_one("a")["href"] == f"/incidents/{iid}/postmortem/print?version=1"
+    assert note.select_one("a")["href"] == f"/incidents/{iid}/postmortem?version=1"
     assert not [b for b in card.select("form.publish-form button") if "publish" in text(b).lower()]  # members: no
     admin_card = soup(browser(t["admin"]).get(f"/incidents/{iid}")).select_one("#postmortem-card")
     assert [text(b) for b in admin_card.select("form.publish-form button")] == ["Republish"]

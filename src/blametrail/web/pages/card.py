@@ -19,7 +19,7 @@ from blametrail.postmortems import lifecycle
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import GenerationRun, Postmortem
 from blametrail.settings import Settings
-from blametrail.web import presenters
+from blametrail.web import citations, presenters
 from blametrail.web.pages.common import render
 
 AI_DISABLED = "AI features are disabled for this organization."
@@ -159,6 +159,9 @@ def card_context(*, session: Session, actor: Actor, incident: Incident, now: dat
         card["progress"] = progress(session=session, pm=pm, run=running, now=now, settings=settings)
     elif latest is not None and latest.status == "fallback":
         card["fallback"] = {"engine": latest.engine, "reason": pm.error or latest.error}
+    if pm.sections is not None:  # the card's excerpt cites like the document page does
+        card["cite"] = citations.citer_for(session, org_id=actor.org_id, incident=incident,
+                                           values=[pm.sections.get("summary")])
     card["links"] = {"original": pm.original_sections is not None, "history": True,
                      "markdown": pm.sections is not None}
     if write:

@@ -46,7 +46,7 @@ def card(incident_id: IdPath, request: Request, actor: PageActor, session: Sessi
 
 
 def _card_action(request: Request, *, session, actor, rt, now, incident_id: int, action: Callable[[], object],
-                 success: str | Callable[[object], str]):
+                 success: str | Callable[[object], str], next_url: str | None = None):
     """Run a card action; answer htmx with the fresh card, a plain form post with a redirect (or the page on refusal).
 
     `success` is the message shown after it, or a function of the action's result that returns it.
@@ -69,7 +69,7 @@ def _card_action(request: Request, *, session, actor, rt, now, incident_id: int,
         return render_card(request, session=session, actor=actor, incident=incident, now=now,
                            notice={"kind": "success", "text": success})
     flash(request, success, "success")
-    return redirect(f"/incidents/{incident_id}#postmortem")
+    return redirect(next_url or f"/incidents/{incident_id}#postmortem")
 
 
 @router.post("/generate")
@@ -105,7 +105,14 @@ def publish(incident_id: IdPath, request: Request, form: FormDep, actor: PageAct
     return _card_action(
         request, session=session, actor=actor, rt=rt, now=now, incident_id=incident_id,
         action=lambda: postmortems.publish(session=session, actor=actor, incident_id=incident_id, now=now),
-        success=lambda pm: _published_message(session, pm))
+        success=lambda pm: _published_message(session, pm),
+        next_url=_document_next(form.get("next"), incident_id))
+
+
+def _document_next(value: object, incident_id: int) -> str | None:
+    """Return where a form asked to go back to, if it is this postmortem's document page (nothing else)."""
+    page = f"/incidents/{incident_id}/postmortem"
+    return page if isinstance(value, str) and value == page else None
 
 
 def _published_message(session, pm) -> str:
@@ -163,7 +170,7 @@ def _section_keys(section: str | None) -> tuple[str, ...]:
 
 
 def _anchor(section: str | None) -> str:
-    return f"/incidents/{{}}/postmortem#{section.replace(':', '-')}" if section else "/incidents/{}#postmortem"
+    return f"/incidents/{{}}/postmortem#{section.replace(':', '-')}" if section else "/incidents/{}/postmortem"
 
 
 @router.get("/edit")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from blametrail.incidents import service as incidents
 from blametrail.summaries import service as summaries
-from blametrail.web import presenters
+from blametrail.web import citations, presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
 from blametrail.web.pages.common import render
 from blametrail.web.params import IdPath
@@ -23,7 +23,9 @@ def summary_context(*, session, incident, rt, now) -> dict:
     summaries.revive(session=session, incident_id=incident.id, now=now)
     data = presenters.summary_read(session=session, incident=incident, rt=rt, now=now)
     pending = data["status"] in summaries.PENDING
-    return {"summary": {**data, "incident_id": incident.id, "pending": pending,
+    # why: the summary cites like the postmortem does (labels, previews), never as raw ids or in-page anchors
+    cite = citations.citer_for(session, org_id=incident.org_id, incident=incident, values=[data.get("content")])
+    return {"summary": {**data, "incident_id": incident.id, "pending": pending, "cite": cite,
                         "polling": incident.status == "open" or pending, "poll_seconds": POLL_SECONDS}}
 
 
