@@ -248,3 +248,31 @@ def test_the_templates_extra_sections_reach_the_prompt_and_only_they_are_kept(cl
     pm = client.get(f"/api/v1/incidents/{iid}/postmortem", headers=owner.headers).json()
     assert pm["engine"].startswith("openai:"), pm
     assert pm["sections"]["extra"] == {"customer_comms": "Status page updated (evidence: deploy_1)."}
+
+
+# an organization whose SEV-1 is any customer-facing problem on one service, however short (built-in: far more)
+STRICT_SCALE = [
+    {"severity": "SEV-1", "meaning": "Anything a customer can notice, at once.", "rules": [{"min_minutes": 0}]},
+    {"severity": "SEV-4", "meaning": "Everything else.", "rules": [{"min_minutes": 0}]},
+]
+
+
+def test_the_templates_severity_definitions_rate_every_draft_and_reach_the_prompt(client, factory, rt, server):
+    owner = factory.team()["owner"]
+    builtin_iid = _resolve(client, owner)
+    builtin = client.get(f"/api/v1/incidents/{builtin_iid}/postmortem", headers=owner.headers).json()
+    assert builtin["sections"]["severity"] != "SEV-1"  # the built-in scale: a short incident is not critical
+
+    with db.transaction(rt.factory) as s:
+        templates.put(session=s, actor=owner.actor, now=rt.clock.now(), data={"severity_definitions": STRICT_SCALE})
+    iid = _resolve(client, owner)
+    pm = client.get(f"/api/v1/incidents/{iid}/postmortem", headers=owner.headers).json()
+    assert pm["engine"] == "builtin" and pm["sections"]["severity"] == "SEV-1"  # the built-in writer rates by it
+
+    _configure(rt, owner, server)
+    server.script(openai_tool_call({**ANSWER, "severity": "SEV-4"}))
+    iid = _resolve(client, owner)
+    user = server.requests[0]["json"]["messages"][-1]["content"]
+    assert "# This organization's severity levels" in user and "- SEV-1: Anything a customer can notice" in user
+    pm = client.get(f"/api/v1/incidents/{iid}/postmortem", headers=owner.headers).json()
+    assert pm["engine"].startswith("openai:") and pm["sections"]["severity"] == "SEV-1"  # grounding rates by it too

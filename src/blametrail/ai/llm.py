@@ -108,13 +108,15 @@ class LLMEngine:
         deadline = Deadline(self.deadline_seconds, self._monotonic)
         prompt = build_prompt(pack, budget_tokens=self.context_tokens, current_sections=context.current_sections,
                               edited_keys=context.edited_keys, instructions=context.instructions, kind="postmortem",
-                              extra_sections=context.extra_sections)
+                              extra_sections=context.extra_sections,
+                              severity_definitions=context.severity_definitions)
         audit = Audit(prompt_version=prompt.version, prompt=prompt.to_json())
         try:
             step(ASKING_MODEL)
             answer = self.ask(prompt, Sections, audit=audit, deadline=deadline)
             step(CHECKING_CITATIONS)
-            grounded = ground(answer, pack, service_owners=context.service_owners)
+            grounded = ground(answer, pack, service_owners=context.service_owners,
+                              severity_definitions=context.severity_scale)
         except UpstreamError as exc:
             raise EngineFailed(str(exc), audit) from exc
         audit.prompt["grounding"] = {"dropped_citations": list(grounded.dropped_citations),

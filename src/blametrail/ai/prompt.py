@@ -290,6 +290,17 @@ def _extra_guide(extra_sections) -> str:
             "Use no other keys in `extra`.\n" + lines)
 
 
+def _severity_guide(definitions) -> str:
+    """Return the organization's own severity scale as a block of the user prompt (empty: the built-in scale)."""
+    rows = [(str(d.severity), " ".join(scrub(str(d.meaning or "")).split())[:INSTRUCTION_TEXT])
+            for d in (definitions or ())]
+    if not rows:
+        return ""
+    lines = "\n".join(f"- {sev}: {escape_content(meaning)}" for sev, meaning in rows)
+    return ("# This organization's severity levels\nThe severity is rated from the evidence by these definitions; "
+            "describe the impact in the same terms.\n" + lines)
+
+
 def _cut_notice(cut: dict[str, int], cut_update_ids: list[str], pack: EvidencePack) -> str:
     if not any(cut.values()):
         return ""
@@ -340,7 +351,7 @@ def _flat(chosen: dict[str, list[_Item]]) -> list[_Item]:
 def build_prompt(
     pack: EvidencePack, *, budget_tokens: int, current_sections: dict | None = None, edited_keys=(),
     kind: str = "postmortem", model: str | None = None, instructions: Mapping[str, str] | None = None,
-    extra_sections=(),
+    extra_sections=(), severity_definitions=(),
 ) -> Prompt:
     """Build the system and user prompts from the pack, cut to `budget_tokens` in the documented priority.
 
@@ -350,8 +361,8 @@ def build_prompt(
     system = system_prompt(kind)
     task = template(f"task_{kind}.txt")
     head = _header(pack)
-    guide = "\n\n".join(filter(None, (_instructions(instructions), _extra_guide(extra_sections)))) \
-        if kind == "postmortem" else ""
+    guide = "\n\n".join(filter(None, (_instructions(instructions), _extra_guide(extra_sections),
+                                      _severity_guide(severity_definitions)))) if kind == "postmortem" else ""
     regen = _regeneration(current_sections, tuple(edited_keys or ()), budget_tokens)
 
     def cost(text: str) -> int:

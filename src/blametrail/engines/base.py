@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from blametrail.analysis import severity
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.errors import UpstreamError
 
@@ -52,8 +53,16 @@ class DraftContext:
     service_owners: Mapping[str, str] = field(default_factory=dict)  # service → the team that owns its fixes
     # the template's extra sections, (key, title, instruction): a model writes them in `extra`; no other keys
     extra_sections: tuple[tuple[str, str, str], ...] = ()
+    # the organization's severity scale (templates); empty = the built-in one. Severity is rated from these rules
+    # by grounding and the built-in writer, and a model reads their meanings in its prompt
+    severity_definitions: tuple[severity.Definition, ...] = ()
     # hears the step a draft is at ("asking_model", "checking_citations"), for the card's progress; never fails it
     on_step: Callable[[str], None] | None = field(default=None, compare=False)
+
+    @property
+    def severity_scale(self) -> tuple[severity.Definition, ...]:
+        """Return the severity definitions in effect: the organization's, else the built-in ones."""
+        return self.severity_definitions or severity.DEFAULT_DEFINITIONS
 
     def step(self, name: str) -> None:
         """Tell whoever listens which step the draft is at."""

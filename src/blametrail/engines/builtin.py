@@ -16,7 +16,8 @@ class BuiltinEngine:
     def draft(self, pack: EvidencePack, context: DraftContext = NO_CONTEXT) -> Draft:
         """Write every section from the evidence; action items go to the owning team from the template."""
         context.step("asking_model")  # why: the card shows this step as "Writing the draft" for the built-in engine
-        return Draft(write_postmortem(pack, service_owners=dict(context.service_owners)))
+        return Draft(write_postmortem(pack, service_owners=dict(context.service_owners),
+                                      severity_definitions=context.severity_scale))
 
     def summarize(self, pack: EvidencePack) -> Summary:
         """Write the live summary from the evidence."""

@@ -123,7 +123,8 @@ def run_generation(
                                instructions=templates.section_instructions(session, org_id),
                                service_owners=templates.service_owners(session, org_id),
                                extra_sections=tuple((e["key"], e["title"], e.get("instruction") or "")
-                                                    for e in templates.content(session, org_id)["extra_sections"]))
+                                                    for e in templates.content(session, org_id)["extra_sections"]),
+                               severity_definitions=tuple(templates.severity_definitions(session, org_id) or ()))
     with Heartbeat(factory=factory, pm_id=pm_id, attempt=attempt, clock=clock, interval=heartbeat_seconds):
         return _draft_claimed(factory=factory, pm_id=pm_id, engine=engine, clock=clock, attempt=attempt, run_id=run_id,
                               incident_id=incident_id, context=context, lookback_minutes=lookback_minutes,
