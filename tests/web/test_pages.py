@@ -69,7 +69,7 @@ def form_fields(form) -> dict[str, list[str]]:
         elif el.name == "select":
             chosen = el.select_one("option[selected]") or el.select_one("option")
             value = chosen.get("value", chosen.text) if chosen else ""
-        elif el.get("type") == "checkbox":
+        elif el.get("type") in ("checkbox", "radio"):
             if not el.has_attr("checked"):
                 continue
             value = el.get("value", "on")

@@ -1,4 +1,5 @@
-"""The organization's postmortem template page: service owners and per-section drafting instructions.
+"""The organization's postmortem template page: service owners, per-section drafting instructions, extra sections,
+the section order and the severity levels.
 
 Everyone in the organization reads it; owners and admins change it (orgs.templates decides, as for the API's
 GET/PUT /api/v1/org/template). The form sends the service-owner table as repeated columns plus a Remove box per
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import FormData
 
 from blametrail import db
+from blametrail.analysis import severity
 from blametrail.engines.sections import SECTION_KEYS
 from blametrail.errors import ValidationFailed, VersionConflict
 from blametrail.orgs import templates
@@ -21,6 +23,9 @@ from blametrail.web.pages.editform import LABELS as SECTION_LABELS
 
 router = APIRouter(prefix="/settings")
 BLANK_ROWS = 2
+RULES_PER_LEVEL = 3  # rules shown per severity level (any one matching rates the incident at that level)
+IMPACT_LABELS = {"none": "No impact", "unknown": "Unknown", "degraded": "Degraded", "partial": "Partial outage",
+                 "outage": "Outage", "total": "Total outage"}
 HINTS = {
     "summary": "e.g. Three sentences an executive can read: what broke, for whom, how long.",
     "action_items": "e.g. Every item names the team and a due date within two sprints.",
@@ -38,8 +43,10 @@ def _page(request: Request, *, session, actor, values: dict | None = None, error
     read = templates.to_read(session, actor.org_id)
     values = values or {"rows": _rows(read["service_owners"]), "instructions": read["section_instructions"],
                         "version": read["version"], "extra": _extra_rows(read["extra_sections"]),
-                        "order": {key: n for n, key in enumerate(read["section_order"], start=1)}}
+                        "order": {key: n for n, key in enumerate(read["section_order"], start=1)},
+                        "severity": _severity_values(read["severity_definitions"])}
     values.setdefault("extra", _extra_rows(read["extra_sections"]))
+    values.setdefault("severity", _severity_values(read["severity_definitions"]))
     values.setdefault("order", {key: n for n, key in enumerate(read["section_order"], start=1)})
     layout = templates.section_layout(session, actor.org_id)
     sections = [{"key": k, "label": SECTION_LABELS.get(k, k), "hint": HINTS.get(k, "")} for k in SECTION_KEYS]
@@ -48,7 +55,74 @@ def _page(request: Request, *, session, actor, values: dict | None = None, error
         "conflict": conflict, "sections": sections, "can_edit": can(actor.role, Action.MANAGE),
         "can_see_model": can(actor.role, Action.MANAGE), "max_instruction": templates.MAX_INSTRUCTION,
         "max_name": templates.MAX_NAME, "layout": layout, "max_extra": templates.MAX_EXTRA,
+        "impacts": [(k, IMPACT_LABELS[k]) for k in severity.IMPACTS],
+        "builtin_levels": severity.definitions_to_data(),
     }, actor=actor, status_code=status_code)
+
+
+def _severity_values(stored: list[dict]) -> dict:
+    """The severity editor's values: the organization's own levels, else the built-in ones to start from."""
+    custom = bool(stored)
+    data = {d["severity"]: d for d in (stored or severity.definitions_to_data())}
+    levels = []
+    for sev in severity.SEVERITIES:
+        d = data.get(sev)
+        rules = [{"impacts": set(r.get("impacts") or []), "min_minutes": r.get("min_minutes", 0),
+                  "min_services": r.get("min_services", 1)} for r in (d or {}).get("rules") or []]
+        rules += [{"impacts": set(), "min_minutes": "", "min_services": ""}
+                  for _ in range(max(0, RULES_PER_LEVEL - len(rules)))]
+        levels.append({"severity": sev, "use": d is not None, "meaning": (d or {}).get("meaning", ""),
+                       "rules": rules[:max(RULES_PER_LEVEL, len(rules))]})
+    return {"custom": custom, "levels": levels}
+
+
+def _read_severity(form: FormData) -> dict:
+    levels = []
+    for sev in severity.SEVERITIES:
+        rules = []
+        for r in range(RULES_PER_LEVEL):
+            rules.append({"impacts": {str(v) for v in form.getlist(f"sev_{sev}_{r}_impacts")},
+                          "min_minutes": str(form.get(f"sev_{sev}_{r}_minutes") or "").strip(),
+                          "min_services": str(form.get(f"sev_{sev}_{r}_services") or "").strip()})
+        levels.append({"severity": sev, "use": form.get(f"sev_use_{sev}") == "1",
+                       "meaning": str(form.get(f"sev_meaning_{sev}") or "").replace("\r\n", "\n").strip(),
+                       "rules": rules})
+    return {"custom": form.get("sev_custom") == "1", "levels": levels}
+
+
+def _number(value: object, name: str, sev: str, errors: list[str], default: int) -> int:
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        errors.append(f"Severity levels: {sev}: {name} must be a whole number of at least 0, not {text[:20]!r}.")
+        return default
+    return int(text)
+
+
+def _severity_data(values: dict) -> tuple[list[dict], list[str]]:
+    """The severity definitions the form keeps (empty: the built-in scale), and what is wrong with them."""
+    if not values["custom"]:
+        return [], []
+    errors: list[str] = []
+    out = []
+    for level in values["levels"]:
+        if not level["use"]:
+            continue
+        rules = []
+        for rule in level["rules"]:
+            if not rule["impacts"]:
+                continue  # a row with no impact ticked is an unused row
+            rules.append({"impacts": [k for k in severity.IMPACTS if k in rule["impacts"]],
+                          "min_minutes": _number(rule["min_minutes"], "minutes", level["severity"], errors, 0),
+                          "min_services": _number(rule["min_services"], "services", level["severity"], errors, 1)})
+        if not rules:
+            errors.append(f"Severity levels: {level['severity']} needs at least one rule (tick the impacts it "
+                          "covers), or untick “Use this level”.")
+        out.append({"severity": level["severity"], "meaning": level["meaning"], "rules": rules})
+    if not out:
+        errors.append("Severity levels: use at least one level, or go back to the built-in levels.")
+    return out, errors
 
 
 def _extra_rows(extra: list[dict]) -> list[dict]:
@@ -84,7 +158,8 @@ def _read_form(form: FormData) -> dict:
         version = int(field(form, "version"))
     except ValueError:
         version = None
-    return {"rows": rows, "instructions": instructions, "version": version, "extra": extra, "order": order}
+    return {"rows": rows, "instructions": instructions, "version": version, "extra": extra, "order": order,
+            "severity": _read_severity(form)}
 
 
 def _extra(rows: list[dict]) -> list[dict]:
@@ -123,7 +198,8 @@ def _messages(exc: ValidationFailed) -> list[str]:
     for e in exc.extra.get("errors") or []:
         loc = [str(p) for p in e.get("loc", ())]
         head = {"service_owners": "Service owners", "section_instructions": "Instructions",
-                "extra_sections": "Extra sections", "section_order": "Section order"}.get(loc[0], loc[0]) \
+                "extra_sections": "Extra sections", "section_order": "Section order",
+                "severity_definitions": "Severity levels"}.get(loc[0], loc[0]) \
             if loc else ""
         name = SECTION_LABELS.get(loc[1], loc[1]) if len(loc) > 1 else ""
         out.append(f"{head}{' · ' + name if name else ''}: {e.get('msg', 'invalid')}")
@@ -140,6 +216,8 @@ def template_save(request: Request, form: FormDep, actor: PageActor, session: Se
     require(actor.role, Action.MANAGE)
     values = _read_form(form)
     owners, errors = _owners(values["rows"])
+    definitions, severity_errors = _severity_data(values["severity"])
+    errors = errors + severity_errors
     if errors:
         return _page(request, session=session, actor=actor, values=values, errors=errors, status_code=422)
     current = templates.to_read(session, actor.org_id)
@@ -157,6 +235,7 @@ def template_save(request: Request, form: FormDep, actor: PageActor, session: Se
 
     order = [k for k in sorted(listed, key=place) if k in known]
     data |= {"service_owners": owners, "extra_sections": extra, "section_order": order,
+             "severity_definitions": definitions,
              "section_instructions": {**kept, **{k: v for k, v in values["instructions"].items() if v}}}
     try:
         templates.put(session=session, actor=actor, now=now, data=data, version=values["version"])
