@@ -18,7 +18,7 @@ from blametrail import __version__
 from blametrail.crypto import signing_keys
 from blametrail.runtime import Runtime, build_runtime
 from blametrail.settings import Settings
-from blametrail.web import errors, health, idempotency, receivers_alerts, receivers_deploys
+from blametrail.web import errors, health, idempotency, inbound_slack, receivers_alerts, receivers_deploys
 from blametrail.web.api import (
     action_items,
     connections,
@@ -28,6 +28,7 @@ from blametrail.web.api import (
     org,
     postmortems,
     reviews,
+    slack,
     summary,
     vendors,
     webhooks,
@@ -52,7 +53,7 @@ DOCS_CSP = (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe
             b"frame-ancestors 'none'; base-uri 'self'")  # why: Swagger UI sets inline styles
 SWAGGER = "/static/vendor/swagger-ui-5.35.0"
 RESIGN_SESSION = "blametrail.resign_session"  # ASGI scope key: the session cookie was signed by an older key
-CSRF_FREE_PREFIXES = ("/api/", "/webhooks/", "/healthz", "/readyz", "/static/", "/docs", "/openapi.json")
+CSRF_FREE_PREFIXES = ("/api/", "/webhooks/", "/inbound/", "/healthz", "/readyz", "/static/", "/docs", "/openapi.json")
 
 
 def _security_headers(app):
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
     errors.install(app)
-    for module in (incidents, summary, postmortems, customer, reviews, action_items, vendors, wiki_pages, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
+    for module in (incidents, summary, postmortems, customer, reviews, action_items, vendors, slack, inbound_slack, wiki_pages, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
                    pages, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")

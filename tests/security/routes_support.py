@@ -8,7 +8,10 @@ the tables do not know, so a new route cannot slip past the isolation and role s
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
+import json
 import re
 import secrets
 import shutil
@@ -246,6 +249,12 @@ ROUTES: dict[tuple[str, str], Spec] = {
                                                                     "base_url": "http://127.0.0.1:9/api/"}),
     ("DELETE", "/api/v1/integrations/{kind}"): Spec(M, prepare=lambda w, side: w.vendor(side)),
     ("POST", "/api/v1/integrations/{kind}/test"): Spec(M, prepare=lambda w, side: w.vendor(side)),
+    # Slack: an incident's channel (the import job meets a closed port here), and Slack's signed calls to us
+    ("GET", "/api/v1/incidents/{incident_id}/slack-channel"): Spec(R),
+    ("POST", "/api/v1/incidents/{incident_id}/slack-channel"): Spec(W, prepare=lambda w, side: w.vendor(side),
+                                                                   body=lambda c: {"channel_id": f"C0ROUTE{c.n}"}),
+    ("POST", "/inbound/slack/{inbound_uid}/events"): Spec(VENDOR),
+    ("POST", "/inbound/slack/{inbound_uid}/commands"): Spec(VENDOR),
     ("GET", "/api/v1/org/members"): Spec(R),
     ("POST", "/api/v1/org/members"): Spec(M, body=lambda c: {"email": f"invited{c.n}@{c.marker}.test",
                                                              "role": "viewer"}),
@@ -398,8 +407,25 @@ VENDOR_SETTINGS: dict[str, Callable[[int], dict]] = {
     "slack": lambda n: {"bot_token": f"xoxb-{n}", "signing_secret": f"slack-signing-{n}",
                         "base_url": "http://127.0.0.1:9/api/"},
 }
+
+
 # Route path -> make(settings, world) -> (body bytes, headers): a harmless call signed the way the vendor signs it.
-VENDOR_CALLS: dict[str, Callable[[dict, World], tuple[bytes, dict]]] = {}
+def _slack_signed(body: bytes, settings: dict, world: World, content_type: str) -> tuple[bytes, dict]:
+    """Sign a call the way Slack does: v0=HMAC-SHA256(signing secret, "v0:<timestamp>:<body>")."""
+    stamp = str(int(world.now().timestamp()))
+    digest = hmac.new(settings["signing_secret"].encode(), b"v0:" + stamp.encode() + b":" + body,
+                      hashlib.sha256).hexdigest()
+    return body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
+                  "Content-Type": content_type}
+
+
+VENDOR_CALLS: dict[str, Callable[[dict, World], tuple[bytes, dict]]] = {
+    "/inbound/slack/{inbound_uid}/events": lambda settings, world: _slack_signed(
+        json.dumps({"type": "url_verification", "challenge": "c" * 20}).encode(), settings, world, "application/json"),
+    "/inbound/slack/{inbound_uid}/commands": lambda settings, world: _slack_signed(
+        b"command=%2Fblametrail&text=help&channel_id=C0NONE&user_name=dana", settings, world,
+        "application/x-www-form-urlencoded"),
+}
 
 
 def receiver_kind(route: Route) -> str:

@@ -18,7 +18,12 @@ class SlackServer:
         self.token = token
         self.calls: list[tuple[str, dict]] = []
         self.rate_limit_next = 0  # answer this many calls with 429 first
+        self.retry_after = "30"  # what those 429s ask for (seconds)
         self.delay = 0.0
+        self.page_size: int | None = None  # force small pages (else the caller's limit, as Slack does)
+        self.channels: dict[str, list[dict]] = {}  # channel → messages, each Slack's message shape
+        self.users: dict[str, dict] = {}  # user id → Slack's user object
+        self.posted: list[dict] = []  # chat.postMessage calls
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,7 +43,7 @@ class SlackServer:
                     time.sleep(server.delay)
                 if server.rate_limit_next > 0:
                     server.rate_limit_next -= 1
-                    return self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "30"})
+                    return self._send(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": server.retry_after})
                 auth = self.headers.get("Authorization") or ""
                 if auth != f"Bearer {server.token}":
                     return self._send(200, {"ok": False, "error": "invalid_auth" if auth else "not_authed"})
@@ -74,3 +79,52 @@ class SlackServer:
     def m_auth_test(self, params: dict) -> dict:
         return {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "blametrail",
                 "team_id": "T0ACME", "user_id": "U0BOT", "bot_id": "B0BOT", "is_enterprise_install": False}
+
+    # --- conversations, users and messages, with Slack's cursor pagination ------------------------------------
+    def message(self, channel: str, ts: str, text: str, user: str | None = "U0DANA", **extra) -> dict:
+        """Add a message to a channel as Slack stores it; replies carry thread_ts of their parent."""
+        msg = {"type": "message", "ts": ts, "text": text, **({"user": user} if user else {}), **extra}
+        self.channels.setdefault(channel, []).append(msg)
+        if extra.get("thread_ts") and extra["thread_ts"] != ts:
+            parent = next(m for m in self.channels[channel] if m["ts"] == extra["thread_ts"])
+            parent["thread_ts"] = parent["ts"]
+            parent["reply_count"] = parent.get("reply_count", 0) + 1
+        return msg
+
+    def _page(self, items: list[dict], params: dict) -> dict:
+        size = self.page_size or int(params.get("limit") or 100)
+        start = int(params["cursor"]) if params.get("cursor") else 0
+        chunk = items[start:start + size]
+        more = start + size < len(items)
+        return {"ok": True, "messages": chunk, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + size) if more else ""}}
+
+    def _channel(self, params: dict) -> list[dict] | None:
+        return self.channels.get(params.get("channel") or "")
+
+    def m_conversations_history(self, params: dict) -> dict:
+        msgs = self._channel(params)
+        if msgs is None:
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(params.get("oldest") or 0)
+        top = [m for m in msgs if float(m["ts"]) >= oldest and m.get("thread_ts") in (None, m["ts"])]
+        return self._page(sorted(top, key=lambda m: -float(m["ts"])), params)  # newest first, as Slack answers
+
+    def m_conversations_replies(self, params: dict) -> dict:
+        msgs = self._channel(params)
+        if msgs is None:
+            return {"ok": False, "error": "channel_not_found"}
+        parent = params.get("ts")
+        thread = [m for m in msgs if m["ts"] == parent or m.get("thread_ts") == parent]
+        return self._page(sorted(thread, key=lambda m: float(m["ts"])), params)  # parent first, then oldest first
+
+    def m_users_info(self, params: dict) -> dict:
+        user = self.users.get(params.get("user") or "")
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def m_chat_postMessage(self, params: dict) -> dict:
+        if params.get("channel") not in self.channels and not str(params.get("channel") or "").startswith("C"):
+            return {"ok": False, "error": "channel_not_found"}
+        self.posted.append(params)
+        return {"ok": True, "channel": params.get("channel"), "ts": f"{1700000000 + len(self.posted)}.000100",
+                "message": {"text": params.get("text")}}

@@ -7,15 +7,18 @@ from typing import Protocol
 from huey.api import Huey
 from sqlalchemy.orm import Session, sessionmaker
 
+from blametrail import netguard
 from blametrail.clock import Clock
 from blametrail.crypto import SecretBox
 from blametrail.engines.base import Engine
 from blametrail.integrations.base import Limits
 from blametrail.jobs import generation
+from blametrail.jobs import slack as slack_job
 from blametrail.jobs import summary as summary_job
 from blametrail.postmortems.service import GENERATE_TASK
 from blametrail.settings import Settings
 from blametrail.summaries.service import TASK as SUMMARY_TASK
+from blametrail.vendors.slack_channel import IMPORT_TASK as SLACK_IMPORT_TASK
 
 
 class JobDeps(Protocol):
@@ -60,4 +63,11 @@ def register(huey: Huey, deps: JobDeps) -> dict:
         else:
             refresh_summary(incident_id)
 
-    return {GENERATE_TASK: generate_postmortem, SUMMARY_TASK: refresh_summary}
+    @huey.task(name=SLACK_IMPORT_TASK)
+    def import_slack_channel(incident_id: int) -> str:
+        return slack_job.run_import(
+            factory=deps.factory, incident_id=incident_id, box=deps.secret_box,
+            policy=netguard.policy_from(deps.settings), timeout=deps.settings.vendor_timeout_seconds,
+            lookback_minutes=deps.settings.lookback_minutes, clock=deps.clock.now)
+
+    return {GENERATE_TASK: generate_postmortem, SUMMARY_TASK: refresh_summary, SLACK_IMPORT_TASK: import_slack_channel}

@@ -1,0 +1,71 @@
+"""The Slack channel import job: read the linked channel outside any transaction, then make the timeline follow it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from blametrail import db
+from blametrail.clock import iso
+from blametrail.crypto import SecretBox
+from blametrail.errors import UpstreamError
+from blametrail.incidents.models import Incident
+from blametrail.netguard import OutboundPolicy, redact_userinfo
+from blametrail.vendors import service as vendors
+from blametrail.vendors import slack, slack_channel
+
+
+def _fail(factory: sessionmaker[Session], incident_id: int, message: str, now: datetime) -> str:
+    with db.transaction(factory) as s:
+        incident = s.get(Incident, incident_id)
+        link = slack_channel.linked_channel(session=s, incident=incident) if incident else None
+        if link is not None:
+            link.data = {**(link.data or {}), "status": "failed", "error": message, "failed_at": iso(now)}
+        row = vendors.find(session=s, org_id=incident.org_id, kind="slack") if incident else None
+        if row is not None:
+            vendors.record_check(row, ok=False, error=message, now=now)
+    return "failed"
+
+
+def run_import(*, factory: sessionmaker[Session], incident_id: int, box: SecretBox, policy: OutboundPolicy,
+               timeout: float, lookback_minutes: int, clock: Callable[[], datetime],
+               sleep: Callable[[float], None] = time.sleep) -> str:
+    """Import the incident's linked channel (idempotent: a message already imported is only checked for edits)."""
+    with db.transaction(factory) as s:
+        incident = s.get(Incident, incident_id)
+        link = slack_channel.linked_channel(session=s, incident=incident) if incident else None
+        row = vendors.find(session=s, org_id=incident.org_id, kind="slack") if incident else None
+        if link is None or row is None:
+            return "skipped"
+        try:
+            config = vendors.config_of(row, box)
+        except ValueError:
+            config = None
+        channel, oldest = link.external_id, incident.started_at - timedelta(minutes=lookback_minutes)
+        link.data = {**(link.data or {}), "status": "importing"}
+    if config is None:
+        return _fail(factory, incident_id, "The Slack bot token cannot be opened with the configured keys: enter it "
+                                           "again on the Slack integration page.", clock())
+    where = redact_userinfo(urlsplit(slack.api_url(config)).netloc)
+    try:
+        read = slack_channel.fetch(slack.client(config, policy, timeout), channel, oldest=oldest, where=where,
+                                   sleep=sleep)
+    except UpstreamError as exc:
+        return _fail(factory, incident_id, str(exc), clock())
+    now = clock()
+    with db.transaction(factory) as s:
+        incident = s.get(Incident, incident_id)
+        link = slack_channel.linked_channel(session=s, incident=incident) if incident else None
+        if link is None or link.external_id != channel:
+            return "skipped"  # why: unlinked or relinked while reading; the new link has its own import queued
+        counts = slack_channel.apply(session=s, incident=incident, channel=channel, read=read, now=now)
+        link.data = {**(link.data or {}), "status": "imported", "imported_at": iso(now), "counts": counts,
+                     "complete": read.complete, "error": None}
+        row = vendors.find(session=s, org_id=incident.org_id, kind="slack")
+        if row is not None:
+            vendors.record_check(row, ok=True, error=None, now=now)
+    return "imported"
