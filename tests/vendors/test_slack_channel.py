@@ -206,3 +206,23 @@ def test_the_slash_command_updates_and_resolves_and_the_draft_cites_the_channel(
     unsigned = client.post(commands, content=b"text=resolve", headers={"Content-Type":
                                                                       "application/x-www-form-urlencoded"})
     assert unsigned.status_code == 401
+
+
+def test_drafted_and_published_notices_reach_the_notice_channel(client, factory, rt, slack):
+    owner, iid, _ = setup(client, factory, slack)
+    client.put("/api/v1/integrations/slack", headers=owner.headers, json={
+        "notify_channel": "C0NOTICES", "base_url": slack.base_url})  # secrets left out: kept
+    rt.clock.advance(minutes=3)
+    assert client.post(f"/api/v1/incidents/{iid}/resolve", headers=owner.headers).status_code == 200
+    drafted = [p for p in slack.posted if p["channel"] == "C0NOTICES"]
+    assert len(drafted) == 1 and "Postmortem drafted by builtin for incident" in drafted[0]["text"]
+    assert f"/incidents/{iid}/postmortem|open it>" in drafted[0]["text"]
+    assert client.post(f"/api/v1/incidents/{iid}/postmortem/publish", headers=owner.headers).status_code == 200
+    published = slack.posted[-1]
+    assert published["text"].startswith(f"Postmortem published (version 1) by {owner.email}")
+
+    slack.token = "xoxb-other"  # the bot token stops working: the notice fails and says why on the integration
+    second = client.post("/api/v1/incidents", headers=owner.headers, json={"title": "Again", "services": ["a"]}).json()
+    client.post(f"/api/v1/incidents/{second['id']}/resolve", headers=owner.headers)
+    state = client.get("/api/v1/integrations/slack", headers=owner.headers).json()
+    assert state["status"] == "error" and "invalid_auth" in state["last_error"]

@@ -15,7 +15,7 @@ from blametrail.integrations.base import Limits
 from blametrail.jobs import generation
 from blametrail.jobs import slack as slack_job
 from blametrail.jobs import summary as summary_job
-from blametrail.postmortems.service import GENERATE_TASK
+from blametrail.postmortems.service import GENERATE_TASK, NOTICE_TASK
 from blametrail.settings import Settings
 from blametrail.summaries.service import TASK as SUMMARY_TASK
 from blametrail.vendors.slack_channel import IMPORT_TASK as SLACK_IMPORT_TASK
@@ -70,4 +70,12 @@ def register(huey: Huey, deps: JobDeps) -> dict:
             policy=netguard.policy_from(deps.settings), timeout=deps.settings.vendor_timeout_seconds,
             lookback_minutes=deps.settings.lookback_minutes, clock=deps.clock.now)
 
-    return {GENERATE_TASK: generate_postmortem, SUMMARY_TASK: refresh_summary, SLACK_IMPORT_TASK: import_slack_channel}
+    @huey.task(name=NOTICE_TASK)
+    def post_notice(pm_id: int, event: str) -> str:
+        return slack_job.run_notice(
+            factory=deps.factory, pm_id=pm_id, event=event, box=deps.secret_box,
+            policy=netguard.policy_from(deps.settings), timeout=deps.settings.vendor_timeout_seconds,
+            public_url=deps.settings.public_url, clock=deps.clock.now)
+
+    return {GENERATE_TASK: generate_postmortem, SUMMARY_TASK: refresh_summary, SLACK_IMPORT_TASK: import_slack_channel,
+            NOTICE_TASK: post_notice}

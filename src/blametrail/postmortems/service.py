@@ -33,6 +33,7 @@ from blametrail.postmortems import lifecycle
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 
 GENERATE_TASK = "generate_postmortem"
+NOTICE_TASK = "postmortem_notice"  # (pm_id, "drafted" | "published"): tells the team's chat channel (jobs/slack.py)
 # the progress of a running generation, in order (the card shows the current one and the time since started_at)
 STEPS = ("gathering", "asking_model", "checking_citations", "storing")
 
@@ -275,14 +276,16 @@ def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) 
             raise InvalidState("The postmortem is already published; someone published it a moment ago.")
         raise InvalidState(f"A {pm.status} postmortem cannot be published; it needs a draft first.")
     _add_revision(session, pm, kind="publish", author=actor.label, author_user_id=actor.user_id, now=now)
-    _track_action_items(session, pm, actor, now)
+    _after_publish(session, pm, actor, now)
     return pm
 
 
-def _track_action_items(session: Session, pm: Postmortem, actor: Actor, now: datetime) -> None:
-    """Make the published text's action items tracked records (once each; a republish adds only new ones)."""
+def _after_publish(session: Session, pm: Postmortem, actor: Actor, now: datetime) -> None:
+    """Make the published text's action items tracked records (once each; a republish adds only new ones), and
+    queue the notice to the team's channel."""
     actions.materialize(session=session, org_id=pm.org_id, incident_id=pm.incident_id, sections=pm.sections,
                         actor_label=actor.label, now=now)
+    db.defer(session, NOTICE_TASK, pm.id, "published")
 
 
 def _republish(*, session: Session, actor: Actor, pm: Postmortem, now: datetime) -> Postmortem:
@@ -296,7 +299,7 @@ def _republish(*, session: Session, actor: Actor, pm: Postmortem, now: datetime)
     pm.published_at, pm.published_by, pm.published_by_user_id, pm.updated_at = now, actor.label, actor.user_id, now
     session.flush()
     _add_revision(session, pm, kind="publish", author=actor.label, author_user_id=actor.user_id, now=now)
-    _track_action_items(session, pm, actor, now)
+    _after_publish(session, pm, actor, now)
     return pm
 
 
@@ -457,6 +460,7 @@ def finish(
     session.flush()
     _add_revision(session, pm, kind="ai", author=engine, author_user_id=None, now=now)
     _close_run(session, run_id, status="fallback" if fallback else "succeeded", error=error, evidence=evidence, now=now)
+    db.defer(session, NOTICE_TASK, pm.id, "drafted")
     return True
 
 
