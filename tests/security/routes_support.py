@@ -320,6 +320,15 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/incidents/{incident_id}/postmortem/revisions"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/export.md"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/print"): Spec(R),
+    # pages: chat, paging and tracker integrations ({kind} names a vendor)
+    ("GET", "/settings/integrations"): Spec(R),
+    ("GET", "/settings/integrations/{kind}"): Spec(R),
+    ("POST", "/settings/integrations/{kind}"): Spec(M, body=lambda c: {"bot_token": f"xoxb-page-{c.n}",
+                                                                       "signing_secret": "s",
+                                                                       "base_url": "http://127.0.0.1:9/api/"}),
+    ("POST", "/settings/integrations/{kind}/test"): Spec(M, prepare=lambda w, side: w.vendor(side)),
+    ("POST", "/settings/integrations/{kind}/remove"): Spec(M, prepare=lambda w, side: w.vendor(side),
+                                                           body=lambda c: {"confirm": "yes"}),
     # pages: settings
     ("GET", "/settings"): Spec(R),
     ("POST", "/settings/ai"): Spec(OS, body=lambda c: {"ai_enabled": "true"}),

@@ -21,6 +21,7 @@ from blametrail.web.pages import (
     settings,
     summary,
     template,
+    vendor_pages,
     webhooks,
 )
 
@@ -43,3 +44,4 @@ router.include_router(evidence.router)
 router.include_router(people.router)
 router.include_router(model.router)
 router.include_router(template.router)
+router.include_router(vendor_pages.router)

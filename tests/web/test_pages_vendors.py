@@ -1,0 +1,72 @@
+"""Integration settings pages: the list, one page per kind with its fields, URLs to paste, Test and Remove; secrets
+never shown; errors named; read-only for members and viewers. Slack's Web API is the local wire server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.vendors.slack_server import SlackServer
+from tests.web.test_pages import browser, post, soup, team, text  # noqa: F401 — fixtures
+
+
+@pytest.fixture
+def slack():
+    server = SlackServer()
+    yield server
+    server.close()
+
+
+def test_owner_sets_up_slack_tests_it_and_removes_it(browser, team, slack):
+    t = team()
+    c = browser(t["owner"])
+    listing = soup(c.get("/settings/integrations"))
+    assert text(listing.select_one(".vendor-card[data-kind=slack] .badge")) == "Not set up"
+    page = soup(c.get("/settings/integrations/slack"))
+    assert page.select_one("#v-bot_token")["type"] == "password" and page.select_one("#v-notify_channel")
+    assert page.select(".vendor-test-form") == []  # nothing to test before it is set up
+
+    r = post(c, "/settings/integrations/slack", {"bot_token": "xoxb-good-token", "signing_secret": "s3cret",
+                                                 "base_url": slack.base_url}, follow_redirects=False)
+    assert r.status_code == 303
+    page = soup(c.get("/settings/integrations/slack"))
+    assert "xoxb-good-token" not in page.text and "s3cret" not in page.text  # write-only
+    assert page.select_one("#v-bot_token")["placeholder"].startswith("Stored")
+    assert "/inbound/slack/" in text(page.select_one("#inbound-events"))
+    assert text(page.select_one("#inbound-commands")).endswith("/commands")
+
+    tested = soup(post(c, "/settings/integrations/slack/test"))
+    assert "Connected to the Acme workspace" in text(tested.select_one(".test-ok"))
+    assert text(tested.select_one("#vendor-status")) == "Working"
+    # saving again with the secret fields empty keeps the secrets; a wrong token then fails in plain words
+    post(c, "/settings/integrations/slack", {"bot_token": "xoxb-wrong", "base_url": slack.base_url})
+    failed = soup(post(c, "/settings/integrations/slack/test"))
+    assert "Slack rejected the bot token (invalid_auth)" in text(failed.select_one(".test-failed"))
+    assert "invalid_auth" in text(soup(c.get("/settings/integrations")).select_one(".vendor-card[data-kind=slack]"))
+
+    asked = post(c, "/settings/integrations/slack/remove")
+    assert asked.status_code == 409 and "Remove the Slack integration?" in asked.text
+    r = post(c, "/settings/integrations/slack/remove", {"confirm": "yes"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert text(soup(c.get("/settings/integrations")).select_one(".vendor-card[data-kind=slack] .badge")) == "Not set up"
+
+
+def test_bad_settings_are_named_and_nothing_is_stored(browser, team):
+    t = team()
+    c = browser(t["admin"])
+    r = post(c, "/settings/integrations/slack", {"bot_token": "xoxb-1", "base_url": "ftp://nope"})
+    assert r.status_code == 422
+    errors = text(soup(r).select_one("#vendor-errors"))
+    assert "signing_secret" in errors.lower().replace(" ", "_") or "Signing secret" in errors
+    assert soup(r).select_one("#v-base_url")["value"] == "ftp://nope"  # what was typed stays (never the secrets)
+    assert text(soup(c.get("/settings/integrations")).select_one(".vendor-card[data-kind=slack] .badge")) == "Not set up"
+
+
+@pytest.mark.parametrize("role", ["member", "viewer"])
+def test_members_and_viewers_only_read(browser, team, role):
+    t = team()
+    c = browser(t[role])
+    page = soup(c.get("/settings/integrations/slack"))
+    assert page.select("form") == [] or not page.select(".vendor-form")
+    assert text(page.select_one("#vendor-readonly")).startswith("Not set up")
+    assert post(c, "/settings/integrations/slack", {"bot_token": "x", "signing_secret": "y"}).status_code == 403
+    assert c.get("/settings/integrations/nope").status_code == 404
