@@ -320,6 +320,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/incidents/{incident_id}/postmortem/revisions"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/export.md"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/print"): Spec(R),
+    ("POST", "/incidents/{incident_id}/slack-channel"): Spec(W, prepare=lambda w, side: w.vendor(side),
+                                                              body=lambda c: {"channel_id": f"C0PAGE{c.n}"}),
     # pages: chat, paging and tracker integrations ({kind} names a vendor)
     ("GET", "/settings/integrations"): Spec(R),
     ("GET", "/settings/integrations/{kind}"): Spec(R),

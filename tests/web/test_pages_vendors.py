@@ -70,3 +70,30 @@ def test_members_and_viewers_only_read(browser, team, role):
     assert text(page.select_one("#vendor-readonly")).startswith("Not set up")
     assert post(c, "/settings/integrations/slack", {"bot_token": "x", "signing_secret": "y"}).status_code == 403
     assert c.get("/settings/integrations/nope").status_code == 404
+
+
+def test_the_incident_page_links_a_channel_and_shows_the_import(browser, team, rt, slack):
+    from datetime import timedelta
+
+    from tests.web.test_pages import open_incident
+
+    t = team()
+    iid = open_incident(rt, t["owner"])
+    c = browser(t["member"])
+    assert soup(c.get(f"/incidents/{iid}")).select_one("#slack-panel") is None  # no Slack, no panel
+    post(browser(t["owner"]), "/settings/integrations/slack", {"bot_token": "xoxb-good-token",
+                                                               "signing_secret": "s", "base_url": slack.base_url})
+    slack.users = {"U0DANA": {"id": "U0DANA", "name": "dana", "profile": {"display_name": "Dana"}}}
+    slack.message("C0PAGE", f"{(rt.clock.now() + timedelta(minutes=1)).timestamp():.6f}", "Seeing 502s on checkout")
+    rt.clock.advance(minutes=2)
+
+    bad = post(c, f"/incidents/{iid}/slack-channel", {"channel_id": "#general"})
+    assert bad.status_code == 422 and "not a Slack channel id" in text(soup(bad).select_one("#slack-link-error"))
+    r = post(c, f"/incidents/{iid}/slack-channel", {"channel_id": "C0PAGE"}, follow_redirects=False)
+    assert r.status_code == 303
+    page = soup(c.get(f"/incidents/{iid}"))
+    assert text(page.select_one("#slack-status")) == "Imported"
+    assert "1 new" in text(page.select_one("#slack-panel"))
+    assert any("Seeing 502s on checkout" in text(li) and "Dana" in text(li) for li in page.select("li.source-update"))
+    viewer = soup(browser(t["viewer"]).get(f"/incidents/{iid}"))
+    assert viewer.select_one("#slack-panel") is not None and viewer.select(".slack-link-form") == []

@@ -17,6 +17,8 @@ from blametrail.incidents import service as incidents
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.orgs.permissions import Action, require
 from blametrail.postmortems import service as postmortems
+from blametrail.vendors import service as vendors
+from blametrail.vendors import slack_channel
 from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
 from blametrail.web.pages import confirm
@@ -100,9 +102,16 @@ def incident_create(request: Request, form: FormDep, actor: PageActor, session: 
     return redirect(f"/incidents/{incident.id}")
 
 
+def slack_panel(*, session, incident) -> dict:
+    """Return {"slack": {configured, link}} for the incident page's Slack panel (link: slack_channel.link_read)."""
+    configured = vendors.find(session=session, org_id=incident.org_id, kind="slack") is not None
+    link = slack_channel.link_read(slack_channel.linked_channel(session=session, incident=incident))
+    return {"slack": {"configured": configured, "link": link}}
+
+
 def render_detail(request: Request, *, session, actor, rt, now, incident_id: int, status_code: int = 200,
             update_errors: list[str] | None = None, update_body: str = "", card_notice: dict | None = None,
-            headers: dict | None = None):
+            headers: dict | None = None, slack_error: str | None = None, slack_value: str = ""):
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     timeline = incidents.timeline(session=session, incident=incident, lookback_minutes=rt.settings.lookback_minutes,
                                   now=now)
@@ -112,6 +121,7 @@ def render_detail(request: Request, *, session, actor, rt, now, incident_id: int
         **card_context(session=session, actor=actor, incident=incident, now=now, notice=card_notice,
                        settings=rt.settings),
         **summary_context(session=session, incident=incident, rt=rt, now=now),
+        **slack_panel(session=session, incident=incident), "slack_error": slack_error, "slack_value": slack_value,
     }
     return render(request, "incidents/detail.html", ctx, actor=actor, status_code=status_code, headers=headers)
 

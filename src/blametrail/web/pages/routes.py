@@ -19,6 +19,7 @@ from blametrail.web.pages import (
     postmortems,
     review,
     settings,
+    slack,
     summary,
     template,
     vendor_pages,
@@ -30,6 +31,7 @@ router.include_router(auth.router)
 router.include_router(account.router)
 router.include_router(incidents.router)
 router.include_router(summary.router)
+router.include_router(slack.router)
 router.include_router(postmortems.router)
 router.include_router(customer.router)
 router.include_router(document.router)
