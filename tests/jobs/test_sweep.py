@@ -52,7 +52,7 @@ def test_the_sweep_purges_expired_keys_and_stale_throttles_and_keeps_live_ones(c
         assert list(s.scalars(select(IdempotencyRecord.key))) == ["fresh"]
         assert sorted(s.scalars(select(LoginThrottle.subject))) == ["ip:192.0.2.2", "ip:192.0.2.3"]
         assert len(list(s.scalars(select(LoginAttempt.id)))) == 2
-    assert rt.purge_expired() == {"idempotency_keys": 0, "login_throttles": 0, "invitations": 0}
+    assert rt.purge_expired() == {"idempotency_keys": 0, "login_throttles": 0, "invitations": 0, "vendor_events": 0}
     replay = client.post("/api/v1/incidents", json=INCIDENT, headers={**owner.headers, "Idempotency-Key": "fresh"})
     assert replay.headers["idempotent-replayed"] == "true"
 
@@ -68,3 +68,20 @@ def test_the_sweep_purges_invitations_a_month_after_they_expired(client, rt, clo
         assert list(s.scalars(select(Invitation.email))) == ["newer@example.test"]
     listed = client.get("/api/v1/org/invitations", headers=admin.headers).json()
     assert [(i["email"], i["status"]) for i in listed] == [("newer@example.test", "expired")]
+
+
+def test_the_sweep_forgets_vendor_event_ids_past_their_retention(client, rt, clock, factory):
+    from blametrail.vendors import service as vendors
+
+    org_id = factory.member(factory.org(), "owner").actor.org_id
+    with db.transaction(rt.factory) as s:
+        for n in range(3):
+            assert vendors.first_time(session=s, org_id=org_id, kind="slack", event_id=f"Ev{n}", now=clock.now())
+    clock.advance(days=1)
+    with db.transaction(rt.factory) as s:
+        vendors.first_time(session=s, org_id=org_id, kind="slack", event_id="recent", now=clock.now())
+    clock.advance(seconds=vendors.EVENT_RETENTION.total_seconds() - 3600)  # the first three are past it
+    assert rt.purge_expired()["vendor_events"] == 3
+    with db.transaction(rt.factory) as s:
+        assert vendors.first_time(session=s, org_id=org_id, kind="slack", event_id="Ev0", now=clock.now())
+        assert not vendors.first_time(session=s, org_id=org_id, kind="slack", event_id="recent", now=clock.now())

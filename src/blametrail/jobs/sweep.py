@@ -15,6 +15,7 @@ from blametrail.orgs import idempotency, invitations, throttle
 from blametrail.postmortems import service as postmortems
 from blametrail.settings import Settings
 from blametrail.summaries import service as summaries
+from blametrail.vendors import service as vendors
 
 log = logging.getLogger(__name__)
 PURGE_BATCH = 500  # rows deleted per transaction by the sweep's purges
@@ -45,12 +46,14 @@ def sweep_once(*, factory: sessionmaker[Session], settings: Settings, clock: Cal
 
 
 def purge_expired(*, factory: sessionmaker[Session], settings: Settings, clock: Callable[[], datetime]) -> dict[str, int]:
-    """Delete expired Idempotency-Keys and stale login-throttle rows, a short transaction a batch; return counts."""
+    """Delete expired Idempotency-Keys, stale login-throttle rows, old invitations and the vendor event ids past
+    their retention, a short transaction a batch; return counts."""
     now = clock()
     purges = {
         "idempotency_keys": partial(idempotency.purge_expired, now=now, ttl=idempotency.ttl_of(settings)),
         "login_throttles": partial(throttle.purge_stale, now=now, limits=throttle.Limits.from_settings(settings)),
         "invitations": partial(invitations.purge_expired, before=now - INVITATION_KEEP_EXPIRED),
+        "vendor_events": partial(vendors.purge_events, now=now),
     }
     counts = dict.fromkeys(purges, 0)
     for name, purge in purges.items():

@@ -187,8 +187,13 @@ def first_time(*, session: Session, org_id: int, kind: str, event_id: str, now: 
     return True
 
 
-def purge_events(*, session: Session, now: datetime) -> int:
-    """Forget handled event ids older than the retention (the sweep calls it)."""
-    result = session.execute(delete(VendorEvent).where(VendorEvent.received_at < now - EVENT_RETENTION)
-                             .execution_options(synchronize_session=False))
+def purge_events(*, session: Session, now: datetime, limit: int | None = None) -> int:
+    """Forget handled event ids older than the retention, at most `limit` of them (the sweep calls it)."""
+    old = VendorEvent.received_at < now - EVENT_RETENTION
+    if limit is not None:
+        ids = list(session.scalars(select(VendorEvent.id).where(old).order_by(VendorEvent.id).limit(limit)))
+        if not ids:
+            return 0
+        old = VendorEvent.id.in_(ids)
+    result = session.execute(delete(VendorEvent).where(old).execution_options(synchronize_session=False))
     return result.rowcount or 0
