@@ -18,7 +18,15 @@ from blametrail import __version__
 from blametrail.crypto import signing_keys
 from blametrail.runtime import Runtime, build_runtime
 from blametrail.settings import Settings
-from blametrail.web import errors, health, idempotency, inbound_slack, receivers_alerts, receivers_deploys
+from blametrail.web import (
+    errors,
+    health,
+    idempotency,
+    inbound_slack,
+    inbound_trackers,
+    receivers_alerts,
+    receivers_deploys,
+)
 from blametrail.web.api import (
     action_items,
     connections,
@@ -30,6 +38,7 @@ from blametrail.web.api import (
     reviews,
     slack,
     summary,
+    trackers,
     vendors,
     webhooks,
     wiki_pages,
@@ -97,7 +106,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
     errors.install(app)
-    for module in (incidents, summary, postmortems, customer, reviews, action_items, vendors, slack, inbound_slack, wiki_pages, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
+    for module in (incidents, summary, postmortems, customer, reviews, action_items, vendors, slack, inbound_slack, trackers, inbound_trackers, wiki_pages, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
                    pages, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")

@@ -162,7 +162,8 @@ def test_create_update_and_completed_at(rt, team, clock):
     member, viewer = team["member"], team["viewer"]
     inc = _incident(rt, team["owner"].actor)
     seen = []
-    trackers.listeners.append(lambda s, item, event, changes, now: seen.append((item.id, event, changes)))
+    listener = lambda s, item, event, changes, now: seen.append((item.id, event, changes))  # noqa: E731
+    trackers.listeners.append(listener)
     try:
         with db.transaction(rt.factory) as s:
             item = actions.create(session=s, actor=member.actor, incident_id=inc, now=clock.now(),
@@ -182,7 +183,7 @@ def test_create_update_and_completed_at(rt, team, clock):
                 actions.update(session=s, actor=viewer.actor, item=item, now=clock.now(),
                                data=ActionItemUpdate(status="done"))
     finally:
-        trackers.listeners.clear()
+        trackers.listeners.remove(listener)  # why: the app's own listeners (tracker sync) stay registered
     assert [e for _, e, _ in seen] == ["created", "updated", "updated"]
     assert seen[1][2]["status"] == ["open", "done"]
 

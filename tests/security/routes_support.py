@@ -322,6 +322,14 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/incidents/{incident_id}/postmortem/print"): Spec(R),
     ("POST", "/incidents/{incident_id}/slack-channel"): Spec(W, prepare=lambda w, side: w.vendor(side),
                                                               body=lambda c: {"channel_id": f"C0PAGE{c.n}"}),
+    # action items in trackers (GitHub Issues here: a local wire server this world starts once)
+    ("GET", "/api/v1/action-items/{item_id}/external"): Spec(R),
+    ("POST", "/api/v1/action-items/{item_id}/external"): Spec(W, prepare=lambda w, side: w.github(side),
+                                                              body=lambda c: {"tracker": "github_issues"},
+                                                              consumes=True),
+    ("POST", "/inbound/github_issues/{inbound_uid}/webhook"): Spec(VENDOR),
+    ("POST", "/inbound/linear/{inbound_uid}/webhook"): Spec(VENDOR),
+    ("POST", "/inbound/jira/{inbound_uid}/webhook"): Spec(VENDOR),
     # pages: chat, paging and tracker integrations ({kind} names a vendor)
     ("GET", "/settings/integrations"): Spec(R),
     ("GET", "/settings/integrations/{kind}"): Spec(R),
@@ -417,6 +425,12 @@ PARAMS: dict[str, Param] = {
 VENDOR_SETTINGS: dict[str, Callable[[int], dict]] = {
     "slack": lambda n: {"bot_token": f"xoxb-{n}", "signing_secret": f"slack-signing-{n}",
                         "base_url": "http://127.0.0.1:9/api/"},
+    "github_issues": lambda n: {"token": f"ghp_{n}", "repository": "acme/checkout", "webhook_secret": f"gh-hook-{n}",
+                                "base_url": "http://127.0.0.1:9"},
+    "linear": lambda n: {"api_key": f"lin_{n}", "team_id": "team-1", "webhook_secret": f"lin-hook-{n}",
+                         "base_url": "http://127.0.0.1:9"},
+    "jira": lambda n: {"site_url": "http://127.0.0.1:9", "email": "a@b.test", "api_token": f"jira-{n}",
+                       "project_key": "OPS", "webhook_secret": f"jira-hook-{n}"},
 }
 
 
@@ -430,9 +444,31 @@ def _slack_signed(body: bytes, settings: dict, world: World, content_type: str) 
                   "Content-Type": content_type}
 
 
+def _hub_signed(body: bytes, settings: dict, header: str, extra: dict) -> tuple[bytes, dict]:
+    """Sign as GitHub (X-Hub-Signature-256) and Jira (X-Hub-Signature) do: sha256=<hex HMAC of the body>."""
+    digest = hmac.new(settings["webhook_secret"].encode(), body, hashlib.sha256).hexdigest()
+    return body, {header: f"sha256={digest}", "Content-Type": "application/json", **extra}
+
+
+def _linear_signed(settings: dict, world: World) -> tuple[bytes, dict]:
+    """Sign as Linear does: Linear-Signature = hex HMAC-SHA256 of the body; webhookTimestamp in milliseconds."""
+    body = json.dumps({"action": "create", "type": "Comment", "data": {"id": "c1"},
+                       "webhookTimestamp": int(world.now().timestamp() * 1000)}).encode()
+    digest = hmac.new(settings["webhook_secret"].encode(), body, hashlib.sha256).hexdigest()
+    return body, {"Linear-Signature": digest, "Linear-Delivery": secrets.token_hex(8),
+                  "Content-Type": "application/json"}
+
+
 VENDOR_CALLS: dict[str, Callable[[dict, World], tuple[bytes, dict]]] = {
     "/inbound/slack/{inbound_uid}/events": lambda settings, world: _slack_signed(
         json.dumps({"type": "url_verification", "challenge": "c" * 20}).encode(), settings, world, "application/json"),
+    "/inbound/github_issues/{inbound_uid}/webhook": lambda settings, world: _hub_signed(
+        b'{"zen": "Keep it logically awesome.", "hook_id": 1}', settings, "X-Hub-Signature-256",
+        {"X-GitHub-Event": "ping", "X-GitHub-Delivery": secrets.token_hex(8)}),
+    "/inbound/linear/{inbound_uid}/webhook": lambda settings, world: _linear_signed(settings, world),
+    "/inbound/jira/{inbound_uid}/webhook": lambda settings, world: _hub_signed(
+        b'{"webhookEvent": "jira:worklog_updated", "worklog": {"id": "1"}}', settings, "X-Hub-Signature",
+        {"X-Atlassian-Webhook-Identifier": secrets.token_hex(8)}),
     "/inbound/slack/{inbound_uid}/commands": lambda settings, world: _slack_signed(
         b"command=%2Fblametrail&text=help&channel_id=C0NONE&user_name=dana", settings, world,
         "application/x-www-form-urlencoded"),
@@ -539,6 +575,8 @@ class World:
             c.close()
         if self._notion is not None:
             self._notion.close()
+        if getattr(self, "_github", None) is not None:
+            self._github.close()
         self.rt.close()
 
     def n(self) -> int:
@@ -733,6 +771,20 @@ class World:
                     vendors.configure(session=s, actor=each.owner, kind="notion", box=self.rt.secret_box,
                                       now=self.now(), data={"token": "secret_good", "base_url": self._notion.root,
                                                             "parent_page_id": self._notion.parent_id})
+
+    def github(self, side: Side) -> None:
+        """Set GitHub Issues up for both organizations, pointing at a local GitHub server this world starts once."""
+        if getattr(self, "_github", None) is None:
+            from tests.vendors.tracker_servers import GitHubServer
+
+            self._github = GitHubServer()
+        with db.transaction(self.rt.factory) as s:
+            for each in (self.a, self.b):  # why: both at once, so preparing B's call never shows as a changed row
+                if vendors.find(session=s, org_id=each.owner.org_id, kind="github_issues") is None:
+                    n = 1 if each is self.a else 2  # why: the same secrets vendor() hands the signed calls
+                    data = {**VENDOR_SETTINGS["github_issues"](n), "token": "ghp_good", "base_url": self._github.url}
+                    vendors.configure(session=s, actor=each.owner, kind="github_issues", box=self.rt.secret_box,
+                                      now=self.now(), data=data)
 
     def customer_token(self, side: Side) -> str:
         """The public address token of a customer-facing text made public."""

@@ -1,7 +1,8 @@
 """The seam for issue trackers (issue 15): a Tracker protocol, a registry of trackers, and change listeners.
 
-- `Tracker`: what a tracker integration (Jira, Linear, GitHub Issues) provides: create an issue for an action item and
-  read the status of a linked issue. `register` adds one under its name; the registry is empty until issue 15.
+- `Tracker`: what a tracker integration (Jira, Linear, GitHub Issues) provides: create an issue for an action item,
+  read and set the status of a linked issue, and map the tracker's status to an item's. `register` adds one under its
+  name (vendors/github_issues.py, linear.py, jira.py do, through vendors/registry.py).
 - `listeners`: callables run after every create and update of an action item, inside the same transaction
   (`notify` is called by actions/service.py). Issue 15 hangs outbound webhooks and tracker sync here; a listener
   that needs the network should only record work (db.defer a job), never call out from the request.
@@ -25,21 +26,35 @@ EXTERNAL_KEYS = ("tracker", "key", "url", "status", "synced_at")
 
 @dataclass(frozen=True)
 class ExternalIssue:
-    """An issue in a tracker: its key (PROJ-12, #34), its address and its status in the tracker's own words."""
+    """An issue in a tracker: its key (PROJ-12, owner/repo#34), its address and its status in the tracker's words."""
 
     key: str
     url: str
     status: str
 
 
+@dataclass(frozen=True)
+class IssueDraft:
+    """What an action item becomes in a tracker: title, a Markdown description (with the link back), priority."""
+
+    title: str
+    description: str
+    priority: str  # high | medium | low
+
+
 class Tracker(Protocol):
-    """An issue tracker an action item can be linked to."""
+    """An issue tracker an action item can be linked to; `config` is the organization's integration settings with
+    its secrets opened, `policy` and `timeout` bound every call (the outbound guard)."""
 
     name: str  # jira | linear | github_issues
 
-    def create_issue(self, item: ActionItem) -> ExternalIssue: ...
+    def create_issue(self, config: dict, draft: IssueDraft, *, policy, timeout: float) -> ExternalIssue: ...
 
-    def read_status(self, key: str) -> str: ...
+    def read_status(self, config: dict, key: str, *, policy, timeout: float) -> str: ...
+
+    def set_status(self, config: dict, key: str, status: str, *, policy, timeout: float) -> str: ...
+
+    def item_status(self, tracker_status: str) -> str | None: ...
 
 
 _registry: dict[str, Tracker] = {}

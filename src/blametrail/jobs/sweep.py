@@ -16,6 +16,7 @@ from blametrail.postmortems import service as postmortems
 from blametrail.settings import Settings
 from blametrail.summaries import service as summaries
 from blametrail.vendors import service as vendors
+from blametrail.vendors import tracker_sync
 
 log = logging.getLogger(__name__)
 PURGE_BATCH = 500  # rows deleted per transaction by the sweep's purges
@@ -41,8 +42,15 @@ def sweep_once(*, factory: sessionmaker[Session], settings: Settings, clock: Cal
         enqueue(summaries.TASK, (incident_id,))
     if lost:
         log.warning("re-queued live summaries whose job was lost, of incidents: %s", lost)
+    if _has_linked_items(factory):
+        enqueue(tracker_sync.RECONCILE_TASK, ())  # why: a tracker webhook that never arrived is caught up here
     purge_expired(factory=factory, settings=settings, clock=clock)
     return ids
+
+
+def _has_linked_items(factory: sessionmaker[Session]) -> bool:
+    with db.transaction(factory) as session:
+        return bool(tracker_sync.due_for_reconcile(session=session, limit=1))
 
 
 def purge_expired(*, factory: sessionmaker[Session], settings: Settings, clock: Callable[[], datetime]) -> dict[str, int]:

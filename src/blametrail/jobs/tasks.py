@@ -15,10 +15,13 @@ from blametrail.integrations.base import Limits
 from blametrail.jobs import generation
 from blametrail.jobs import slack as slack_job
 from blametrail.jobs import summary as summary_job
+from blametrail.jobs import trackers as tracker_jobs
 from blametrail.postmortems.service import GENERATE_TASK, NOTICE_TASK
 from blametrail.settings import Settings
 from blametrail.summaries.service import TASK as SUMMARY_TASK
 from blametrail.vendors.slack_channel import IMPORT_TASK as SLACK_IMPORT_TASK
+from blametrail.vendors.tracker_sync import PUSH_TASK as TRACKER_PUSH_TASK
+from blametrail.vendors.tracker_sync import RECONCILE_TASK as TRACKER_RECONCILE_TASK
 
 
 class JobDeps(Protocol):
@@ -77,5 +80,18 @@ def register(huey: Huey, deps: JobDeps) -> dict:
             policy=netguard.policy_from(deps.settings), timeout=deps.settings.vendor_timeout_seconds,
             public_url=deps.settings.public_url, clock=deps.clock.now)
 
+    @huey.task(name=TRACKER_PUSH_TASK)
+    def push_tracker_status(item_id: int) -> str:
+        return tracker_jobs.run_push(factory=deps.factory, item_id=item_id, box=deps.secret_box,
+                                     policy=netguard.policy_from(deps.settings),
+                                     timeout=deps.settings.vendor_timeout_seconds, clock=deps.clock.now)
+
+    @huey.task(name=TRACKER_RECONCILE_TASK)
+    def reconcile_trackers() -> dict:
+        return tracker_jobs.run_reconcile(factory=deps.factory, box=deps.secret_box,
+                                          policy=netguard.policy_from(deps.settings),
+                                          timeout=deps.settings.vendor_timeout_seconds, clock=deps.clock.now)
+
     return {GENERATE_TASK: generate_postmortem, SUMMARY_TASK: refresh_summary, SLACK_IMPORT_TASK: import_slack_channel,
-            NOTICE_TASK: post_notice}
+            NOTICE_TASK: post_notice, TRACKER_PUSH_TASK: push_tracker_status,
+            TRACKER_RECONCILE_TASK: reconcile_trackers}
