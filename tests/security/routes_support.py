@@ -327,6 +327,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/action-items/{item_id}/external"): Spec(W, prepare=lambda w, side: w.github(side),
                                                               body=lambda c: {"tracker": "github_issues"},
                                                               consumes=True),
+    ("POST", "/action-items/{item_id}/external"): Spec(W, prepare=lambda w, side: w.github(side),
+                                                     body=lambda c: {"tracker": "github_issues"}, consumes=True),
     ("POST", "/inbound/github_issues/{inbound_uid}/webhook"): Spec(VENDOR),
     ("POST", "/inbound/linear/{inbound_uid}/webhook"): Spec(VENDOR),
     ("POST", "/inbound/jira/{inbound_uid}/webhook"): Spec(VENDOR),

@@ -15,6 +15,7 @@ import pytest
 from blametrail.jobs import trackers as tracker_jobs
 from blametrail.netguard import policy_from
 from tests.vendors.tracker_servers import GitHubServer, JiraServer, LinearServer
+from tests.web.test_pages import browser  # noqa: F401 — fixture
 
 SECRET = "whsec-tracker-test"
 
@@ -210,5 +211,31 @@ def test_a_stale_linear_delivery_is_refused(client, factory, rt):
         r = client.post("/" + hook, content=body, headers=headers)
         assert r.status_code == 401 and "a minute" in r.json()["detail"]
         assert _status(client, owner, item_id) == "open"
+    finally:
+        t.server.close()
+
+
+def test_the_item_page_creates_the_issue_and_shows_it(client, factory, rt, browser):
+    from tests.web.test_pages import post, soup, text
+
+    t = GitHub()
+    try:
+        slug = factory.org(plan="pro")
+        owner, member = factory.member(slug, "owner", password="correct-horse-battery"), \
+            factory.member(slug, "member", password="correct-horse-battery")
+        item_id = _item(client, owner)
+        c = browser(member)
+        assert soup(c.get(f"/action-items/{item_id}")).select_one("#no-trackers") is not None
+        client.put("/api/v1/integrations/github_issues", headers=owner.headers, json=t.settings())
+        page = soup(c.get(f"/action-items/{item_id}"))
+        assert [text(b) for b in page.select(".tracker-form button")] == ["Create issue in GitHub Issues"]
+        r = post(c, f"/action-items/{item_id}/external", {"tracker": "github_issues"}, follow_redirects=False)
+        assert r.status_code == 303
+        page = soup(c.get(f"/action-items/{item_id}"))
+        assert "Issue acme/checkout#1 created" in text(page.select_one(".flash-success"))
+        assert page.select_one("#item-external a")["href"] == "https://github.com/acme/checkout/issues/1"
+        assert page.select(".tracker-form") == []
+        again = soup(c.get(f"/action-items/{item_id}"))
+        assert again.select_one("#item-external") is not None
     finally:
         t.server.close()

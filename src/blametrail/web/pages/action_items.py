@@ -6,15 +6,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from blametrail import db
+from blametrail import db, netguard
 from blametrail.actions import service as actions
 from blametrail.actions.models import PRIORITIES, STATUSES
 from blametrail.actions.schemas import ActionItemCreate, ActionItemUpdate
-from blametrail.errors import ValidationFailed
+from blametrail.errors import Conflict, InvalidState, UpstreamFailed, ValidationFailed
 from blametrail.incidents import service as incidents
 from blametrail.postmortems import service as postmortems
+from blametrail.vendors import service as vendors
+from blametrail.vendors import tracker_sync
+from blametrail.vendors.registry import REGISTRY
+from blametrail.web import presenters
 from blametrail.web.api.action_items import from_draft, item_read, item_reads
-from blametrail.web.deps import NowDep, PageActor, SessionDep
+from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
 from blametrail.web.pages.common import FormDep, field, flash, is_htmx, redirect, render, safe_next, validation_messages
 from blametrail.web.params import IdPath
 
@@ -100,8 +104,28 @@ def item_detail(item_id: IdPath, request: Request, actor: PageActor, session: Se
 def item_page(item_id: int, request: Request, actor, session, now, errors: list[str] | None = None,
               status_code: int = 200):
     item = actions.get_or_404(session=session, org_id=actor.org_id, item_id=item_id)
-    return render(request, "action_items/item.html", _ctx(item=item_read(session, item, now), errors=errors or []),
-                  actor=actor, status_code=status_code)
+    configured = vendors.list_for_org(session=session, org_id=actor.org_id)
+    linkable = [{"kind": k, "label": REGISTRY[k].label} for k in tracker_sync.MODULES if k in configured]
+    return render(request, "action_items/item.html", _ctx(item=item_read(session, item, now), errors=errors or [],
+                                                          trackers=linkable), actor=actor, status_code=status_code)
+
+
+@router.post("/action-items/{item_id}/external")
+def link_to_tracker(item_id: IdPath, request: Request, form: FormDep, actor: PageActor, session: SessionDep,
+                    rt: RuntimeDep, now: NowDep):
+    """Create the item's issue in the chosen tracker (members and up); a refusal is said on the item's page."""
+    base, _ = presenters.public_base(request, rt.settings)
+    try:
+        ext = tracker_sync.push_item(session=session, actor=actor, item_id=item_id, tracker=field(form, "tracker"),
+                                     box=rt.secret_box, policy=netguard.policy_from(rt.settings),
+                                     timeout=rt.settings.vendor_timeout_seconds, base_url=base, now=now)
+    except (UpstreamFailed, Conflict, InvalidState, ValidationFailed) as exc:
+        if not isinstance(exc, UpstreamFailed):
+            db.rollback(session)  # why: an upstream failure keeps its record on the integration; others change nothing
+        flash(request, exc.detail, "error")
+        return redirect(f"/action-items/{item_id}")
+    flash(request, f"Issue {ext['key']} created; its status now follows the tracker.", "success")
+    return redirect(f"/action-items/{item_id}")
 
 
 def _update_from_form(form, names) -> ActionItemUpdate:
