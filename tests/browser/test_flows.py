@@ -261,6 +261,10 @@ def test_screenshots(live, people, open_page):
     page = open_page("owner@acme.test", width=1280, height=1000)
     page.goto(incident_url(live))
     page.screenshot(path=str(SCREENSHOTS / "incident.png"))
+    page.goto(incident_url(live) + "/postmortem")
+    page.screenshot(path=str(SCREENSHOTS / "document.png"), full_page=True)
+    page.locator(".doc-timeline .cite-update a.cite-link").first.hover()  # a citation's preview, as a reader sees it
+    page.screenshot(path=str(SCREENSHOTS / "citation-preview.png"))
     page.goto(incident_url(live) + "/postmortem/print")
     page.screenshot(path=str(SCREENSHOTS / "postmortem.png"), full_page=True)
     page.goto("/settings/model")
