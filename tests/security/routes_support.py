@@ -318,6 +318,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
                                                                                         "summary": "**Preview**"}),
     ("GET", "/incidents/{incident_id}/postmortem/original"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/revisions"): Spec(R),
+    ("GET", "/incidents/{incident_id}/postmortem/revisions/{number}"): Spec(R),
+    ("GET", "/incidents/{incident_id}/postmortem/compare"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/export.md"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/print"): Spec(R),
     ("POST", "/incidents/{incident_id}/slack-channel"): Spec(W, prepare=lambda w, side: w.vendor(side),
