@@ -4,6 +4,7 @@
 #   chromium, chromium-driver            -> browser tests
 #   redis-server, postgresql (initdb)    -> tests/faults: private servers the tests kill and restart
 #   docker-compose, systemd-analyze      -> tests/test_production.py checks deploy/compose.yaml and the systemd units
+#   libpango (Pango for WeasyPrint)      -> tests/web/test_pdf.py renders real PDFs (the pdf extra)
 # Idempotent: when every binary is already on PATH it only prints what it found and exits 0.
 # Exits non-zero when an install fails. Services are never started by the packages (policy-rc.d denies it
 # for the duration of the install): the tests start their own processes with temporary configs.
@@ -36,6 +37,13 @@ if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   echo "test-setup: initdb found at $(compgen -G "/usr/lib/postgresql/*/bin/initdb" | head -1)"
 else
   missing+=(postgresql)
+fi
+
+# WeasyPrint loads Pango as a shared library (not a binary on PATH)
+if ldconfig -p 2>/dev/null | grep -q "libpango-1.0.so.0" && ldconfig -p 2>/dev/null | grep -q "libpangoft2-1.0.so.0"; then
+  echo "test-setup: Pango found"
+else
+  missing+=(libpango-1.0-0 libpangoft2-1.0-0)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -211,6 +211,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions/{number}"): Spec(R),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/runs"): Spec(R),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/export.md"): Spec(R),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/export.pdf"): Spec(R),
     # JSON API: monitors, webhooks, connections
     ("GET", "/api/v1/monitors"): Spec(R),
     ("POST", "/api/v1/monitors"): Spec(M, body=lambda c: {"name": f"{c.marker} api monitor {c.n}",
@@ -322,6 +323,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/incidents/{incident_id}/postmortem/compare"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/export.md"): Spec(R),
     ("GET", "/incidents/{incident_id}/postmortem/print"): Spec(R),
+    ("GET", "/incidents/{incident_id}/postmortem/export.pdf"): Spec(R),
     ("POST", "/incidents/{incident_id}/slack-channel"): Spec(W, prepare=lambda w, side: w.vendor(side),
                                                               body=lambda c: {"channel_id": f"C0PAGE{c.n}"}),
     # action items in trackers (GitHub Issues here: a local wire server this world starts once)

@@ -20,11 +20,14 @@ from blametrail.deploys.models import Commit, Deploy
 from blametrail.errors import NotFound
 from blametrail.incidents import service as incidents
 from blametrail.incidents.models import TimelineEntry
+from blametrail.orgs import templates as orgs_templates
 from blametrail.postmortems import service as postmortems
-from blametrail.web import presenters
+from blametrail.web import citations, presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
 from blametrail.web.pages.common import render, templates
+from blametrail.web.pages.document import sections_in_order
 from blametrail.web.params import IdPath, IdQuery
+from blametrail.web.pdf import pdf_response
 
 router = APIRouter()
 
@@ -186,13 +189,10 @@ def evidence_page(incident_id: IdPath, evidence_id: str, request: Request, actor
 
 # --- the print-ready postmortem ---------------------------------------------------------------------
 
-@router.get("/incidents/{incident_id}/postmortem/print")
-def postmortem_print(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep,
-                     version: IdQuery = None):
-    """A clean page for printing or saving as PDF: no navigation, print CSS only.
-
-    It prints the current text, marked when it is not the published one; `?version=N` prints published version N.
-    """
+def print_context(session, *, actor, incident_id: int, version: int | None) -> dict:
+    """Return what the print page (and the PDF, rendered from the same page) shows: the current text, marked when it
+    is not the published one, or published version `version`; sections in the organization's order, citations as
+    readable labels (web/citations.py)."""
     incident = incidents.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     pm = postmortems.get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     if pm.sections is None:
@@ -204,5 +204,25 @@ def postmortem_print(incident_id: IdPath, request: Request, actor: PageActor, se
         published = presenters.published_read(postmortems.published_version(session=session, pm=pm, version=version))
         shown = {"sections": published["sections"], "label": presenters.published_label(published),
                  "unapproved": False, "published": published}
-    return render(request, "evidence/print.html", {"incident": incident, "pm": read, "shown": shown,
-                                                   "duration": incidents.duration_minutes(incident)}, actor=actor)
+    ordered = sections_in_order(orgs_templates.section_layout(session, actor.org_id), shown["sections"])
+    cite = citations.citer_for(session, org_id=actor.org_id, incident=incident, values=[x["value"] for x in ordered],
+                               previews=False)
+    return {"incident": incident, "pm": read, "shown": shown, "ordered": ordered, "cite": cite,
+            "duration": incidents.duration_minutes(incident)}
+
+
+@router.get("/incidents/{incident_id}/postmortem/print")
+def postmortem_print(incident_id: IdPath, request: Request, actor: PageActor, session: SessionDep,
+                     version: IdQuery = None):
+    """A clean page for printing or saving as PDF: no navigation, print CSS only.
+
+    It prints the current text, marked when it is not the published one; `?version=N` prints published version N.
+    """
+    return render(request, "evidence/print.html",
+                  print_context(session, actor=actor, incident_id=incident_id, version=version), actor=actor)
+
+
+@router.get("/incidents/{incident_id}/postmortem/export.pdf")
+def postmortem_pdf(incident_id: IdPath, actor: PageActor, session: SessionDep, version: IdQuery = None):
+    """The print page as a PDF download (the optional `pdf` extra; without it, a 501 page says how to add it)."""
+    return pdf_response(print_context(session, actor=actor, incident_id=incident_id, version=version))
