@@ -40,7 +40,7 @@ from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import MonthlyUsage, Organization
 from blametrail.orgs.permissions import ALLOWED, Action
-from blametrail.postmortems import customer
+from blametrail.postmortems import customer, reviews
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import Postmortem
 from blametrail.settings import Settings
@@ -206,6 +206,25 @@ ROUTES: dict[tuple[str, str], Spec] = {
         PW, incident="customer", body=lambda c: {"impact": f"Impact {c.n}"}),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/customer/publish"): Spec(PUB, incident="customer"),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/customer/withdraw"): Spec(PUB, incident="customer"),
+    # review and comments
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/comments"): Spec(R),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/comments"): Spec(
+        W, body=lambda c: {"section": "summary", "body": f"{c.marker} comment {c.n}"}),
+    ("PATCH", "/api/v1/postmortem-comments/{comment_id}"): Spec(W, body=lambda c: {"resolved": True}),
+    ("GET", "/api/v1/incidents/{incident_id}/postmortem/reviews"): Spec(R),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/reviews"): Spec(
+        PW, incident="review", body=lambda c: {"reviewer_ids": [c.side.owner.user_id]}),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/reviews/decision"): Spec(
+        PW, incident="review", body=lambda c: {"decision": "approve"}),
+    ("POST", "/incidents/{incident_id}/postmortem/comments"): Spec(
+        W, body=lambda c: {"section": "summary", "body": f"{c.marker} page comment {c.n}"}),
+    ("POST", "/postmortem-comments/{comment_id}/resolve"): Spec(
+        W, body=lambda c: {"resolved": "1"}),
+    ("POST", "/incidents/{incident_id}/postmortem/reviews"): Spec(
+        PW, incident="review", body=lambda c: {"reviewer_ids": str(c.side.owner.user_id)}),
+    ("POST", "/incidents/{incident_id}/postmortem/reviews/decision"): Spec(
+        PW, incident="review", body=lambda c: {"decision": "approve"}),
+    ("POST", "/settings/review"): Spec(OS, body=lambda c: {"review_mode": "optional"}),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/original"): Spec(R),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions"): Spec(R),
     ("GET", "/api/v1/incidents/{incident_id}/postmortem/revisions/{number}"): Spec(R),
@@ -424,6 +443,7 @@ PARAMS: dict[str, Param] = {
     "org_id": Param(lambda w, side, route, spec, ids: w.inviting_org(side)),
     "uid": Param(lambda w, side, route, spec, ids: w.webhook(side, receiver_kind(route))["uid"]),
     "item_id": Param(lambda w, side, route, spec, ids: w.action_item(side)),
+    "comment_id": Param(lambda w, side, route, spec, ids: w.comment(side)),
 }
 
 
@@ -645,7 +665,7 @@ class World:
             if state == "resolved":
                 incidents.resolve(session=s, incident=inc, now=self.now(), resolved_at=None, by_label="t",
                                   by_user_id=None)  # no resolve hook: no postmortem
-            elif state in ("drafted", "published", "customer"):
+            elif state in ("drafted", "published", "customer", "review"):
                 postmortems.resolve_incident(session=s, incident=inc, now=self.now(), resolved_at=None,
                                              by_label=side.owner.label, by_user_id=side.owner.user_id)
             else:
@@ -653,8 +673,16 @@ class World:
             incident_id = inc.id
         with db.transaction(self.rt.factory) as s:  # why: the suites draft far more than one plan's monthly quota
             s.execute(delete(MonthlyUsage))
-        if state in ("drafted", "published", "customer"):
+        if state in ("drafted", "published", "customer", "review"):
             assert self.postmortem(incident_id)[0] is not None, "the in-process queue should have drafted it"
+        if state == "review":  # review optional, and every writer of the organization asked to review it
+            with db.transaction(self.rt.factory) as s:
+                s.execute(update(Organization).where(Organization.id == side.owner.org_id)
+                          .values(review_mode="optional"))
+            with db.transaction(self.rt.factory) as s:
+                pm = s.scalar(select(Postmortem).where(Postmortem.incident_id == incident_id))
+                reviews.request_review(session=s, actor=side.owner, pm=pm, now=self.now(), reviewer_ids=[
+                    side.members[r]["actor"].user_id for r in ("owner", "admin", "member")])
         if state in ("published", "customer"):
             with db.transaction(self.rt.factory) as s:
                 postmortems.publish(session=s, actor=side.owner, incident_id=incident_id, now=self.now())
@@ -664,6 +692,14 @@ class World:
                 s.execute(update(Organization).where(Organization.id == side.owner.org_id)
                           .values(public_postmortems=True))
         return incident_id
+
+    def comment(self, side: Side) -> int:
+        """A comment on a section of a drafted postmortem of the side."""
+        incident_id = self.incident(side, "drafted")
+        with db.transaction(self.rt.factory) as s:
+            pm = s.scalar(select(Postmortem).where(Postmortem.incident_id == incident_id))
+            return reviews.add_comment(session=s, actor=side.owner, pm=pm, section="summary", now=self.now(),
+                                       body=f"{side.marker} comment {self.n()}", parent_id=None).id
 
     def postmortem(self, incident_id: int) -> tuple[dict | None, int]:
         with db.transaction(self.rt.factory) as s:

@@ -503,7 +503,7 @@ def test_org_settings_get_and_patch(client, owner):
     r = client.get(f"{API}/org/settings", headers=owner.headers)
     assert r.status_code == 200
     assert r.json() == {"slug": owner.org_slug, "name": owner.org_slug.title(), "plan": "pro", "ai_enabled": True,
-                        "public_postmortems": False}
+                        "public_postmortems": False, "review_mode": "off"}
     r = client.patch(f"{API}/org/settings", json={"ai_enabled": False}, headers=owner.headers)
     assert r.status_code == 200 and r.json()["ai_enabled"] is False
     assert client.get(f"{API}/org/settings", headers=owner.headers).json()["ai_enabled"] is False

@@ -29,7 +29,7 @@ from blametrail.orgs import service as orgs
 from blametrail.orgs import templates
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
-from blametrail.postmortems import lifecycle
+from blametrail.postmortems import lifecycle, reviews
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 
 GENERATE_TASK = "generate_postmortem"
@@ -261,6 +261,7 @@ def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) 
     """
     pm = get_or_404(session=session, org_id=actor.org_id, incident_id=incident_id)
     require(actor.role, Action.PUBLISH)
+    reviews.check_publish(session=session, pm=pm)
     if pm.status == "published":
         return _republish(session=session, actor=actor, pm=pm, now=now)
     result = session.execute(

@@ -65,6 +65,9 @@ REPLAY_ACTIONS: dict[str, Action] = {
     "/api/v1/org/tokens": Action.READ,  # one's own token
     "/api/v1/incidents/{incident_id}/slack-channel": Action.WRITE_INCIDENTS,
     "/api/v1/action-items/{item_id}/external": Action.WRITE_INCIDENTS,
+    "/api/v1/incidents/{incident_id}/postmortem/comments": Action.WRITE_INCIDENTS,
+    "/api/v1/incidents/{incident_id}/postmortem/reviews": Action.POSTMORTEM_WRITE,
+    "/api/v1/incidents/{incident_id}/postmortem/reviews/decision": Action.POSTMORTEM_WRITE,
 }
 
 # Routes whose response shows a secret once (webhook secrets, API tokens, invitation links): the key is kept without

@@ -284,7 +284,7 @@ def summary_read(*, session: Session, incident: Incident, rt: Runtime, now: date
 def org_settings_read(org: Organization) -> dict:
     """Return the read shape of the organization's settings."""
     return {"slug": org.slug, "name": org.name, "plan": org.plan, "ai_enabled": org.ai_enabled,
-            "public_postmortems": org.public_postmortems}
+            "public_postmortems": org.public_postmortems, "review_mode": org.review_mode}
 
 
 def usage_read(usage: dict) -> dict:

@@ -13,6 +13,7 @@ from blametrail.errors import ValidationFailed
 from blametrail.orgs import invitations, templates
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, require
+from blametrail.postmortems import reviews
 from blametrail.web import presenters
 from blametrail.web.deps import ApiActor, NowDep, RuntimeDep, SessionDep
 from blametrail.web.params import IdPath
@@ -24,6 +25,7 @@ class SettingsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ai_enabled: bool | None = None
     public_postmortems: bool | None = Field(None, description="serve customer-facing postmortems at their addresses")
+    review_mode: str | None = Field(None, description="off | optional | required (publishing waits for an approval)")
 
 
 class TokenCreate(BaseModel):
@@ -68,13 +70,16 @@ def get_settings(actor: ApiActor, session: SessionDep):
 @router.patch("/settings")
 def patch_settings(data: SettingsPatch, actor: ApiActor, session: SessionDep):
     require(actor.role, Action.ORG_SETTINGS)
-    if data.ai_enabled is None and data.public_postmortems is None:
-        raise ValidationFailed("Give ai_enabled or public_postmortems.", [{"loc": ["body"], "msg": "nothing to change"}])
+    if data.ai_enabled is None and data.public_postmortems is None and data.review_mode is None:
+        raise ValidationFailed("Give ai_enabled, public_postmortems or review_mode.",
+                               [{"loc": ["body"], "msg": "nothing to change"}])
     org = orgs.get_org(session=session, org_id=actor.org_id)
     if data.ai_enabled is not None:
         org = orgs.set_ai_enabled(session=session, org_id=actor.org_id, enabled=data.ai_enabled)
     if data.public_postmortems is not None:
         org = orgs.set_public_postmortems(session=session, org_id=actor.org_id, enabled=data.public_postmortems)
+    if data.review_mode is not None:
+        org = reviews.set_mode(session=session, org_id=actor.org_id, mode=data.review_mode)
     return presenters.org_settings_read(org)
 
 

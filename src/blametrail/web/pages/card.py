@@ -15,7 +15,7 @@ from blametrail.incidents.models import Incident
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, can
 from blametrail.orgs.service import Actor
-from blametrail.postmortems import lifecycle
+from blametrail.postmortems import lifecycle, reviews
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import GenerationRun, Postmortem
 from blametrail.settings import Settings
@@ -162,6 +162,7 @@ def card_context(*, session: Session, actor: Actor, incident: Incident, now: dat
     if pm.sections is not None:  # the card's excerpt cites like the document page does
         card["cite"] = citations.citer_for(session, org_id=actor.org_id, incident=incident,
                                            values=[pm.sections.get("summary")])
+    card["approved_by"] = reviews.summary(session=session, pm=pm)["approved_by"] if pm.sections is not None else []
     card["links"] = {"original": pm.original_sections is not None, "history": True,
                      "markdown": pm.sections is not None}
     if write:

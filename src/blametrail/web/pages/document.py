@@ -15,6 +15,7 @@ from blametrail.orgs.permissions import Action, can
 from blametrail.postmortems import service as postmortems
 from blametrail.web import citations, presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
+from blametrail.web.pages import review
 from blametrail.web.pages.card import card_context
 from blametrail.web.pages.common import render
 from blametrail.web.params import IdPath, IdQuery
@@ -69,6 +70,7 @@ def document(incident_id: IdPath, request: Request, actor: PageActor, session: S
     ctx = {
         "incident": presenters.incident_read(session, incident), "pm": read, "card": card, "sections": sections,
         "cite": cite, "evidence": cited_in_order(sections, cite.cites), "published": published,
+        **review.page_context(session=session, actor=actor, pm=pm),
         "editable": editable, "version_label": (presenters.published_label(published) if published
                                                 else presenters.version_label(read)),
     }

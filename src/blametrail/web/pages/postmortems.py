@@ -24,6 +24,7 @@ from blametrail.errors import (
 from blametrail.incidents import service as incidents
 from blametrail.orgs import templates as orgs_templates
 from blametrail.orgs.permissions import Action, require
+from blametrail.postmortems import reviews
 from blametrail.postmortems import service as postmortems
 from blametrail.web import presenters
 from blametrail.web.deps import NowDep, PageActor, RuntimeDep, SessionDep
@@ -118,7 +119,9 @@ def _document_next(value: object, incident_id: int) -> str | None:
 def _published_message(session, pm) -> str:
     """Name the version just published (a republish after edits makes version 2, 3, …)."""
     latest = postmortems.publication(session=session, pm=pm).latest
-    return f"Postmortem published (version {latest.version})." if latest else "Postmortem published."
+    approved = reviews.summary(session=session, pm=pm)["approved_by"]
+    by = f" Approved by {', '.join(approved)}." if approved else ""
+    return (f"Postmortem published (version {latest.version})." if latest else "Postmortem published.") + by
 
 
 def _layout(session, actor) -> list[dict]:

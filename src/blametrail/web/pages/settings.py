@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from blametrail.errors import ValidationFailed
 from blametrail.orgs import service as orgs
 from blametrail.orgs.permissions import Action, can, require
+from blametrail.postmortems import reviews
 from blametrail.web.deps import NowDep, PageActor, SessionDep
 from blametrail.web.pages import confirm
 from blametrail.web.pages.common import FormDep, field, flash, redirect, render
@@ -58,4 +59,13 @@ def settings_public(request: Request, form: FormDep, actor: PageActor, session: 
     org = orgs.set_public_postmortems(session=session, org_id=actor.org_id, enabled=value in _TRUE)
     flash(request, "Public postmortems are allowed: customer-facing texts made public are served at their addresses."
           if org.public_postmortems else "Public postmortems are off: their addresses show nothing.", "success")
+    return redirect("/settings")
+
+
+@router.post("/settings/review")
+def settings_review(request: Request, form: FormDep, actor: PageActor, session: SessionDep):
+    require(actor.role, Action.ORG_SETTINGS)
+    org = reviews.set_mode(session=session, org_id=actor.org_id, mode=field(form, "review_mode"))
+    flash(request, {"off": "Review is off.", "optional": "Review is optional: members can ask for it.",
+                    "required": "Review is required: publishing waits for an approval."}[org.review_mode], "success")
     return redirect("/settings")
