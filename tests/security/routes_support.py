@@ -352,6 +352,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
                                                               consumes=True),
     ("POST", "/action-items/{item_id}/external"): Spec(W, prepare=lambda w, side: w.github(side),
                                                      body=lambda c: {"tracker": "github_issues"}, consumes=True),
+    ("POST", "/inbound/pagerduty/{inbound_uid}/webhook"): Spec(VENDOR),
+    ("POST", "/inbound/opsgenie/{inbound_uid}/webhook"): Spec(VENDOR),
     ("POST", "/inbound/github_issues/{inbound_uid}/webhook"): Spec(VENDOR),
     ("POST", "/inbound/linear/{inbound_uid}/webhook"): Spec(VENDOR),
     ("POST", "/inbound/jira/{inbound_uid}/webhook"): Spec(VENDOR),
@@ -451,6 +453,8 @@ PARAMS: dict[str, Param] = {
 VENDOR_SETTINGS: dict[str, Callable[[int], dict]] = {
     "slack": lambda n: {"bot_token": f"xoxb-{n}", "signing_secret": f"slack-signing-{n}",
                         "base_url": "http://127.0.0.1:9/api/"},
+    "pagerduty": lambda n: {"signing_secret": f"pd-{n}"},
+    "opsgenie": lambda n: {"inbound_secret": f"og-{n}"},
     "github_issues": lambda n: {"token": f"ghp_{n}", "repository": "acme/checkout", "webhook_secret": f"gh-hook-{n}",
                                 "base_url": "http://127.0.0.1:9"},
     "linear": lambda n: {"api_key": f"lin_{n}", "team_id": "team-1", "webhook_secret": f"lin-hook-{n}",
@@ -476,6 +480,13 @@ def _hub_signed(body: bytes, settings: dict, header: str, extra: dict) -> tuple[
     return body, {header: f"sha256={digest}", "Content-Type": "application/json", **extra}
 
 
+def _pagerduty_signed(settings: dict) -> tuple[bytes, dict]:
+    """Sign as PagerDuty does: X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>; an event it ignores."""
+    body = json.dumps({"event": {"id": secrets.token_hex(8), "event_type": "service.updated", "data": {}}}).encode()
+    digest = hmac.new(settings["signing_secret"].encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-PagerDuty-Signature": f"v1={digest}", "Content-Type": "application/json"}
+
+
 def _linear_signed(settings: dict, world: World) -> tuple[bytes, dict]:
     """Sign as Linear does: Linear-Signature = hex HMAC-SHA256 of the body; webhookTimestamp in milliseconds."""
     body = json.dumps({"action": "create", "type": "Comment", "data": {"id": "c1"},
@@ -492,6 +503,10 @@ VENDOR_CALLS: dict[str, Callable[[dict, World], tuple[bytes, dict]]] = {
         b'{"zen": "Keep it logically awesome.", "hook_id": 1}', settings, "X-Hub-Signature-256",
         {"X-GitHub-Event": "ping", "X-GitHub-Delivery": secrets.token_hex(8)}),
     "/inbound/linear/{inbound_uid}/webhook": lambda settings, world: _linear_signed(settings, world),
+    "/inbound/pagerduty/{inbound_uid}/webhook": lambda settings, world: _pagerduty_signed(settings),
+    "/inbound/opsgenie/{inbound_uid}/webhook": lambda settings, world: (
+        b'{"action": "Assign", "alert": {"alertId": "a1", "updatedAt": 1}}',
+        {"X-BlameTrail-Token": settings["inbound_secret"], "Content-Type": "application/json"}),
     "/inbound/jira/{inbound_uid}/webhook": lambda settings, world: _hub_signed(
         b'{"webhookEvent": "jira:worklog_updated", "worklog": {"id": "1"}}', settings, "X-Hub-Signature",
         {"X-Atlassian-Webhook-Identifier": secrets.token_hex(8)}),
