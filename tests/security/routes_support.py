@@ -24,7 +24,7 @@ from fastapi import routing as fastapi_routing
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, update
 
-from blametrail import db
+from blametrail import db, netguard
 from blametrail.ai import service as ai
 from blametrail.clock import FrozenClock
 from blametrail.deploys import service as deploys
@@ -40,6 +40,8 @@ from blametrail.orgs import invitations
 from blametrail.orgs import service as orgs
 from blametrail.orgs.models import MonthlyUsage, Organization
 from blametrail.orgs.permissions import ALLOWED, Action
+from blametrail.outbound import service as outbound
+from blametrail.outbound.models import OutboundEndpoint
 from blametrail.postmortems import customer, reviews
 from blametrail.postmortems import service as postmortems
 from blametrail.postmortems.models import Postmortem
@@ -357,6 +359,17 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/inbound/github_issues/{inbound_uid}/webhook"): Spec(VENDOR),
     ("POST", "/inbound/linear/{inbound_uid}/webhook"): Spec(VENDOR),
     ("POST", "/inbound/jira/{inbound_uid}/webhook"): Spec(VENDOR),
+    # outbound webhooks (the test app's endpoints point at a closed port: sends fail, nothing leaves)
+    ("GET", "/api/v1/outbound-webhooks"): Spec(R),
+    ("POST", "/api/v1/outbound-webhooks"): Spec(M, body=lambda c: {"url": "http://127.0.0.1:9/hook",
+                                                                   "events": ["incident.opened"]}),
+    ("GET", "/api/v1/outbound-webhooks/{endpoint_id}"): Spec(R),
+    ("PATCH", "/api/v1/outbound-webhooks/{endpoint_id}"): Spec(M, body=lambda c: {"description": f"{c.marker} {c.n}"}),
+    ("DELETE", "/api/v1/outbound-webhooks/{endpoint_id}"): Spec(M, consumes=True),
+    ("POST", "/api/v1/outbound-webhooks/{endpoint_id}/rotate-secret"): Spec(M),
+    ("GET", "/api/v1/outbound-webhooks/{endpoint_id}/deliveries"): Spec(R),
+    ("POST", "/api/v1/outbound-webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): Spec(M),
+    ("POST", "/api/v1/outbound-webhooks/{endpoint_id}/test"): Spec(M),
     # pages: chat, paging and tracker integrations ({kind} names a vendor)
     ("GET", "/settings/integrations"): Spec(R),
     ("GET", "/settings/integrations/{kind}"): Spec(R),
@@ -446,6 +459,8 @@ PARAMS: dict[str, Param] = {
     "uid": Param(lambda w, side, route, spec, ids: w.webhook(side, receiver_kind(route))["uid"]),
     "item_id": Param(lambda w, side, route, spec, ids: w.action_item(side)),
     "comment_id": Param(lambda w, side, route, spec, ids: w.comment(side)),
+    "endpoint_id": Param(lambda w, side, route, spec, ids: w.outbound_endpoint(side)),
+    "delivery_id": Param(lambda w, side, route, spec, ids: w.outbound_delivery(ids["endpoint_id"])),
 }
 
 
@@ -707,6 +722,23 @@ class World:
                 s.execute(update(Organization).where(Organization.id == side.owner.org_id)
                           .values(public_postmortems=True))
         return incident_id
+
+    def outbound_endpoint(self, side: Side) -> int:
+        """An outbound webhook endpoint of the side (a closed port: nothing is ever received)."""
+        with db.transaction(self.rt.factory) as s:
+            row, _ = outbound.create(session=s, actor=side.owner, url="http://127.0.0.1:9/hook",
+                                     description=f"{side.marker} endpoint {self.n()}", events=["incident.opened"],
+                                     box=self.rt.secret_box, policy=netguard.policy_from(self.rt.settings),
+                                     now=self.now())
+            return row.id
+
+    def outbound_delivery(self, endpoint_id: int) -> int:
+        """A delivery of that endpoint (a ping recorded, not sent)."""
+        with db.transaction(self.rt.factory) as s:
+            row = s.get(OutboundEndpoint, endpoint_id)
+            actor = next(m["actor"] for side in (self.a, self.b) for m in [side.members["owner"]]
+                         if side.org_id == row.org_id)
+            return outbound.ping(session=s, actor=actor, row=row, now=self.now()).id
 
     def comment(self, side: Side) -> int:
         """A comment on a section of a drafted postmortem of the side."""

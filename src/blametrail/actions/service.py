@@ -28,6 +28,7 @@ from blametrail.incidents.models import Incident
 from blametrail.orgs.models import Membership, User
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
+from blametrail.outbound import service as outbound
 
 OPEN_STATUSES = ("open", "in_progress")
 CLOSED_STATUSES = ("done", "wont_do")
@@ -305,3 +306,15 @@ def materialize(
         trackers.notify(session, item, "created", {}, now)
         result.append(item)
     return result
+
+
+def _emit_changed(session: Session, item: ActionItem, event: str, changes: dict, now: datetime) -> None:
+    """Tell the organization's outbound webhooks that an action item was created or changed."""
+    outbound.emit(session=session, org_id=item.org_id, event_type="action_item.changed", now=now, data={
+        "action_item_id": item.id, "incident_id": item.incident_id, "event": event, "title": item.title,
+        "status": item.status, "priority": item.priority, "owner": item.owner,
+        "due_date": item.due_date.isoformat() if item.due_date else None, "changes": changes,
+        "external": item.external})
+
+
+trackers.listeners.append(_emit_changed)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from blametrail import db
 from blametrail.analysis import ids
+from blametrail.clock import iso
 from blametrail.deploys.models import Deploy
 from blametrail.errors import InvalidState, NotFound, ValidationFailed
 from blametrail.incidents import hooks
@@ -20,6 +21,7 @@ from blametrail.incidents.models import (
 )
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.orgs.service import Actor
+from blametrail.outbound import service as outbound
 
 MAX_PAGE = 200
 
@@ -29,6 +31,14 @@ def flush_entries(*, session: Session, now: datetime) -> None:
     pending = db.memo(session).pop("entries_pending", {})
     session.flush()
     hooks.evidence_changed(session, list(pending.values()), now)
+
+
+def _emit(session: Session, incident: Incident, event: str, now: datetime) -> None:
+    """Tell the organization's outbound webhooks (a delivery per subscribed endpoint, sent after the commit)."""
+    outbound.emit(session=session, org_id=incident.org_id, event_type=event, now=now, data={
+        "incident_id": incident.id, "title": incident.title, "status": incident.status, "severity": incident.severity,
+        "services": sorted(s.service for s in incident.services), "started_at": iso(incident.started_at),
+        "resolved_at": iso(incident.resolved_at), "resolved_by": incident.resolved_by, "source": incident.source})
 
 
 def duration_minutes(incident: Incident) -> int | None:
@@ -64,6 +74,7 @@ def create(*, session: Session, actor: Actor, data: IncidentCreate, now: datetim
                               body=detail, author_user_id=actor.user_id, author=actor.label, created_at=now))
     session.flush()
     hooks.evidence_changed(session, [incident], now)
+    _emit(session, incident, "incident.opened", now)
     return incident
 
 
@@ -84,6 +95,7 @@ def open_system(
                               author=opened_by, data=data, created_at=now))
     session.flush()
     hooks.evidence_changed(session, [incident], now)
+    _emit(session, incident, "incident.opened", now)
     return incident
 
 
@@ -197,6 +209,7 @@ def resolve(
     session.add(TimelineEntry(org_id=incident.org_id, incident_id=incident.id, kind="status", status="resolved", at=at,
                               body=f"Resolved by {by_label}", author_user_id=by_user_id, author=by_label, created_at=now))
     session.flush()
+    _emit(session, incident, "incident.resolved", now)
     hooks.resolved(session, incident, now)
     return incident
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
 from blametrail.orgs import idempotency, invitations, throttle
+from blametrail.outbound import service as outbound
 from blametrail.postmortems import service as postmortems
 from blametrail.settings import Settings
 from blametrail.summaries import service as summaries
@@ -42,6 +43,10 @@ def sweep_once(*, factory: sessionmaker[Session], settings: Settings, clock: Cal
         enqueue(summaries.TASK, (incident_id,))
     if lost:
         log.warning("re-queued live summaries whose job was lost, of incidents: %s", lost)
+    with db.transaction(factory) as session:
+        due = outbound.due(session=session, now=clock())  # retries whose time came, and sends whose job was lost
+    for delivery_id in due:
+        enqueue(outbound.DELIVER_TASK, (delivery_id,))
     if _has_linked_items(factory):
         enqueue(tracker_sync.RECONCILE_TASK, ())  # why: a tracker webhook that never arrived is caught up here
     purge_expired(factory=factory, settings=settings, clock=clock)

@@ -13,9 +13,11 @@ from blametrail.crypto import SecretBox
 from blametrail.engines.base import Engine
 from blametrail.integrations.base import Limits
 from blametrail.jobs import generation
+from blametrail.jobs import outbound as outbound_job
 from blametrail.jobs import slack as slack_job
 from blametrail.jobs import summary as summary_job
 from blametrail.jobs import trackers as tracker_jobs
+from blametrail.outbound.service import DELIVER_TASK
 from blametrail.postmortems.service import GENERATE_TASK, NOTICE_TASK
 from blametrail.settings import Settings
 from blametrail.summaries.service import TASK as SUMMARY_TASK
@@ -92,6 +94,12 @@ def register(huey: Huey, deps: JobDeps) -> dict:
                                           policy=netguard.policy_from(deps.settings),
                                           timeout=deps.settings.vendor_timeout_seconds, clock=deps.clock.now)
 
+    @huey.task(name=DELIVER_TASK)
+    def deliver_outbound(delivery_id: int) -> str:
+        return outbound_job.send_once(factory=deps.factory, delivery_id=delivery_id, box=deps.secret_box,
+                                      policy=netguard.policy_from(deps.settings),
+                                      timeout=deps.settings.vendor_timeout_seconds, clock=deps.clock.now)
+
     return {GENERATE_TASK: generate_postmortem, SUMMARY_TASK: refresh_summary, SLACK_IMPORT_TASK: import_slack_channel,
             NOTICE_TASK: post_notice, TRACKER_PUSH_TASK: push_tracker_status,
-            TRACKER_RECONCILE_TASK: reconcile_trackers}
+            TRACKER_RECONCILE_TASK: reconcile_trackers, DELIVER_TASK: deliver_outbound}

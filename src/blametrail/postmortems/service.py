@@ -29,6 +29,7 @@ from blametrail.orgs import service as orgs
 from blametrail.orgs import templates
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
+from blametrail.outbound import service as outbound
 from blametrail.postmortems import lifecycle, reviews
 from blametrail.postmortems.models import GenerationRun, Postmortem, Revision
 
@@ -246,6 +247,7 @@ def edit(*, session: Session, actor: Actor, incident_id: int, version: int, patc
         session.refresh(pm)
         if result.rowcount == 1:
             _add_revision(session, pm, kind="edit", author=actor.label, author_user_id=actor.user_id, now=now)
+            _emit(session, pm, "postmortem.edited", now, by=actor.label, sections=sorted(mine))
             return pm
         if pm.sections is None:  # why: a regeneration without keeping edits cleared it meanwhile
             break
@@ -281,12 +283,19 @@ def publish(*, session: Session, actor: Actor, incident_id: int, now: datetime) 
     return pm
 
 
+def _emit(session: Session, pm: Postmortem, event: str, now: datetime, **extra) -> None:
+    """Tell the organization's outbound webhooks about the postmortem (after the commit)."""
+    outbound.emit(session=session, org_id=pm.org_id, event_type=event, now=now, data={
+        "incident_id": pm.incident_id, "postmortem_id": pm.id, "status": pm.status, "version": pm.version, **extra})
+
+
 def _after_publish(session: Session, pm: Postmortem, actor: Actor, now: datetime) -> None:
     """Make the published text's action items tracked records (once each; a republish adds only new ones), and
     queue the notice to the team's channel."""
     actions.materialize(session=session, org_id=pm.org_id, incident_id=pm.incident_id, sections=pm.sections,
                         actor_label=actor.label, now=now)
     db.defer(session, NOTICE_TASK, pm.id, "published")
+    _emit(session, pm, "postmortem.published", now, by=actor.label)
 
 
 def _republish(*, session: Session, actor: Actor, pm: Postmortem, now: datetime) -> Postmortem:
@@ -462,6 +471,7 @@ def finish(
     _add_revision(session, pm, kind="ai", author=engine, author_user_id=None, now=now)
     _close_run(session, run_id, status="fallback" if fallback else "succeeded", error=error, evidence=evidence, now=now)
     db.defer(session, NOTICE_TASK, pm.id, "drafted")
+    _emit(session, pm, "postmortem.drafted", now, engine=engine, fallback=fallback)
     return True
 
 

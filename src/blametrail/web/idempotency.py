@@ -68,11 +68,17 @@ REPLAY_ACTIONS: dict[str, Action] = {
     "/api/v1/incidents/{incident_id}/postmortem/comments": Action.WRITE_INCIDENTS,
     "/api/v1/incidents/{incident_id}/postmortem/reviews": Action.POSTMORTEM_WRITE,
     "/api/v1/incidents/{incident_id}/postmortem/reviews/decision": Action.POSTMORTEM_WRITE,
+    "/api/v1/outbound-webhooks": Action.MANAGE,
+    "/api/v1/outbound-webhooks/{endpoint_id}/rotate-secret": Action.MANAGE,
+    "/api/v1/outbound-webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": Action.MANAGE,
+    "/api/v1/outbound-webhooks/{endpoint_id}/test": Action.MANAGE,
 }
 
 # Routes whose response shows a secret once (webhook secrets, API tokens, invitation links): the key is kept without
 # the body, and a retry gets 409 idempotency-secret-shown-once. Add every new route that returns a secret.
 SECRET_ONCE_ROUTES: frozenset[str] = frozenset({
+    "/api/v1/outbound-webhooks",
+    "/api/v1/outbound-webhooks/{endpoint_id}/rotate-secret",
     "/api/v1/webhooks",
     "/api/v1/webhooks/{webhook_id}/rotate-secret",
     "/api/v1/org/tokens",
