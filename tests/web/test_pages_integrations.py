@@ -65,8 +65,9 @@ def test_settings_and_nav_link_to_the_integration_pages(browser, team):
     t = team()
     c = browser(t["viewer"])
     page = soup(c.get("/settings"))
-    assert {a["href"] for a in page.select("ul.integration-links a")} == {*PAGES, "/settings/integrations"}
-    for url in (*PAGES, "/settings/integrations"):
+    extra = ("/settings/integrations", "/settings/outbound-webhooks")
+    assert {a["href"] for a in page.select("ul.integration-links a")} == {*PAGES, *extra}
+    for url in (*PAGES, *extra):
         r = c.get(url)
         assert r.status_code == 200
         page = soup(r)

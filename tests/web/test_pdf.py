@@ -49,6 +49,19 @@ def test_the_pdf_is_a_real_document_with_the_version_it_carries(client, rt, cloc
     assert published.headers["content-disposition"] == f'attachment; filename="postmortem-{iid}-v1.pdf"'
     assert "PUBLISHED VERSION 1" in pdf_text(published.content).upper()
     assert _pdf(client, t["viewer"], iid, version=2).status_code == 404
+    current = _pdf(client, t["viewer"], iid)  # the current text is version 1 until someone edits it
+    assert current.headers["content-disposition"] == f'attachment; filename="postmortem-{iid}-v1.pdf"'
+
+    url = f"{API}/incidents/{iid}/postmortem"
+    version_now = client.get(url, headers=t["member"].headers).json()["version"]
+    edit = client.patch(url, json={"version": version_now, "sections": {"summary": "Rewritten after publishing."}},
+                        headers=t["member"].headers)
+    assert edit.status_code == 200, edit.text
+    edited = _pdf(client, t["viewer"], iid)
+    assert edited.headers["content-disposition"] == f'attachment; filename="postmortem-{iid}-v1-edited.pdf"'
+    edited_text = pdf_text(edited.content)
+    assert "Rewritten after publishing." in edited_text and "EDITED AFTER PUBLISHING" in edited_text.upper()
+    assert "Rewritten after publishing." not in pdf_text(_pdf(client, t["viewer"], iid, version=1).content)
 
     page = browser(t["viewer"]).get(f"/incidents/{iid}/postmortem/export.pdf?version=1")
     assert page.status_code == 200 and page.content.startswith(b"%PDF-")

@@ -34,12 +34,14 @@ def render_pdf(html: str) -> bytes:
     return weasyprint.HTML(string=html, base_url="data:,", url_fetcher=fetcher).write_pdf()
 
 
-def _filename(incident_id: int, shown: dict) -> str:
+def _filename(incident_id: int, pm: dict, shown: dict) -> str:
+    """Name the file after the version it carries: v<N>, v<N>-edited (changed since), or draft (never published)."""
     published = shown.get("published")
     if published:
         tag = f"v{published['version']}"
-    elif shown.get("unapproved"):
-        tag = "edited"
+    elif pm.get("published_version"):
+        # why: the current text of a published postmortem is version N as long as nobody edited it since
+        tag = f"v{pm['published_version']}" + ("-edited" if shown.get("unapproved") else "")
     else:
         tag = "draft"
     return f"postmortem-{int(incident_id)}-{tag}.pdf"
@@ -50,7 +52,7 @@ def pdf_response(ctx: dict) -> Response:
     html = templates.get_template("evidence/print.html").render(
         {**ctx, "inline_css": PRINT_CSS.read_text(encoding="utf-8")})
     data = render_pdf(html)
-    name = re.sub(r"[^A-Za-z0-9._-]", "", _filename(ctx["incident"].id, ctx["shown"]))
+    name = re.sub(r"[^A-Za-z0-9._-]", "", _filename(ctx["incident"].id, ctx["pm"], ctx["shown"]))
     return Response(data, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{name}"',
                              "Cache-Control": "private, no-store"})

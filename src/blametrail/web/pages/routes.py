@@ -15,6 +15,7 @@ from blametrail.web.pages import (
     incidents,
     model,
     monitors,
+    outbound,
     people,
     postmortems,
     review,
@@ -48,3 +49,4 @@ router.include_router(people.router)
 router.include_router(model.router)
 router.include_router(template.router)
 router.include_router(vendor_pages.router)
+router.include_router(outbound.router)
