@@ -141,3 +141,24 @@ def test_bad_input_roles_and_other_organizations(client, factory):
 def test_the_schedule_backs_off():
     assert list(outbound.RETRY_SCHEDULE) == sorted(outbound.RETRY_SCHEDULE)
     assert outbound.RETRY_SCHEDULE[0] == timedelta(seconds=5)
+
+
+def test_a_consumer_verifies_our_signature_with_the_standard_webhooks_library(client, factory, clock, receiver):
+    from datetime import UTC, datetime
+
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    clock.set(datetime.now(UTC))  # why: the library checks the timestamp against the real clock (5 minutes)
+    owner = factory.member(factory.org(plan="pro"), "owner")
+    ep = _endpoint(client, owner, receiver["url"], events=("incident.opened",))
+    iid = client.post("/api/v1/incidents", json={"title": "Queue backlog", "services": ["jobs"]},
+                      headers=owner.headers).json()["id"]
+    headers, body = receiver["got"][-1]
+    headers = {k.lower(): v for k, v in headers.items()}
+    payload = Webhook(ep["secret"]).verify(body, headers)
+    assert payload["type"] == "incident.opened" and payload["data"]["incident_id"] == iid
+    with pytest.raises(WebhookVerificationError):
+        Webhook(ep["secret"]).verify(body.replace(b"Queue", b"Qveue"), headers)
+    other = client.post(f"{API}/{ep['id']}/rotate-secret", headers=owner.headers).json()["secret"]
+    with pytest.raises(WebhookVerificationError):
+        Webhook(other).verify(body, headers)  # the old message does not verify under the new secret

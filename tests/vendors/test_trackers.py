@@ -49,6 +49,9 @@ class GitHub:
     def created(self):
         return self.server.issues[1]["body"]
 
+    def assignee(self, key):
+        return [a["login"] for a in self.server.issues[int(key.rpartition("#")[2])]["assignees"]] or None
+
 
 class Linear:
     kind = "linear"
@@ -76,6 +79,9 @@ class Linear:
 
     def created(self):
         return next(iter(self.server.issues.values()))["description"]
+
+    def assignee(self, key):
+        return self.server.issues[key]["assigneeId"] and [self.server.issues[key]["assigneeId"]]
 
 
 class Jira:
@@ -106,6 +112,10 @@ class Jira:
     def created(self):
         doc = next(iter(self.server.issues.values()))["fields"]["description"]
         return " ".join(c["text"] for p in doc["content"] for c in p.get("content", []))
+
+    def assignee(self, key):
+        who = self.server.issues[key]["fields"].get("assignee")
+        return [who["accountId"]] if who else None
 
 
 @pytest.fixture(params=[GitHub, Linear, Jira], ids=["github_issues", "linear", "jira"])
@@ -174,6 +184,28 @@ def test_an_item_becomes_an_issue_closes_with_it_and_pushes_a_reopen(client, fac
     tracker.reopen_silently(ext["key"])  # nothing is linked to an open item now that it is done: nothing to read
     assert tracker_jobs.run_reconcile(factory=rt.factory, box=rt.secret_box, policy=policy_from(rt.settings),
                                       timeout=5, clock=rt.clock.now) == {}
+
+
+def test_owners_mapped_to_tracker_users_are_assigned_and_others_are_not(client, factory, rt, tracker):
+    slug = factory.org(plan="pro")
+    owner, member = factory.member(slug, "owner"), factory.member(slug, "member")
+    url = f"/api/v1/integrations/{tracker.kind}"
+    bad = client.put(url, headers=owner.headers, json={**tracker.settings(),
+                                                       "assignees": "payments = u-77\nsre-team u-88"})
+    assert bad.status_code == 422 and "line 2" in bad.json()["detail"], bad.text
+    mapping = "# owners to tracker users\nPayments = u-77\n" + member.email + " = u-88\n"
+    assert client.put(url, headers=owner.headers, json={**tracker.settings(), "assignees": mapping}).status_code == 200
+    assert client.get(url, headers=owner.headers).json()["settings"]["assignees"] == mapping.strip()
+    keys = {}
+    for who in ("payments", member.email.upper(), "search-team", None):
+        item_id = _item(client, member, title=f"Follow-up for {who}")
+        if who:
+            client.patch(f"/api/v1/action-items/{item_id}", headers=member.headers, json={"owner": who})
+        r = client.post(f"/api/v1/action-items/{item_id}/external", headers=member.headers,
+                        json={"tracker": tracker.kind})
+        assert r.status_code == 201, r.text
+        keys[who] = r.json()["key"]
+    assert [tracker.assignee(keys[w]) for w in keys] == [["u-77"], ["u-88"], None, None]
 
 
 def test_tracker_refusals_are_plain_words_and_the_integration_keeps_them(client, factory, rt, tracker):

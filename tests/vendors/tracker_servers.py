@@ -87,7 +87,8 @@ class GitHubServer(_Server):
             n = len(self.issues) + 1
             self.issues[n] = {"number": n, "title": body["title"], "body": body.get("body"), "state": "open",
                               "state_reason": None, "labels": [{"name": x} for x in body.get("labels", [])],
-                              "html_url": f"{url}/issues/{n}"}
+                              "html_url": f"{url}/issues/{n}",
+                              "assignees": [{"login": x} for x in body.get("assignees", [])]}
             return 201, self.issues[n]
         issue = self.issues.get(int(number or 0))
         if issue is None:
@@ -131,7 +132,7 @@ class LinearServer(_Server):
             n = len(self.issues) + 1
             issue = {"id": f"uuid-{n}", "identifier": f"ENG-{n}", "url": f"https://linear.app/acme/issue/ENG-{n}",
                      "title": data["title"], "description": data.get("description"), "priority": data.get("priority"),
-                     "stateId": "st-todo"}
+                     "stateId": "st-todo", "assigneeId": data.get("assigneeId")}
             self.issues[issue["identifier"]] = issue
             return 200, {"data": {"issueCreate": {"success": True, "issue": self._out(issue)}}}
         if "issueUpdate" in q:

@@ -97,3 +97,19 @@ def test_the_incident_page_links_a_channel_and_shows_the_import(browser, team, r
     assert any("Seeing 502s on checkout" in text(li) and "Dana" in text(li) for li in page.select("li.source-update"))
     viewer = soup(browser(t["viewer"]).get(f"/incidents/{iid}"))
     assert viewer.select_one("#slack-panel") is not None and viewer.select(".slack-link-form") == []
+
+
+def test_tracker_assignees_are_a_text_area_checked_line_by_line(browser, team):
+    c = browser(team()["admin"])
+    page = soup(c.get("/settings/integrations/github_issues"))
+    assert page.select_one("textarea#v-assignees") is not None
+    assert "unlisted owners stay unassigned" in text(page.select_one("#v-assignees-hint"))
+    fields = {"token": "ghp_x", "repository": "acme/checkout", "webhook_secret": "s", "base_url": "https://github.test"}
+    r = post(c, "/settings/integrations/github_issues", {**fields, "assignees": "dana@acme.test = dana-gh\nno equals"})
+    assert r.status_code == 422 and "line 2" in text(soup(r).select_one("#vendor-errors"))
+    assert soup(r).select_one("textarea#v-assignees").get_text().strip() == "dana@acme.test = dana-gh\nno equals"
+    r = post(c, "/settings/integrations/github_issues", {**fields, "assignees": "dana@acme.test = dana-gh"},
+             follow_redirects=False)
+    assert r.status_code == 303
+    assert text(soup(c.get("/settings/integrations/github_issues")).select_one("textarea#v-assignees")) \
+        == "dana@acme.test = dana-gh"

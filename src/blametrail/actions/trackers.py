@@ -35,11 +35,13 @@ class ExternalIssue:
 
 @dataclass(frozen=True)
 class IssueDraft:
-    """What an action item becomes in a tracker: title, a Markdown description (with the link back), priority."""
+    """What an action item becomes in a tracker: title, a Markdown description (with the link back), priority, and
+    the tracker user to assign when the organization maps the item's owner to one (vendors/assignees.py)."""
 
     title: str
     description: str
     priority: str  # high | medium | low
+    assignee: str | None = None  # GitHub login, Linear user id, Jira account id
 
 
 class Tracker(Protocol):

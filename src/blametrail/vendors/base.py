@@ -22,6 +22,8 @@ class Setting:
     url: bool = False  # checked by the outbound guard (no credentials in it, an allowed host)
     max_length: int = 500
     hint: str = ""
+    multiline: bool = False  # a text area on the settings page (one entry per line)
+    check: Callable[[str], str | None] | None = None  # returns what is wrong with a value, or None
 
 
 @dataclass(frozen=True)

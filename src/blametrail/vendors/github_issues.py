@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 from blametrail.actions.trackers import ExternalIssue, IssueDraft
 from blametrail.errors import UpstreamError
 from blametrail.netguard import OutboundPolicy
-from blametrail.vendors import tracker_http
+from blametrail.vendors import assignees, tracker_http
 from blametrail.vendors.base import BASE_URL, Setting, Stopwatch, TestResult, Vendor
 
 DEFAULT_BASE_URL = "https://api.github.com"
@@ -60,8 +60,10 @@ class GitHubIssues:
     name = "github_issues"
 
     def create_issue(self, config: dict, draft: IssueDraft, *, policy, timeout: float) -> ExternalIssue:
-        issue = _call(config, policy, timeout, "POST", f"/repos/{_repo(config)}/issues", json={
-            "title": draft.title, "body": draft.description, "labels": [f"priority: {draft.priority}"]})
+        body = {"title": draft.title, "body": draft.description, "labels": [f"priority: {draft.priority}"]}
+        if draft.assignee:
+            body["assignees"] = [draft.assignee]
+        issue = _call(config, policy, timeout, "POST", f"/repos/{_repo(config)}/issues", json=body)
         return ExternalIssue(key=f"{config['repository']}#{issue['number']}", url=issue.get("html_url") or "",
                              status=_state(issue))
 
@@ -118,6 +120,7 @@ VENDOR = Vendor(
         Setting("repository", "Repository", max_length=200, hint="owner/name, e.g. acme/checkout"),
         Setting("webhook_secret", "Webhook secret", secret=True, hint="The secret you set on the repository's "
                                                                        "webhook (issues events)."),
+        assignees.setting("dana-gh"),
         BASE_URL,
     ),
     inbound=("webhook",), default_base_url=DEFAULT_BASE_URL, test=test, docs="github-issues",

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 from blametrail.actions.trackers import ExternalIssue, IssueDraft
 from blametrail.errors import UpstreamError
 from blametrail.netguard import OutboundPolicy
-from blametrail.vendors import tracker_http
+from blametrail.vendors import assignees, tracker_http
 from blametrail.vendors.base import Setting, Stopwatch, TestResult, Vendor
 
 ERRORS = {
@@ -58,7 +58,8 @@ class Jira:
         made = _call(config, policy, timeout, "POST", "/rest/api/3/issue", json={"fields": {
             "project": {"key": config.get("project_key")}, "summary": draft.title[:255],
             "issuetype": {"name": "Task"}, "description": _adf(draft.description),
-            "labels": ["blametrail", f"priority-{draft.priority}"]}})
+            "labels": ["blametrail", f"priority-{draft.priority}"],
+            **({"assignee": {"accountId": draft.assignee}} if draft.assignee else {})}})
         key = made.get("key")
         if not key:
             raise UpstreamError("Jira did not create the issue.")
@@ -124,6 +125,7 @@ VENDOR = Vendor(
         Setting("project_key", "Project key", max_length=40, hint="e.g. OPS"),
         Setting("webhook_secret", "Webhook secret", secret=True, required=False,
                 hint="The secret set on the Jira webhook (issue updated); without it status changes are not accepted."),
+        assignees.setting("5b10a2844c20165700ede21g"),
     ),
     inbound=("webhook",), test=test, docs="jira",
 )

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from blametrail.actions.trackers import ExternalIssue, IssueDraft
 from blametrail.errors import UpstreamError
 from blametrail.netguard import OutboundPolicy
-from blametrail.vendors import tracker_http
+from blametrail.vendors import assignees, tracker_http
 from blametrail.vendors.base import BASE_URL, Setting, Stopwatch, TestResult, Vendor
 
 DEFAULT_BASE_URL = "https://api.linear.app"
@@ -56,7 +56,8 @@ class Linear:
                     f"mutation($input: IssueCreateInput!) {{ issueCreate(input: $input) {{ success issue "
                     f"{{ {ISSUE_FIELDS} }} }} }}",
                     {"input": {"teamId": config.get("team_id"), "title": draft.title, "description": draft.description,
-                               "priority": PRIORITY.get(draft.priority, 0)}})
+                               "priority": PRIORITY.get(draft.priority, 0),
+                               **({"assigneeId": draft.assignee} if draft.assignee else {})}})
         issue = ((data.get("issueCreate") or {}).get("issue")) or {}
         if not issue.get("id"):
             raise UpstreamError("Linear did not create the issue.")
@@ -125,6 +126,7 @@ VENDOR = Vendor(
         Setting("team_id", "Team id", max_length=100, hint="The team's UUID (Settings → Teams → the team → copy id)."),
         Setting("webhook_secret", "Webhook signing secret", secret=True,
                 hint="Settings → API → Webhooks → your webhook (Issues) → signing secret."),
+        assignees.setting("<user uuid>"),
         BASE_URL,
     ),
     inbound=("webhook",), default_base_url=DEFAULT_BASE_URL, test=test, docs="linear",

@@ -94,6 +94,10 @@ def _clean(vendor: Vendor, data: dict, stored_secrets: dict, policy: OutboundPol
             if refusal:
                 errors.append({"loc": ["body", setting.name], "msg": refusal})
                 continue
+        problem = setting.check(value) if setting.check else None
+        if problem:
+            errors.append({"loc": ["body", setting.name], "msg": problem})
+            continue
         (sealed if setting.secret else clear)[setting.name] = value
     if errors:
         first = errors[0]

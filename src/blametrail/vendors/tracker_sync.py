@@ -28,7 +28,7 @@ from blametrail.incidents.models import Incident
 from blametrail.netguard import OutboundPolicy
 from blametrail.orgs.permissions import Action, require
 from blametrail.orgs.service import Actor
-from blametrail.vendors import github_issues, jira, linear
+from blametrail.vendors import assignees, github_issues, jira, linear
 from blametrail.vendors import service as vendors
 from blametrail.vendors.models import ExternalLink
 
@@ -45,7 +45,7 @@ def _link_kind(tracker: str) -> str:
     return f"{tracker}_issue"
 
 
-def _draft(item: ActionItem, incident: Incident, link: str) -> IssueDraft:
+def _draft(item: ActionItem, incident: Incident, link: str, assignee: str | None = None) -> IssueDraft:
     lines = [item.description.strip()] if (item.description or "").strip() else []
     lines.append(f"Action item from the postmortem of incident #{incident.id} “{incident.title}”: {link}")
     if item.evidence:
@@ -55,7 +55,8 @@ def _draft(item: ActionItem, incident: Incident, link: str) -> IssueDraft:
     if item.owner:
         lines.append(f"Owner: {item.owner}")
     lines.append("Tracked in BlameTrail; closing this issue closes the action item.")
-    return IssueDraft(title=item.title[:250], description="\n\n".join(lines), priority=item.priority or "medium")
+    return IssueDraft(title=item.title[:250], description="\n\n".join(lines), priority=item.priority or "medium",
+                      assignee=assignee)
 
 
 def push_item(*, session: Session, actor: Actor, item_id: int, tracker: str, box, policy: OutboundPolicy,
@@ -77,7 +78,8 @@ def push_item(*, session: Session, actor: Actor, item_id: int, tracker: str, box
     try:
         config = vendors.config_of(row, box)
         issue = MODULES[tracker].TRACKER.create_issue(
-            config, _draft(item, incident, f"{base_url.rstrip('/')}/action-items/{item.id}"), policy=policy,
+            config, _draft(item, incident, f"{base_url.rstrip('/')}/action-items/{item.id}",
+                           assignees.lookup(config, item.owner)), policy=policy,
             timeout=timeout)
     except ValueError as exc:
         raise UpstreamFailed("The tracker's secrets cannot be opened with the configured keys: enter them again.") \

@@ -44,7 +44,7 @@ def integration_read(request: Request, rt, vendor: Vendor, row: VendorIntegratio
         out["secrets_set"] = _secret_names(row, rt.secret_box) if row else []
         out["inbound_urls"] = inbound_urls(request, rt.settings, row, vendor)
         out["fields"] = [{"name": s.name, "label": s.label, "secret": s.secret, "required": s.required,
-                          "hint": s.hint} for s in vendor.settings]
+                          "multiline": s.multiline, "hint": s.hint} for s in vendor.settings]
     else:
         out["inbound_urls"] = {}
     return out
