@@ -18,6 +18,7 @@ from blametrail.incidents import hooks as incident_hooks
 from blametrail.jobs import queue as jobqueue
 from blametrail.jobs import sweep
 from blametrail.jobs import tasks as jobtasks
+from blametrail.learning import index as search_index  # noqa: F401 — every session keeps the search index
 from blametrail.monitors.engine import Scheduler
 from blametrail.settings import Settings
 from blametrail.summaries import service as summaries

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
+from blametrail.learning.models import mapped_in_models
 from blametrail.models import Base
 
 MIGRATION_LOCK = 724_311_902  # PostgreSQL advisory lock id: several servers starting at once migrate once
@@ -23,6 +24,7 @@ def run_migrations_online() -> None:
                 target_metadata=Base.metadata,
                 render_as_batch=sqlite,
                 compare_type=True,
+                include_object=mapped_in_models,
                 # why: without transactional DDL alembic commits after each migration on SQLite, so a process starting
                 # at the same time reads the version between two of them and runs the next one again ("already
                 # exists"). One transaction (BEGIN IMMEDIATE: the write lock) around reading the version and every

@@ -1,0 +1,1 @@
+"""Learning across incidents: full-text search, similar incidents and analytics (issue 16)."""
