@@ -185,6 +185,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/incidents/{incident_id}/action-items"): Spec(W, body=lambda c: {"title": f"{c.marker} ai {c.n}"}),
     ("POST", "/api/v1/incidents/{incident_id}/action-items/from-draft"): Spec(W),
     ("GET", "/action-items"): Spec(R),
+    ("GET", "/search"): Spec(R),
     ("GET", "/action-items/{item_id}"): Spec(R),
     ("POST", "/action-items/{item_id}"): Spec(W, body=lambda c: {"title": f"{c.marker} edited {c.n}",
                                                                 "status": "open", "priority": "low"}),

@@ -19,6 +19,7 @@ from blametrail.web.pages import (
     people,
     postmortems,
     review,
+    search,
     settings,
     slack,
     summary,
@@ -50,3 +51,4 @@ router.include_router(model.router)
 router.include_router(template.router)
 router.include_router(vendor_pages.router)
 router.include_router(outbound.router)
+router.include_router(search.router)
