@@ -33,6 +33,7 @@ from blametrail.web.api import (
     connections,
     customer,
     incidents,
+    learning,
     monitors,
     org,
     outbound,
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 
     errors.install(app)
-    for module in (incidents, summary, postmortems, pdf, outbound, customer, reviews, action_items, search, vendors, slack, inbound_slack, trackers, inbound_trackers, inbound_paging, wiki_pages, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
+    for module in (incidents, summary, postmortems, pdf, outbound, customer, reviews, action_items, search, learning, vendors, slack, inbound_slack, trackers, inbound_trackers, inbound_paging, wiki_pages, org, ai_api, monitors, webhooks, connections, receivers_alerts, receivers_deploys,
                    pages, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")

@@ -285,7 +285,10 @@ def cmd_evaluate(args) -> int:
         if done % 20 == 0 or done == total:
             print(f"blametrail: evaluated {done}/{total} scenarios", file=sys.stderr, flush=True)
 
-    report = evaluate.run(n=args.scenarios, seed=args.seed, database_url=args.database_url, progress=progress)
+    if args.families < 0:
+        raise CliError("--families must be 0 or more")
+    report = evaluate.run(n=args.scenarios, seed=args.seed, database_url=args.database_url, progress=progress,
+                          family_count=args.families)
     print(report.table())
     return 0 if report.passed else 1
 
@@ -458,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "built-in drafts instead. Exits 1 when a threshold is missed.")
     ev.add_argument("--scenarios", type=int, default=200, help="how many scenarios (default: 200)")
     ev.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default: {DEFAULT_SEED})")
+    ev.add_argument("--families", type=int, default=10,
+                    help="recurring incident families for the similar-incident precision@3 (default: 10; 0 skips)")
     ev.add_argument("--database-url", default=None,
                     help="a database to record the scenarios in (default: a temporary SQLite file)")
     ev.add_argument("--real", action="store_true",

@@ -8,7 +8,7 @@ from blametrail.deploys.models import Commit, Deploy
 from blametrail.incidents.models import Incident, IncidentService, TimelineEntry
 from blametrail.integrations.models import Connection
 from blametrail.learning import index as _search_index  # noqa: F401 — keeps the search index in step
-from blametrail.learning.models import SearchDoc
+from blametrail.learning.models import IncidentFingerprint, SearchDoc
 from blametrail.monitors.models import CheckResult, Monitor
 from blametrail.orgs.models import (
     ApiToken,
@@ -30,7 +30,7 @@ from blametrail.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "ActionItem", "Comment", "CustomerVersion", "ExternalLink", "OutboundDelivery", "OutboundEndpoint",
-    "ReviewRequest", "SearchDoc", "VendorEvent", "VendorIntegration",
+    "IncidentFingerprint", "ReviewRequest", "SearchDoc", "VendorEvent", "VendorIntegration",
     "AIConfig", "IncidentSummary", "Alert", "CheckResult", "Connection", "Monitor", "Webhook", "WebhookDelivery",
     "ApiToken", "Base", "Commit", "Deploy", "GenerationRun", "IdempotencyRecord", "Incident", "IncidentService",
     "LoginAttempt", "LoginSession", "LoginThrottle",

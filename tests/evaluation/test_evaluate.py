@@ -20,7 +20,15 @@ from blametrail.scenarios.generator import FAULTS
 
 @pytest.fixture(scope="module")
 def report():
-    return evaluate.run(n=40, seed=DEFAULT_SEED)  # the seed `blametrail evaluate` uses by default
+    # the seed `blametrail evaluate` uses by default; 4 recurring families (24 incidents) for similar incidents
+    return evaluate.run(n=40, seed=DEFAULT_SEED, family_count=4)
+
+
+def test_similar_incidents_find_their_family(report):
+    r = report.resemblance
+    assert r is not None and r.members == 16
+    assert r.precision_at_3 >= 0.75 and r.top1 >= 0.75, report.table()
+    assert "similar incidents: precision@3" in report.table()
 
 
 def test_forty_scenarios_meet_the_thresholds(report):
@@ -72,7 +80,8 @@ def test_cli_prints_the_table_and_exits_1_when_a_threshold_fails(report, monkeyp
     assert "culprit hit@1" in capsys.readouterr().out
     assert main(["evaluate", "--seed", "7", "--database-url", "sqlite:///x.db"]) == 1
     assert calls[0]["n"] == 40 and calls[0]["seed"] == DEFAULT_SEED
-    assert calls[1] | {"progress": None} == {"n": 200, "seed": 7, "database_url": "sqlite:///x.db", "progress": None}
+    assert calls[1] | {"progress": None} == {"n": 200, "seed": 7, "database_url": "sqlite:///x.db", "progress": None,
+                                             "family_count": 10}
     assert main(["evaluate", "--scenarios", "0"]) == 2
 
 

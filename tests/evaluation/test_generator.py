@@ -160,3 +160,18 @@ def test_a_tag_and_avoided_services_choose_the_names():
     assert all("-s" not in name for name in s.services)
     with pytest.raises(ValueError, match="unknown fault"):
         scenario("volcano")
+
+
+def test_families_recur_on_one_service_with_distractors_beside_them():
+    from blametrail.scenarios.generator import families
+
+    pairs = families(3, 4)
+    assert len(pairs) == 3 * 6
+    fam = [s for f, s in pairs if f == "family-00"]
+    assert len(fam) == 4 and len({s.fault for s in fam}) == 1
+    assert set.intersection(*(set(s.services) for s in fam))  # one service in every one of them
+    assert len({s.started_at.date() for s in fam}) == 4  # different days
+    distractors = [s for f, s in pairs[:6] if f is None]
+    assert any(set(s.services) & set(fam[0].services) and s.fault != fam[0].fault for s in distractors)  # same service only
+    assert any(not set(s.services) & set(fam[0].services) and s.fault == fam[0].fault for s in distractors)  # same cause only
+    assert families(3, 4) == pairs  # deterministic

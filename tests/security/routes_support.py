@@ -180,6 +180,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     # JSON API and pages: action items (H1)
     ("GET", "/api/v1/action-items"): Spec(R),
     ("GET", "/api/v1/search"): Spec(R),
+    ("GET", "/api/v1/incidents/{incident_id}/similar"): Spec(R),
     ("GET", "/api/v1/action-items/{item_id}"): Spec(R),
     ("PATCH", "/api/v1/action-items/{item_id}"): Spec(W, body=lambda c: {"status": "in_progress"}),
     ("POST", "/api/v1/incidents/{incident_id}/action-items"): Spec(W, body=lambda c: {"title": f"{c.marker} ai {c.n}"}),

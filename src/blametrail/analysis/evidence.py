@@ -115,6 +115,8 @@ class PriorIncident:
     started_at: datetime
     resolved_at: datetime | None
     severity: str | None = None
+    score: float | None = None  # how alike (learning/similar.py), when it was found by resemblance
+    reasons: tuple[str, ...] = ()  # what matched: "same service: checkout", "same suspect file: …"
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,8 @@ class EvidencePack:
             ],
             "prior_incidents": [
                 {"id": p.id, "title": p.title, "services": list(p.services), "started_at": iso(p.started_at),
-                 "resolved_at": iso(p.resolved_at), "severity": p.severity}
+                 "resolved_at": iso(p.resolved_at), "severity": p.severity,
+                 **({"score": p.score, "reasons": list(p.reasons)} if p.reasons else {})}
                 for p in self.prior_incidents
             ],
             "monitors": [{"name": m.name, "service": m.service, "enabled": m.enabled} for m in self.monitors],

@@ -270,7 +270,28 @@ def ago(earlier: datetime, later: datetime) -> str:
     return plural(hours, "hour") if hours else plural(max(1, int(delta.total_seconds() // 60)), "minute")
 
 
+RESEMBLES_SCORE = 0.35  # a prior incident this alike, for more than its service and words, is named as resembling
+
+
+def _resemblance(pack: EvidencePack) -> Finding | None:
+    """The earlier incident this one most resembles beyond sharing a service, with what matched."""
+    start = utc(pack.incident.started_at)
+    alike = [p for p in pack.prior_incidents if p.score is not None and p.score >= RESEMBLES_SCORE
+             and utc(p.started_at) < start
+             and any(not r.startswith(("same service", "similar title")) for r in p.reasons)]
+    if not alike:
+        return None
+    best = max(alike, key=lambda p: (p.score, p.started_at))
+    number = best.id.rpartition("_")[2]
+    text = (f"This resembles #{number} of {utc(best.started_at):%-d %b %Y} (“{clip(best.title, 120)}”): "
+            f"{'; '.join(best.reasons[:4])}{_cite([best.id])}.")
+    return Finding("repeat", FACTOR, text, (best.id,), service=(best.services or (None,))[0])
+
+
 def _repeats(pack: EvidencePack) -> list[Finding]:
+    resembles = _resemblance(pack)
+    if resembles is not None:
+        return [resembles]
     priors = recent_priors(pack)
     if not priors:
         return []

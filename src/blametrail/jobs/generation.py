@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
+from blametrail.analysis import similarity
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.crypto import SecretBox
 from blametrail.engines.base import NO_CONTEXT, Audit, DraftContext, Engine, EngineFailed, keep_template_extra
@@ -30,6 +31,7 @@ from blametrail.evidence import observe as evidence_observe
 from blametrail.evidence.pack import build_pack
 from blametrail.incidents.models import Incident
 from blametrail.integrations.base import Limits
+from blametrail.learning import similar
 from blametrail.orgs import templates
 from blametrail.postmortems import service
 from blametrail.postmortems.models import GenerationRun, Postmortem
@@ -154,6 +156,7 @@ def _draft_claimed(
             tasks = evidence_observe.plan(session=session, incident=incident, box=box, limits=limits)
         # why: backends are queried after the transaction ends so a slow one never holds database locks
         pack, missing = evidence_observe.observe(pack, tasks)
+        pack, fingerprint = _resemblances(factory, incident_id, pack)
         evidence = pack.to_json()
         if missing:
             evidence["observability_errors"] = missing
@@ -177,7 +180,22 @@ def _draft_claimed(
                               engine=drafted.engine, error=error, evidence=evidence, now=clock(),
                               fallback=drafted.fallback)
         store_audit(session=session, run_id=run_id, audit=drafted.audit)
+        if done and fingerprint is not None:
+            similar.remember(session, session.get(Incident, incident_id), fingerprint, clock())
     return "drafted" if done else "superseded"
+
+
+def _resemblances(factory: sessionmaker[Session], incident_id: int, pack):
+    """Fingerprint the analysed evidence and add the earlier incidents it resembles to the pack (as inc_N)."""
+    try:
+        fingerprint = similarity.from_pack(pack)
+        with db.transaction(factory) as session:
+            found = similar.similar(session, session.get(Incident, incident_id), before_only=True,
+                                    fingerprint=fingerprint, limit=3)
+        return similar.with_resemblances(pack, found), fingerprint
+    except Exception:  # why: resemblance is a courtesy; it must never cost the draft
+        log.warning("finding similar incidents for incident %s failed", incident_id, exc_info=True)
+        return pack, None
 
 
 def store_audit(*, session: Session, run_id: int, audit: Audit | None) -> None:

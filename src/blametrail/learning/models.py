@@ -43,3 +43,14 @@ class SearchDoc(Base):
 
 
 Index("ix_search_doc_org_kind", SearchDoc.org_id, SearchDoc.kind)
+
+
+class IncidentFingerprint(Base):
+    """What makes an incident recur (analysis/similarity.py), stored when its draft's evidence was analysed."""
+
+    __tablename__ = "incident_fingerprint"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    data: Mapped[dict]
+    updated_at: Mapped[datetime]

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
-from blametrail.analysis import ids
+from blametrail.analysis import ids, similarity
 from blametrail.analysis.correlate import log_text
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.analysis.suspects import standout
@@ -36,6 +36,7 @@ from blametrail.incidents.models import Incident
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
 from blametrail.integrations import service as integrations
 from blametrail.integrations.schemas import ConnectionCreate
+from blametrail.learning import similar
 from blametrail.orgs import service as orgs
 from blametrail.orgs.service import Actor
 from blametrail.postmortems import service as postmortems
@@ -46,6 +47,7 @@ from blametrail.scenarios.generator import (
     LOOKBACK,
     METRICS,
     Scenario,
+    families,
     generate,
 )
 from blametrail.scenarios.real import run as real_run
@@ -97,10 +99,20 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class Resemblance:
+    """How well similar-incident search finds a recurring incident's family (learning/similar.py)."""
+
+    members: int  # family incidents asked about
+    precision_at_3: float  # mean share of the first three similar incidents that are of the same family
+    top1: float  # share whose most similar incident is of the same family
+
+
+@dataclass(frozen=True)
 class Report:
     seed: int
     outcomes: tuple[Outcome, ...]
     seconds: float
+    resemblance: Resemblance | None = None
 
     def summary(self, fault: str | None = None) -> Summary:
         """Summarise one fault type's outcomes, or all of them."""
@@ -149,6 +161,11 @@ class Report:
         for label, value, op, target, ok in self.checks():
             lines.append(f"{label:<44} {_fmt(value):>6} {op + ' ' + format(target, 'g'):>8}  "
                          f"{'PASS' if ok else 'FAIL'}")
+        if self.resemblance is not None:
+            r = self.resemblance
+            lines += ["", f"similar incidents: precision@3 {r.precision_at_3:.2f}, top-1 {r.top1:.2f} over "
+                          f"{r.members} incidents of recurring families (each with 3 siblings, a same-service and "
+                          "a same-cause distractor)"]
         errors = sum(1 for o in self.outcomes if o.fetch_errors)
         lines += ["", "hit@k: the culprit deploy (or, without one, the cause's category) is among the first k ranked "
                   "causes; onset in minutes from the true onset;",
@@ -173,11 +190,15 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def run(n: int = 200, seed: int = DEFAULT_SEED, database_url: str | None = None,
-        progress: Callable[[int, int], None] | None = None) -> Report:
-    """Generate n scenarios and run each through the database, the connectors over HTTP and the analysis."""
+        progress: Callable[[int, int], None] | None = None, family_count: int = 10) -> Report:
+    """Generate n scenarios and run each through the database, the connectors over HTTP and the analysis; then
+    measure similar-incident search on `family_count` recurring families (0: skip)."""
     began = time.perf_counter()
     scenarios = generate(n, seed)
-    with tempfile.TemporaryDirectory(prefix="blametrail-eval-") as tmp, ObservabilityServer(scenarios) as server:
+    pairs = families(family_count, FAMILY_SIZE, seed) if family_count else []
+    resemblance = None
+    with tempfile.TemporaryDirectory(prefix="blametrail-eval-") as tmp, \
+            ObservabilityServer([*scenarios, *(s for _, s in pairs)]) as server:
         settings = Settings(data_dir=Path(tmp), database_url=database_url or f"sqlite:///{tmp}/evaluation.db",
                             sqlite_synchronous="NORMAL", _env_file=None)
         engine = db.make_engine(settings)
@@ -186,16 +207,53 @@ def run(n: int = 200, seed: int = DEFAULT_SEED, database_url: str | None = None,
             factory = db.make_sessionmaker(engine)  # no dispatcher: nothing is queued
             wire_hooks(factory)
             box = SecretBox(_SECRET)
-            now = max(s.resolved_at for s in scenarios) + timedelta(days=1)
+            now = max(s.resolved_at for s in [*scenarios, *(p for _, p in pairs)]) + timedelta(days=1)
             actor = setup(factory, box, server.url, now)
             outcomes = []
             for i, s in enumerate(scenarios, 1):
                 outcomes.append(evaluate_one(factory, box, actor, s, now))
                 if progress is not None:
                     progress(i, n)
+            if pairs:
+                resemblance = evaluate_families(factory, box, actor, pairs, now)
         finally:
             engine.dispose()
-    return Report(seed=seed, outcomes=tuple(outcomes), seconds=time.perf_counter() - began)
+    return Report(seed=seed, outcomes=tuple(outcomes), seconds=time.perf_counter() - began, resemblance=resemblance)
+
+
+FAMILY_SIZE = 4
+
+
+def evaluate_families(factory: sessionmaker[Session], box: SecretBox, actor: Actor,
+                      pairs: Sequence[tuple[str | None, Scenario]], now: datetime) -> Resemblance:
+    """Record every family scenario, fingerprint it from its analysed evidence as a draft would, then ask for the
+    incidents most like each family member and score the first three against its siblings."""
+    family_of: dict[int, str | None] = {}
+    for family, s in pairs:
+        with db.transaction(factory) as session:
+            incident, _ = record(session, actor, s, now)
+            incident_id = incident.id
+        with db.transaction(factory) as session:
+            incident = session.get(Incident, incident_id)
+            pack = build_pack(session=session, incident=incident,
+                              lookback_minutes=int(LOOKBACK.total_seconds() // 60), now=now)
+            tasks = integrations.plan_fetch(session=session, org_id=incident.org_id, services=incident.service_names,
+                                            box=box)
+        pack, _ = observe(pack, tasks)
+        with db.transaction(factory) as session:
+            similar.remember(session, session.get(Incident, incident_id), similarity.from_pack(pack), now)
+        family_of[incident_id] = family
+    precisions, tops = [], []
+    with db.transaction(factory) as session:
+        for incident_id, family in family_of.items():
+            if family is None:
+                continue
+            found = similar.similar(session, session.get(Incident, incident_id), limit=3)
+            same = [family_of.get(f.incident_id) == family for f in found]
+            precisions.append(sum(same) / 3)
+            tops.append(bool(same and same[0]))
+    return Resemblance(members=len(precisions), precision_at_3=sum(precisions) / max(len(precisions), 1),
+                       top1=sum(tops) / max(len(tops), 1))
 
 
 def signals() -> tuple[list[dict], list[dict]]:

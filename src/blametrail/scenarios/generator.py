@@ -123,11 +123,40 @@ def generate(n: int, seed: int = DEFAULT_SEED) -> list[Scenario]:
 
 
 def scenario(fault: str, *, seed: int = DEFAULT_SEED, index: int = 0, tag: str | None = None,
-             avoid: frozenset[str] = frozenset()) -> Scenario:
-    """Build one scenario; service names end in `-s<index>` (or `tag`) so they are unique per scenario."""
+             avoid: frozenset[str] = frozenset(), primary: str | None = None) -> Scenario:
+    """Build one scenario; service names end in `-s<index>` (or `tag`) so they are unique per scenario; `primary`
+    names the catalogue service it happens to (else one is drawn)."""
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
-    return _Builder(fault, seed, index, f"-s{index:03d}" if tag is None else tag, avoid).build()
+    return _Builder(fault, seed, index, f"-s{index:03d}" if tag is None else tag, avoid, primary).build()
+
+
+FAMILY_FAULTS = tuple(f for f in FAULTS if f != "no_culprit")
+
+
+def families(count: int = 10, size: int = 4, seed: int = DEFAULT_SEED) -> list[tuple[str | None, Scenario]]:
+    """Return recurring incident families, for measuring similar-incident search: each family is `size` incidents of
+    one fault on one service (the same tagged service names, a week apart, each with its own noise); beside each
+    family, one incident of another fault on the same service (it shares only the service) and one of the same
+    fault on another family's service (it shares only the cause). Pairs are (family id, scenario); distractors
+    have None."""
+    out: list[tuple[str | None, Scenario]] = []
+    picks = []
+    for f in range(count):
+        rng = random.Random(f"blametrail-family:{seed}:{f}")
+        fault = FAMILY_FAULTS[f % len(FAMILY_FAULTS)]
+        pool = [p for p in CATALOG if (p.db or fault != "database_saturation")
+                and (p.externals or fault != "dependency_outage")]
+        picks.append((fault, pool[rng.randrange(len(pool))].name))
+    for f, (fault, primary) in enumerate(picks):
+        tag, base = f"-f{f:02d}", 2000 + f * (size + 2) * 7
+        for k in range(size):
+            out.append((f"family-{f:02d}", scenario(fault, seed=seed, index=base + 7 * k, tag=tag, primary=primary)))
+        anywhere = [x for x in FAMILY_FAULTS if x not in ("database_saturation", "dependency_outage", fault)]
+        other = anywhere[f % len(anywhere)]  # a fault any service can have, never the family's own
+        out.append((None, scenario(other, seed=seed, index=base + 7 * size, tag=tag, primary=primary)))
+        out.append((None, scenario(fault, seed=seed, index=base + 7 * size + 3, tag=f"-x{f:02d}")))
+    return out
 
 
 def shifted(s: Scenario, delta: timedelta) -> Scenario:
@@ -481,7 +510,8 @@ class _Pending:
 
 
 class _Builder:
-    def __init__(self, fault: str, seed: int, index: int, tag: str, avoid: frozenset[str]) -> None:
+    def __init__(self, fault: str, seed: int, index: int, tag: str, avoid: frozenset[str],
+                 primary: str | None = None) -> None:
         digest = hashlib.sha256(f"blametrail-scenario:{seed}:{index}:{fault}".encode()).digest()
         self.r = random.Random(int.from_bytes(digest[:8], "big"))  # scalars and log lines
         self.np = np.random.default_rng(int.from_bytes(digest[8:16], "big"))  # per-minute arrays
@@ -493,6 +523,8 @@ class _Builder:
         if fault == "dependency_outage":
             pool = [p for p in pool if p.externals] or pool
         self.primary = self.pick(pool)
+        if primary is not None:
+            self.primary = _BY_NAME[primary]
         # One scenario per day at a random time of day; the fault starts on a whole minute.
         self.onset = BASE + timedelta(days=index, hours=self.r.randrange(6, 22), minutes=self.r.randrange(60))
         self.deploys: list[_Pending] = []

@@ -47,14 +47,20 @@ class Store:
         self.labels: set[str] = {"service", "level", "namespace"}
 
     def add(self, scenario: Scenario) -> None:
-        """Serve a scenario's series and log lines."""
+        """Serve a scenario's series and log lines (merged in time with earlier scenarios of the same service: the
+        incidents of a recurring family happen on one service on different days)."""
         for m in scenario.series:
-            self.series[(m.name, m.service)] = ([t.timestamp() for t, _ in m.points], [v for _, v in m.points])
+            points = [(t.timestamp(), v) for t, v in m.points]
+            if (m.name, m.service) in self.series:
+                times, values = self.series[(m.name, m.service)]
+                points = sorted([*zip(times, values, strict=True), *points])
+            self.series[(m.name, m.service)] = ([t for t, _ in points], [v for _, v in points])
         by_service: dict[str, list[tuple[int, dict, str]]] = {}
         for g in scenario.logs:
             labels = {"service": g.service, "level": g.level, "namespace": "production"}
             by_service.setdefault(g.service, []).append((_ns(g.at), labels, g.text))
         for service, entries in by_service.items():
+            entries += self.logs.get(service, ((), []))[1]
             entries.sort(key=lambda e: e[0])
             self.logs[service] = ([e[0] for e in entries], entries)
 

@@ -1,4 +1,4 @@
-"""search index: search_doc, with FTS5 (SQLite) or a tsvector and GIN index (PostgreSQL); filled for existing rows
+"""search index and incident fingerprints: search_doc, with FTS5 (SQLite) or a tsvector and GIN index (PostgreSQL); filled for existing rows
 
 Revision ID: 0011
 Revises: 0010
@@ -61,6 +61,17 @@ def upgrade() -> None:
     with op.batch_alter_table('search_doc', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_search_doc_incident_id'), ['incident_id'], unique=False)
         batch_op.create_index('ix_search_doc_org_kind', ['org_id', 'kind'], unique=False)
+    op.create_table('incident_fingerprint',
+    sa.Column('incident_id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['incident_id'], ['incident.id'], name=op.f('fk_incident_fingerprint_incident_id_incident'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['organization.id'], name=op.f('fk_incident_fingerprint_org_id_organization'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('incident_id', name=op.f('pk_incident_fingerprint'))
+    )
+    with op.batch_alter_table('incident_fingerprint', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_incident_fingerprint_org_id'), ['org_id'], unique=False)
     bind = op.get_bind()
     for statement in (SQLITE if bind.dialect.name == "sqlite" else POSTGRES):
         op.execute(statement)
@@ -130,3 +141,4 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         op.execute("DROP TABLE IF EXISTS search_fts")
     op.drop_table('search_doc')
+    op.drop_table('incident_fingerprint')

@@ -15,6 +15,7 @@ from blametrail.engines.sections import SEVERITIES
 from blametrail.errors import ValidationFailed
 from blametrail.incidents import service as incidents
 from blametrail.incidents.schemas import IncidentCreate, UpdateCreate
+from blametrail.learning import similar as similar_incidents
 from blametrail.orgs.permissions import Action, require
 from blametrail.postmortems import service as postmortems
 from blametrail.vendors import service as vendors
@@ -122,6 +123,7 @@ def render_detail(request: Request, *, session, actor, rt, now, incident_id: int
                        settings=rt.settings),
         **summary_context(session=session, incident=incident, rt=rt, now=now),
         **slack_panel(session=session, incident=incident), "slack_error": slack_error, "slack_value": slack_value,
+        "similar": similar_incidents.similar(session, incident),
     }
     return render(request, "incidents/detail.html", ctx, actor=actor, status_code=status_code, headers=headers)
 
