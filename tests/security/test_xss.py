@@ -65,9 +65,9 @@ def assert_inert(html: str, where: str) -> BeautifulSoup:
                 assert not DANGEROUS_URL.match(squeezed), f"{where}: {attr}={value!r} on <{el.name}>"
     for tag in ("iframe", "object", "embed", "base", "svg", "math"):
         found = doc.find_all(tag)
-        if tag == "svg":  # why: the metric evidence page draws its own chart (web/pages/evidence.py); only that one
-            found = [el for el in found if el.parent is None or "metric-chart" not in (el.parent.get("class") or [])
-                     or el.find_all(["script", "foreignobject", "a"])]
+        if tag == "svg":  # why: the metric evidence page and the analytics page draw their own charts; only those
+            found = [el for el in found if el.parent is None or not {"metric-chart", "analytics-chart"}
+                     & set(el.parent.get("class") or []) or el.find_all(["script", "foreignobject", "a"])]
         assert not found, f"{where}: injected <{tag}>"
     assert not doc.select("img[src=x]"), f"{where}: injected <img>"
     assert not doc.select("meta[http-equiv]"), f"{where}: injected <meta http-equiv>"

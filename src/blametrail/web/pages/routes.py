@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from blametrail.web.pages import (
     account,
     action_items,
+    analytics,
     auth,
     connections,
     customer,
@@ -52,3 +53,4 @@ router.include_router(template.router)
 router.include_router(vendor_pages.router)
 router.include_router(outbound.router)
 router.include_router(search.router)
+router.include_router(analytics.router)
