@@ -98,3 +98,39 @@ def test_the_incident_page_lists_similar_incidents(browser, team, client, rt):
     assert "same service: checkout" in text(items[0].select_one(".similar-reasons"))
     alone = soup(browser(t["viewer"]).get(f"/incidents/{_incident(client, t['owner'], 'Lone', ['solo'])}"))
     assert alone.select_one("#similar-none") is not None
+
+
+def test_a_new_draft_points_a_repeated_action_item_at_the_open_one(client, factory, rt, clock, browser, team):
+    t = team()
+    owner = t["owner"]
+    earlier = _incident(client, owner, "Checkout pool exhausted", ["checkout"])
+    tracked = client.post(f"/api/v1/incidents/{earlier}/action-items", headers=owner.headers,
+                          json={"title": "Add an alert on connection pool saturation", "priority": "high"}).json()
+    later = _incident(client, owner, "Checkout pool exhausted again", ["checkout"])
+    with db.transaction(rt.factory) as s:  # the draft proposes the same follow-up (as the writer would)
+        from blametrail.jobs import generation
+
+        sections = {"action_items": [{"title": "Add alert on connection-pool saturation", "priority": "high",
+                                      "tracked_as": 999},
+                                     {"title": "Raise the pool size", "priority": "medium"}]}
+        marked = generation._mark_tracked(s, later, sections)["action_items"]
+    assert marked[0]["tracked_as"] == tracked["id"] and "tracked_as" not in marked[1]  # never the writer's own
+    client.patch(f"/api/v1/action-items/{tracked['id']}", json={"status": "done"}, headers=owner.headers)
+    with db.transaction(rt.factory) as s:
+        again = generation._mark_tracked(s, later, sections)["action_items"]
+    assert "tracked_as" not in again[0]  # a done item is not proposed
+
+    client.patch(f"/api/v1/action-items/{tracked['id']}", json={"status": "open"}, headers=owner.headers)
+    clock.advance(minutes=20)
+    client.post(f"/api/v1/incidents/{later}/resolve", headers=owner.headers)
+    url = f"/api/v1/incidents/{later}/postmortem"
+    pm = client.get(url, headers=owner.headers).json()
+    items = [{"title": "Add alert on connection-pool saturation", "priority": "high", "tracked_as": tracked["id"]}]
+    r = client.patch(url, json={"version": pm["version"], "sections": {"action_items": items}}, headers=owner.headers)
+    assert r.status_code == 200, r.text
+    page = soup(browser(t["viewer"]).get(f"/incidents/{later}/postmortem"))
+    note = page.select_one(".tracked-as")
+    assert note is not None and f"action item #{tracked['id']}" in text(note)
+    assert note.select_one("a")["href"] == f"/action-items/{tracked['id']}"
+    md = client.get(f"/api/v1/incidents/{later}/postmortem/export.md", headers=owner.headers).text
+    assert f"(already tracked as action item #{tracked['id']})" in md

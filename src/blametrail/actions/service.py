@@ -241,6 +241,13 @@ def _text(value: object, limit: int) -> str | None:
     return value[:limit] or None
 
 
+def open_repeat(session: Session, *, incident: Incident, title: str) -> ActionItem | None:
+    """Return the open action item of another incident on this incident's service with the same intent, if any."""
+    found = _repeat_of(session, org_id=incident.org_id, incident_id=incident.id,
+                       service=_incident_service(incident), title=title)
+    return session.get(ActionItem, found) if found else None
+
+
 def _repeat_of(session: Session, *, org_id: int, incident_id: int, service: str | None, title: str) -> int | None:
     if not service:
         return None

@@ -25,7 +25,8 @@ TIMELINE_SOURCES = ("monitor", "deploy", "alert", "metric", "log", "update", "st
 ACTION_KINDS = ("detect", "mitigate", "prevent")
 # Optional fields that are left out of stored and served sections while they hold their default (absent = unknown,
 # or not after the resolution), so clients that know only the original shape see it unchanged.
-_OPTIONAL_DEFAULTS = {"timeline": {"after_resolution": False}, "action_items": {"kind": None, "evidence": []}}
+_OPTIONAL_DEFAULTS = {"timeline": {"after_resolution": False},
+                      "action_items": {"kind": None, "evidence": [], "tracked_as": None}}
 
 _TEXT = 20_000  # generous cap per free-text field; protects storage and pages
 _ITEMS = 500
@@ -73,6 +74,9 @@ class ActionItem(_Strict):
     kind: Literal["detect", "mitigate", "prevent"] | None = Field(None, description=(
         "detect: notice it sooner; mitigate: end the impact sooner; prevent: stop it happening again"))
     evidence: list[str] = Field(default_factory=list, max_length=50, description="Ids of the evidence behind it")
+    tracked_as: int | None = Field(None, ge=1, le=2**31 - 1, description=(
+        "Set by BlameTrail, not the writer: an open action item of an earlier incident with the same service and "
+        "intent; publishing links to it instead of tracking a duplicate"))
 
 
 class Confidence(_Strict):

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from blametrail import db
+from blametrail.actions import service as actions
 from blametrail.analysis import similarity
 from blametrail.analysis.evidence import EvidencePack
 from blametrail.crypto import SecretBox
@@ -176,13 +177,33 @@ def _draft_claimed(
     step("storing")
     with db.transaction(factory) as session:
         done = service.finish(session=session, pm_id=pm_id, attempt=attempt, run_id=run_id,
-                              draft=keep_template_extra(drafted.sections, context),
+                              draft=_mark_tracked(session, incident_id,
+                                                  keep_template_extra(drafted.sections, context)),
                               engine=drafted.engine, error=error, evidence=evidence, now=clock(),
                               fallback=drafted.fallback)
         store_audit(session=session, run_id=run_id, audit=drafted.audit)
         if done and fingerprint is not None:
             similar.remember(session, session.get(Incident, incident_id), fingerprint, clock())
     return "drafted" if done else "superseded"
+
+
+def _mark_tracked(session: Session, incident_id: int, sections: dict) -> dict:
+    """Point each drafted action item that repeats an open one (same service and intent) at it (`tracked_as`)."""
+    items = sections.get("action_items") if isinstance(sections, dict) else None
+    if not items:
+        return sections
+    try:
+        with session.begin_nested():
+            incident = session.get(Incident, incident_id)
+            marked = []
+            for item in items:
+                item = {k: v for k, v in item.items() if k != "tracked_as"}  # why: only BlameTrail sets it
+                found = actions.open_repeat(session, incident=incident, title=str(item.get("title") or ""))
+                marked.append({**item, "tracked_as": found.id} if found else item)
+        return {**sections, "action_items": marked}
+    except Exception:  # why: a courtesy; never cost the draft
+        log.warning("looking for tracked repeats of incident %s failed", incident_id, exc_info=True)
+        return sections
 
 
 def _resemblances(factory: sessionmaker[Session], incident_id: int, pack):

@@ -80,7 +80,9 @@ def _timeline(entries: list) -> str:
 
 def _actions(items: list) -> str:
     rows = [
-        [_cell(i.get("title")), _cell(str(i.get("priority") or "medium").capitalize()),
+        [_cell(str(i.get("title") or "") + (f" (already tracked as action item #{i['tracked_as']})"
+                                            if i.get("tracked_as") else "")),
+         _cell(str(i.get("priority") or "medium").capitalize()),
          _cell(i.get("suggested_owner") or "Unassigned")]
         for i in items
     ]

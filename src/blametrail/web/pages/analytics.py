@@ -12,7 +12,7 @@ from blametrail.web.deps import NowDep, PageActor, SessionDep
 from blametrail.web.pages.common import render
 
 router = APIRouter()
-WIDTH, LEFT, RIGHT, ROW, TOP = 640, 170, 70, 22, 8
+WIDTH, LEFT, RIGHT, ROW, TOP = 640, 170, 170, 22, 8
 STATUS_LABELS = {"open": "Open", "in_progress": "In progress", "done": "Done", "wont_do": "Won't do"}
 
 
