@@ -169,3 +169,15 @@ def test_the_migration_indexes_rows_that_existed_before_it(client, factory, rt, 
         after = sorted((d.kind, d.ref_id, d.section, d.body) for d in s.query(SearchDoc))
     assert after == before and {k for k, *_ in after} >= {"incident", "update", "postmortem"}
     assert {h["kind"] for h in _search(client, owner, q="wildcard")} >= {"update"}
+
+
+def test_ranking_reads_the_most_recent_matches_of_this_organization_only(client, factory, monkeypatch):
+    from blametrail.learning import search as engine
+
+    monkeypatch.setattr(engine, "RANK_POOL", 2)
+    small = factory.member(factory.org(plan="pro"), "owner")
+    big = factory.member(factory.org(plan="pro"), "owner")
+    mine = _incident(client, small, "Disk pressure on ledger")  # older than all of the big org's
+    theirs = [_incident(client, big, f"Disk pressure {n}") for n in range(5)]
+    assert {h["incident_id"] for h in _search(client, small, q="disk pressure")} == {mine}
+    assert {h["incident_id"] for h in _search(client, big, q="disk pressure")} == set(theirs[-2:])

@@ -175,7 +175,7 @@ def test_login_ok_shows_user_and_role_in_nav(browser, team):
     assert r.headers["location"] == "/incidents"
     page = soup(c.get("/incidents"))
     nav = page.select_one("header nav[aria-label=Main]")
-    assert [text(a) for a in nav.select("a")] == ["Incidents", "Action items", "Settings"]
+    assert [text(a) for a in nav.select("a")] == ["Incidents", "Action items", "Analytics", "Settings"]
     assert text(page.select_one(".user-name")) == t["admin"].email
     assert text(page.select_one(".user-box .role-badge")) == "admin"
     assert text(page.select_one("form[action='/logout'] button")) == "Log out"

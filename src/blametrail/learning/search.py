@@ -23,6 +23,9 @@ from blametrail.learning.models import KINDS
 MAX_QUERY = 200
 MAX_TERMS = 12
 MAX_LIMIT = 100
+# why: ranking reads every match's text; a common word matches a good share of a large history, so the most recent
+# RANK_POOL matches (with the filters applied) are ranked, and older ones only count when there are fewer
+RANK_POOL = 2000
 SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
 STATUSES = ("open", "resolved")
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -137,14 +140,21 @@ def _where(f: Filters) -> tuple[str, dict]:
 
 def _sqlite(session: Session, words: list[str], where: str, params: dict):
     match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+    floor = session.execute(_typed(f"""
+        SELECT search_fts.rowid FROM search_fts JOIN search_doc d ON d.id = search_fts.rowid
+        JOIN incident i ON i.id = d.incident_id
+        WHERE search_fts MATCH :match AND d.org_id = :org{where}
+        ORDER BY search_fts.rowid DESC LIMIT 1 OFFSET :pool""", params),
+        {**params, "match": match, "pool": RANK_POOL - 1}).scalar()
+    recent = " AND search_fts.rowid >= :floor" if floor is not None else ""
     sql = f"""
         SELECT d.kind, d.incident_id, d.ref_id, d.section, d.title, d.at, i.title AS incident_title,
                snippet(search_fts, -1, '{_START}', '{_STOP}', '…', 24) AS snip,
                -bm25(search_fts, 3.0, 1.0) AS score
         FROM search_fts JOIN search_doc d ON d.id = search_fts.rowid JOIN incident i ON i.id = d.incident_id
-        WHERE search_fts MATCH :match AND d.org_id = :org{where}
+        WHERE search_fts MATCH :match AND d.org_id = :org{where}{recent}
         ORDER BY bm25(search_fts, 3.0, 1.0), d.id DESC LIMIT :limit OFFSET :offset"""
-    return session.execute(_typed(sql, params), {**params, "match": match}).all()
+    return session.execute(_typed(sql, params), {**params, "match": match, "floor": floor}).all()
 
 
 def _postgres(session: Session, words: list[str], where: str, params: dict):
@@ -152,11 +162,14 @@ def _postgres(session: Session, words: list[str], where: str, params: dict):
     options = f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=15, MaxFragments=2, FragmentDelimiter=\" … \""
     sql = f"""
         WITH q AS (SELECT to_tsquery('english', :tsq) AS query),
+        recent AS (
+            SELECT d.id FROM search_doc d JOIN incident i ON i.id = d.incident_id, q
+            WHERE d.org_id = :org AND d.tsv @@ q.query{where}
+            ORDER BY d.id DESC LIMIT :pool),
         best AS (
             SELECT d.id, d.kind, d.incident_id, d.ref_id, d.section, d.title, d.body, d.at, i.title AS incident_title,
                    ts_rank_cd(d.tsv, q.query) AS score
-            FROM search_doc d JOIN incident i ON i.id = d.incident_id, q
-            WHERE d.org_id = :org AND d.tsv @@ q.query{where}
+            FROM recent JOIN search_doc d ON d.id = recent.id JOIN incident i ON i.id = d.incident_id, q
             ORDER BY score DESC, d.id DESC LIMIT :limit OFFSET :offset)
         SELECT best.kind, best.incident_id, best.ref_id, best.section, best.title, best.at, best.incident_title,
                best.score,
@@ -164,7 +177,8 @@ def _postgres(session: Session, words: list[str], where: str, params: dict):
                     THEN ts_headline('english', best.body, q.query, :options)
                     ELSE ts_headline('english', best.title, q.query, :options) END AS snip
         FROM best, q ORDER BY best.score DESC, best.id DESC"""
-    return session.execute(_typed(sql, params), {**params, "tsq": tsquery, "options": options}).all()
+    return session.execute(_typed(sql, params), {**params, "tsq": tsquery, "options": options,
+                                                 "pool": RANK_POOL}).all()
 
 
 def _typed(sql: str, params: dict):
