@@ -140,7 +140,9 @@ def _where(f: Filters) -> tuple[str, dict]:
 
 def _sqlite(session: Session, words: list[str], where: str, params: dict):
     match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
-    floor = session.execute(_typed(f"""
+    narrowed = any(k in params for k in ("service", "severity", "status", "start", "end"))
+    # why: with incident filters the matches are few already, and finding the floor would walk most of them twice
+    floor = None if narrowed else session.execute(_typed(f"""
         SELECT search_fts.rowid FROM search_fts JOIN search_doc d ON d.id = search_fts.rowid
         JOIN incident i ON i.id = d.incident_id
         WHERE search_fts MATCH :match AND d.org_id = :org{where}
@@ -161,22 +163,26 @@ def _postgres(session: Session, words: list[str], where: str, params: dict):
     tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
     options = f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=15, MaxFragments=2, FragmentDelimiter=\" … \""
     sql = f"""
-        WITH q AS (SELECT to_tsquery('english', :tsq) AS query),
-        recent AS (
-            SELECT d.id FROM search_doc d JOIN incident i ON i.id = d.incident_id, q
-            WHERE d.org_id = :org AND d.tsv @@ q.query{where}
+        -- the tsquery is inline, never in a CTE: the planner must see it to choose GIN or a backward id scan
+        WITH recent AS (
+            SELECT d.id FROM search_doc d JOIN incident i ON i.id = d.incident_id
+            WHERE d.org_id = :org AND d.tsv @@ to_tsquery('english', :tsq){where}
             ORDER BY d.id DESC LIMIT :pool),
         best AS (
             SELECT d.id, d.kind, d.incident_id, d.ref_id, d.section, d.title, d.body, d.at, i.title AS incident_title,
-                   ts_rank_cd(d.tsv, q.query) AS score
-            FROM recent JOIN search_doc d ON d.id = recent.id JOIN incident i ON i.id = d.incident_id, q
+                   ts_rank_cd(d.tsv, to_tsquery('english', :tsq)) AS score
+            FROM recent JOIN search_doc d ON d.id = recent.id JOIN incident i ON i.id = d.incident_id
             ORDER BY score DESC, d.id DESC LIMIT :limit OFFSET :offset)
         SELECT best.kind, best.incident_id, best.ref_id, best.section, best.title, best.at, best.incident_title,
                best.score,
-               CASE WHEN to_tsvector('english', best.body) @@ q.query
-                    THEN ts_headline('english', best.body, q.query, :options)
-                    ELSE ts_headline('english', best.title, q.query, :options) END AS snip
-        FROM best, q ORDER BY best.score DESC, best.id DESC"""
+               CASE WHEN to_tsvector('english', best.body) @@ to_tsquery('english', :tsq)
+                    THEN ts_headline('english', best.body, to_tsquery('english', :tsq), :options)
+                    ELSE ts_headline('english', best.title, to_tsquery('english', :tsq), :options) END AS snip
+        FROM best ORDER BY best.score DESC, best.id DESC"""
+    # why: psycopg prepares a statement run five times, and PostgreSQL may then plan it once for any tsquery (a
+    # generic plan): rare words would walk the whole id index, common ones the whole GIN posting list. Each search
+    # is planned for its own words.
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     return session.execute(_typed(sql, params), {**params, "tsq": tsquery, "options": options,
                                                  "pool": RANK_POOL}).all()
 
