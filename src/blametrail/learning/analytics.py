@@ -73,7 +73,6 @@ def report(session: Session, *, org_id: int, when: Range, group_by: str = "servi
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     services = _services(session, org_id, when) if rows else {}
     minutes = {m: _minutes(rows, i) for m, i in (("detect", 2), ("acknowledge", 3), ("mitigate", 4), ("resolve", 5))}
-    minutes["detect"] = np.where(np.isnan(minutes["detect"]), np.nan, np.maximum(minutes["detect"], 0))
     months = np.array([_month(r[1]) for r in rows], dtype=object)
     severities = np.array([r[6] or "unrated" for r in rows], dtype=object)
     return {
@@ -93,7 +92,8 @@ def _minutes(rows, index: int) -> np.ndarray:
     for n, r in enumerate(rows):
         if r[index] is not None:
             out[n] = (_aware(r[index]) - _aware(r[1])).total_seconds() / 60
-    out[out < 0] = np.where(index == 2, 0, np.nan)  # why: a back-dated start never gives negative times
+    # why: an incident opened before its impact began has detected it at once; other negative spans are bad data
+    out[out < 0] = 0 if index == 2 else np.nan
     return out
 
 

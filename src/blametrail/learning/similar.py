@@ -9,7 +9,7 @@ CANDIDATES), so the cost does not grow with the organization's history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -117,8 +117,6 @@ def _stored_query(incident: Incident, before_only: bool):
 
 def with_resemblances(pack: EvidencePack, found: list[Similar]) -> EvidencePack:
     """Return the pack with the similar earlier incidents as prior-incident evidence (inc_N), reasons attached."""
-    from dataclasses import replace
-
     known = {p.id: p for p in pack.prior_incidents}
     for s in found:
         ev = incident_evidence_id(s.incident_id)
