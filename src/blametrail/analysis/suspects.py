@@ -138,6 +138,11 @@ class _Context:
     latest: dict[str, str]  # service -> id of its last deploy before onset
     reverted: dict[str, DeployEvidence]  # deploy id -> the later deploy that put an earlier version back
     found: Findings
+    corpus: str = ""  # every text, lower-cased: a needle missing here is in no text (skips the per-text scans)
+
+    def mentions(self, needle: str) -> bool:
+        """Tell whether any text could mention `needle` (a cheap substring test before the exact ones)."""
+        return bool(needle) and needle.lower() in self.corpus
 
 
 def rank_suspects(pack: EvidencePack) -> tuple[Suspect, ...]:
@@ -167,7 +172,7 @@ def rank_suspects(pack: EvidencePack) -> tuple[Suspect, ...]:
     context = _Context(
         start=found.onset, texts=texts, rollbacks=[(uid, s) for uid, s in texts if ROLLBACK.search(s)], futile=futile,
         words=words(" ".join([inc.title, inc.description, *(s for _, s in texts)])),
-        latest=latest, reverted=reverted, found=found,
+        latest=latest, reverted=reverted, found=found, corpus="\n".join(s for _, s in texts).lower(),
     )
     ranked = [s for d in candidates if (s := _score(pack, d, context)) is not None]
     return tuple(sorted(ranked, key=lambda s: (-s.score, -utc(by_id[s.deploy_id].deployed_at).timestamp(),
@@ -198,15 +203,20 @@ def _score(pack: EvidencePack, deploy: DeployEvidence, ctx: _Context) -> Suspect
         reasons.append(reason)
         named.setdefault(uid)
 
-    uid = _first(ctx.texts, lambda body: _version_hit(body, deploy.version))
+    # why: each test below is a regex per text; with thousands of updates and hundreds of deploys they are run only
+    # when the version, commit or file name appears somewhere at all
+    core = deploy.version.strip().removeprefix("v").removeprefix("V")
+    uid = _first(ctx.texts, lambda body: _version_hit(body, deploy.version)) if ctx.mentions(core) else None
     if uid:
         hit(_W_VERSION, uid, f"update {uid} names version {deploy.version}")
     for commit in deploy.commits:
-        uid = _first(ctx.texts, lambda body, c=commit: _sha_hit(body, c))
+        uid = _first(ctx.texts, lambda body, c=commit: _sha_hit(body, c)) if ctx.mentions(commit.sha[:7]) else None
         if uid:
             hit(_W_SHA, uid, f"update {uid} mentions commit {commit.sha[:7]}")
             relevance[commit.id] += 3
         for path in commit.files:
+            if not ctx.mentions(path.rsplit("/", 1)[-1]):
+                continue
             uid = _first(ctx.texts, lambda body, p=path: _file_hit_path(body, p))
             if uid:
                 hit(_W_FILE, uid, f"update {uid} mentions {path}")

@@ -18,6 +18,9 @@ from blametrail.analysis.times import iso, utc
 
 MAX_METRIC_ROWS = 10
 MAX_LOG_ROWS = 10
+MAX_ROWS = 300  # a postmortem's timeline is read by people: past this, the incident page has the full record
+_ALWAYS = frozenset({"status", "metric", "log", "monitor"})  # few by construction, and each one is a turning point
+_ENDS = 25  # of the rest, the first and last this many are always kept
 _OPENED = frozenset({"open", "opened", "triggered", "created", "firing"})
 _RESOLVED = frozenset({"resolved", "closed"})
 AFTER_RESOLUTION = "After resolution: "  # the mark every row after the resolution carries
@@ -72,7 +75,32 @@ def build(pack: EvidencePack, suspects: tuple[Suspect, ...]) -> list[dict]:
         if log.first_seen is not None:
             add(log.first_seen, 1, "log", log_sentence(log), [log.id])
     rows.sort(key=lambda row: (row[0], row[1]))
-    return _deduplicated([row[2] for row in rows])
+    return bounded(_deduplicated([row[2] for row in rows]))
+
+
+def bounded(rows: list[dict], limit: int = MAX_ROWS) -> list[dict]:
+    """Keep a long timeline readable: every status change, metric, log and monitor row, the first and last of the
+    others, and an even sample between; one row says how many were left out (the incident page lists them all)."""
+    if len(rows) <= limit:
+        return rows
+    always = [n for n, r in enumerate(rows) if r["source"] in _ALWAYS]
+    rest = [n for n, r in enumerate(rows) if r["source"] not in _ALWAYS]
+    budget = max(limit - 1 - len(always), 2 * _ENDS)
+    if len(rest) > budget:
+        middle = rest[_ENDS:-_ENDS]
+        room = budget - 2 * _ENDS
+        sample = [middle[int(k * len(middle) / room)] for k in range(room)] if room > 0 else []
+        rest = rest[:_ENDS] + sample + rest[-_ENDS:]
+    keep = sorted(set(always[: limit - 1]) | set(rest))
+    left_out = len(rows) - len(keep)
+    first_gap = next((n for n in range(len(rows)) if n not in set(keep)), len(rows) - 1)
+    kinds = sorted({rows[n]["source"] for n in range(len(rows)) if n not in set(keep)})
+    note = {"at": rows[first_gap]["at"], "source": "status", "evidence": [],
+            "description": f"{left_out} more timeline entries ({', '.join(kinds)}) are not listed here, so that it "
+                           "stays readable: the incident's own timeline has every one."}
+    out = [rows[n] for n in keep]
+    out.insert(next((i for i, r in enumerate(out) if r["at"] > note["at"]), len(out)), note)
+    return out
 
 
 def who_name(name: str | None) -> str:
