@@ -37,7 +37,8 @@ def probe(settings, clock):
 def test_ready_when_the_database_and_the_embedded_queue_answer(probe, tmp_path):
     r = probe("/readyz", queue_url=f"sqlite:///{tmp_path / 'queue.db'}")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "checks": {"database": "ok", "queue": "ok"}}
+    assert r.json() == {"status": "ready", "checks": {"database": "ok", "queue": "ok"},
+                        "monitor_schedule": {"overdue": 0, "lag_seconds": 0.0, "late": False}}
     assert "set-cookie" not in r.headers
 
 

@@ -436,3 +436,22 @@ def _came_up(session: Session, monitor: Monitor, outage: Outage, recovered_at: d
     except InvalidState:  # why: a person resolved it in the same instant; their resolution stands
         log.info("incident %s was resolved concurrently; monitor %s only recorded its recovery",
                  incident.id, monitor.id)
+
+
+LAG_GRACE = timedelta(seconds=5)  # a check due this recently is on time: the scheduler looks every second or so
+LATE_NOTICE = timedelta(seconds=30)  # the monitors page warns when the oldest waiting check is this late
+
+
+def schedule_lag(*, session: Session, now: datetime, org_id: int | None = None) -> dict:
+    """Return how far behind the checks are: how many are overdue (due, not being checked) and by how much the oldest
+    waits, in seconds — for one organization or (None) the whole installation."""
+    query = select(func.count(), func.min(Monitor.next_check_at)).where(
+        Monitor.enabled.is_(True), Monitor.next_check_at <= now - LAG_GRACE,
+        or_(Monitor.lease_until.is_(None), Monitor.lease_until < now))
+    if org_id is not None:
+        query = query.where(Monitor.org_id == org_id)
+    overdue, oldest = session.execute(query).one()
+    lag = (now - db.UTCDateTime().process_result_value(oldest, session.get_bind().dialect)).total_seconds() \
+        if oldest is not None else 0.0
+    return {"overdue": int(overdue or 0), "lag_seconds": round(max(lag, 0.0), 1),
+            "late": lag >= LATE_NOTICE.total_seconds()}

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from blametrail.jobs import queue as jobqueue
+from blametrail.monitors import service as monitors
 from blametrail.web.deps import RuntimeDep
 from blametrail.web.errors import PROBLEM, problem
 
@@ -31,8 +32,18 @@ def readyz(rt: RuntimeDep):
               "queue": _check("queue", lambda: jobqueue.ping(rt.huey))}
     failed = [name for name, result in checks.items() if result != "ok"]
     if not failed:
-        return {"status": "ready", "checks": checks}
+        # why: late checks do not make this process unready (another one would not help it), but operators see them
+        return {"status": "ready", "checks": checks, "monitor_schedule": _schedule(rt)}
     return problem(503, "not-ready", "Not ready", f"Unreachable: {', '.join(failed)}.", checks=checks)
+
+
+def _schedule(rt) -> dict | None:
+    try:
+        with rt.factory() as session:
+            return monitors.schedule_lag(session=session, now=rt.clock.now())
+    except Exception:  # why: readiness answers even when this extra fails
+        log.warning("readiness: could not read the monitor schedule", exc_info=True)
+        return None
 
 
 def _select_one(engine) -> None:

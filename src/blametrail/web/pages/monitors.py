@@ -62,6 +62,7 @@ def _monitor_list(request, *, session, actor, new: dict | None = None, errors: l
                   status_code: int = 200):
     return settings_page(request, "integrations/monitors.html", {
         "monitors": [monitor_read(m) for m in monitors.list_monitors(session=session, actor=actor)],
+        "lag": monitors.schedule_lag(session=session, now=get_runtime(request).clock.now(), org_id=actor.org_id),
         "new": new or _monitor_defaults(),
         "errors": errors or [], "methods": METHODS, "severities": SEVERITIES,
     }, actor=actor, tab="monitors", status_code=status_code)
