@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from blametrail.actions.models import ActionItem
 from blametrail.analysis import similarity
+from blametrail.clock import as_utc
 from blametrail.engines.sections import SECTION_TITLES
 from blametrail.errors import ValidationFailed
 from blametrail.incidents.models import Incident, IncidentService
@@ -91,14 +92,10 @@ def _minutes(rows, index: int) -> np.ndarray:
     out = np.full(len(rows), np.nan)
     for n, r in enumerate(rows):
         if r[index] is not None:
-            out[n] = (_aware(r[index]) - _aware(r[1])).total_seconds() / 60
+            out[n] = (as_utc(r[index]) - as_utc(r[1])).total_seconds() / 60
     # why: an incident opened before its impact began has detected it at once; other negative spans are bad data
     out[out < 0] = 0 if index == 2 else np.nan
     return out
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _month(value: datetime) -> str:
@@ -179,7 +176,7 @@ def _actions(session: Session, org_id: int, when: Range, today: date) -> dict:
     by_status = Counter(r[0] for r in rows)
     overdue = sum(1 for r in rows if r[1] is not None and r[1] < today and r[0] in ("open", "in_progress"))
     closed = by_status.get("done", 0) + by_status.get("wont_do", 0)
-    days = np.array([(_aware(r[3]) - _aware(r[2])).total_seconds() / 86400 for r in rows
+    days = np.array([(as_utc(r[3]) - as_utc(r[2])).total_seconds() / 86400 for r in rows
                      if r[0] == "done" and r[3] is not None])
     stats = _stats(days)
     return {"total": len(rows), "by_status": {s: by_status.get(s, 0) for s in ("open", "in_progress", "done",
@@ -206,7 +203,7 @@ def _drafts(session: Session, org_id: int, when: Range) -> dict:
                 if key in before:
                     kept.setdefault(key, []).append(_survival(before[key], after.get(key, "")))
         if generated and published and published >= generated:
-            to_publish.append((_aware(published) - _aware(generated)).total_seconds() / 3600)
+            to_publish.append((as_utc(published) - as_utc(generated)).total_seconds() / 3600)
     runs = Counter()
     per_pm = Counter()
     if pms:

@@ -23,8 +23,9 @@ from blametrail.incidents.models import Incident, TimelineEntry
 from blametrail.learning.models import SearchDoc
 from blametrail.postmortems.models import Postmortem
 
-_WATCHED = {Incident: ("title", "description"), TimelineEntry: ("body", "kind"), ActionItem: ("title", "description"),
-            Postmortem: ("sections",)}
+# each indexed model: its kind in the index and the fields whose change rewrites its rows
+_WATCHED = {Incident: ("incident", ("title", "description")), TimelineEntry: ("update", ("body", "kind")),
+            ActionItem: ("action_item", ("title", "description")), Postmortem: ("postmortem", ("sections",))}
 MAX_BODY = 100_000  # a document's text is cut here (a pasted log does not need indexing in full)
 
 
@@ -90,21 +91,9 @@ def _row(org_id: int, incident_id: int, kind: str, ref_id: int, section: str, ti
             "title": (title or "")[:1000], "body": (body or "")[:MAX_BODY], "at": at}
 
 
-def _kind_of(obj) -> str | None:
-    if isinstance(obj, Incident):
-        return "incident"
-    if isinstance(obj, TimelineEntry):
-        return "update"
-    if isinstance(obj, ActionItem):
-        return "action_item"
-    if isinstance(obj, Postmortem):
-        return "postmortem"
-    return None
-
-
 def _changed(obj) -> bool:
     state = inspect(obj)
-    return any(state.attrs[name].history.has_changes() for name in _WATCHED[type(obj)])
+    return any(state.attrs[name].history.has_changes() for name in _WATCHED[type(obj)][1])
 
 
 def _after_flush(session: Session, _context) -> None:
@@ -120,7 +109,7 @@ def replace(session: Session, touched: Iterable, stale: Iterable = ()) -> None:
     conn = session.connection()
     rows: list[dict] = []
     for obj in stale:
-        conn.execute(delete(SearchDoc).where(SearchDoc.kind == _kind_of(obj), SearchDoc.ref_id == obj.id))
+        conn.execute(delete(SearchDoc).where(SearchDoc.kind == _WATCHED[type(obj)][0], SearchDoc.ref_id == obj.id))
     for obj in touched:
         rows += docs_for(obj)
     if rows:

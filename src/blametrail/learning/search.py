@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from blametrail.clock import to_utc
 from blametrail.db import UTCDateTime
 from blametrail.errors import ValidationFailed
 from blametrail.learning.models import KINDS
@@ -112,7 +113,7 @@ def search(session: Session, *, org_id: int, query: str, filters: Filters = Filt
         rows = _sqlite(session, words, where, params)
     return [Hit(kind=r.kind, incident_id=r.incident_id, ref_id=r.ref_id, section=r.section, title=r.title or "",
                 incident_title=r.incident_title, snippet=_marked(r.snip or ""), score=round(float(r.score), 4),
-                at=_aware(r.at)) for r in rows]
+                at=to_utc(r.at)) for r in rows]
 
 
 def _where(f: Filters) -> tuple[str, dict]:
@@ -195,9 +196,3 @@ def _typed(sql: str, params: dict):
 def _marked(snippet: str) -> str:
     out = html.escape(snippet, quote=False)
     return out.replace(_START, "<mark>").replace(_STOP, "</mark>")
-
-
-def _aware(value) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -34,7 +34,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from blametrail import db
-from blametrail.clock import iso
+from blametrail.clock import as_utc, iso
 from blametrail.errors import Conflict, InvalidState, NotFound, ValidationFailed
 from blametrail.incidents import service as incidents
 from blametrail.incidents.models import Incident
@@ -451,7 +451,6 @@ def schedule_lag(*, session: Session, now: datetime, org_id: int | None = None) 
     if org_id is not None:
         query = query.where(Monitor.org_id == org_id)
     overdue, oldest = session.execute(query).one()
-    lag = (now - db.UTCDateTime().process_result_value(oldest, session.get_bind().dialect)).total_seconds() \
-        if oldest is not None else 0.0
+    lag = (now - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
     return {"overdue": int(overdue or 0), "lag_seconds": round(max(lag, 0.0), 1),
             "late": lag >= LATE_NOTICE.total_seconds()}

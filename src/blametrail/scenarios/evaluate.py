@@ -230,16 +230,7 @@ def evaluate_families(factory: sessionmaker[Session], box: SecretBox, actor: Act
     incidents most like each family member and score the first three against its siblings."""
     family_of: dict[int, str | None] = {}
     for family, s in pairs:
-        with db.transaction(factory) as session:
-            incident, _ = record(session, actor, s, now)
-            incident_id = incident.id
-        with db.transaction(factory) as session:
-            incident = session.get(Incident, incident_id)
-            pack = build_pack(session=session, incident=incident,
-                              lookback_minutes=int(LOOKBACK.total_seconds() // 60), now=now)
-            tasks = integrations.plan_fetch(session=session, org_id=incident.org_id, services=incident.service_names,
-                                            box=box)
-        pack, _ = observe(pack, tasks)
+        incident_id, _, pack, _ = recorded_pack(factory, box, actor, s, now)
         with db.transaction(factory) as session:
             similar.remember(session, session.get(Incident, incident_id), similarity.from_pack(pack), now)
         family_of[incident_id] = family
@@ -309,6 +300,14 @@ def record(session: Session, actor: Actor, s: Scenario, now: datetime, *, draft:
 def evaluate_one(factory: sessionmaker[Session], box: SecretBox, actor: Actor, s: Scenario,
                  now: datetime) -> Outcome:
     """Run one scenario through the drafting path (pack, fetch over HTTP, analysis, built-in writer); score it."""
+    _, keys, pack, errors = recorded_pack(factory, box, actor, s, now)
+    return score(s, pack, write_postmortem(pack), keys, tuple(errors))
+
+
+def recorded_pack(factory: sessionmaker[Session], box: SecretBox, actor: Actor, s: Scenario,
+                  now: datetime) -> tuple[int, dict[str, str], EvidencePack, list[str]]:
+    """Record a scenario and gather its evidence as a draft would (fetched over HTTP); return the incident id, the
+    deploy keys' evidence ids, the pack and the fetch errors."""
     with db.transaction(factory) as session:
         incident, keys = record(session, actor, s, now)
         incident_id = incident.id
@@ -319,7 +318,7 @@ def evaluate_one(factory: sessionmaker[Session], box: SecretBox, actor: Actor, s
         tasks = integrations.plan_fetch(session=session, org_id=incident.org_id, services=incident.service_names,
                                         box=box)
     pack, errors = observe(pack, tasks)
-    return score(s, pack, write_postmortem(pack), keys, tuple(errors))
+    return incident_id, keys, pack, errors
 
 
 def score(s: Scenario, pack: EvidencePack, draft: dict, keys: dict[str, str],

@@ -10,6 +10,7 @@ from blametrail.engines.sections import SECTION_TITLES
 from blametrail.learning import search as engine
 from blametrail.orgs.permissions import Action, require
 from blametrail.web.deps import ApiActor, SessionDep
+from blametrail.web.pages.document import anchor
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -19,7 +20,7 @@ def hit_url(hit: engine.Hit) -> str:
     if hit.kind == "update":
         return f"/incidents/{hit.incident_id}#{ids.entry_id('update', hit.ref_id)}"
     if hit.kind == "postmortem":
-        return f"/incidents/{hit.incident_id}/postmortem#{hit.section.replace(':', '-')}"
+        return f"/incidents/{hit.incident_id}/postmortem#{anchor(hit.section)}"
     if hit.kind == "action_item":
         return f"/action-items/{hit.ref_id}"
     return f"/incidents/{hit.incident_id}"
