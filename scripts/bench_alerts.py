@@ -3,7 +3,7 @@
 Usage:
   python scripts/bench_alerts.py                                  # SQLite (a temporary file)
   python scripts/bench_alerts.py --database-url sqlite --database-url postgresql+psycopg://user@host/bench
-  options: --requests 10000 --concurrency 16 --warmup 300 --services 50
+  options: --requests 10000 --concurrency 16 --warmup 300 --services 50 --profile-dir DIR
 
 For each database, one uvicorn server (1 worker, a separate process) runs BlameTrail, and the client posts
 `--requests` Alertmanager deliveries of one alert each (distinct fingerprints, spread over `--services` services,
@@ -12,7 +12,9 @@ run, a second server — a bare FastAPI app whose one sync endpoint reads the bo
 schema on the same database through the same engine settings — takes the same load: the ceiling of
 FastAPI + uvicorn + SQLAlchemy + that database on this machine. Use a dedicated PostgreSQL database: the script
 migrates it, adds an organization and webhook, and creates and drops its own `bench_ceiling_insert` table.
-Prints throughput, p50/p99 latency (client side) and our/ceiling ratio per database.
+Prints throughput, p50/p99 latency (client side), our/ceiling ratio and BlameTrail's SQL statements per delivery
+(counted in the server) per database. With --profile-dir and py-spy on PATH, the BlameTrail server is profiled
+during the measured load (`<dir>/<database>.txt`, collapsed stacks; summarise with scripts/profile_summary.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import argparse
 import http.client
 import json
 import os
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -74,11 +78,21 @@ def serve(target: str, database_url: str, data_dir: str, port: int) -> None:
     import uvicorn
 
     if target == "blametrail":
+        from sqlalchemy import event
+
         from blametrail.app import create_app
         from blametrail.runtime import build_runtime
 
         settings = _settings(database_url, data_dir)
-        app = create_app(settings, runtime=build_runtime(settings, migrate=False), background=False)
+        rt = build_runtime(settings, migrate=False)
+        app = create_app(settings, runtime=rt, background=False)
+        statements = [0]
+
+        @event.listens_for(rt.engine, "before_cursor_execute")
+        def count(*_args):
+            statements[0] += 1
+
+        app.app.add_api_route("/bench/statements", lambda: {"statements": statements[0]}, methods=["GET"])
     else:
         app = ceiling_app(database_url, data_dir)
     uvicorn.run(app, host="127.0.0.1", port=port, workers=1, log_level="warning", access_log=False, backlog=4096)
@@ -228,6 +242,29 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _statements(port: int) -> int:
+    """Return how many SQL statements the BlameTrail server has run so far."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/bench/statements")
+        return json.loads(conn.getresponse().read())["statements"]
+    finally:
+        conn.close()
+
+
+def _profile(directory: str | None, pid: int, label: str) -> subprocess.Popen | None:
+    """Start py-spy on the server (collapsed stacks into <directory>/<label>.txt), or None."""
+    tool = shutil.which("py-spy") if directory else None
+    if directory and tool is None:
+        print("bench_alerts: --profile-dir given but py-spy is not on PATH; not profiling", file=sys.stderr)
+    if tool is None:
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([tool, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--nonblocking",
+                             "--output", str(Path(directory) / f"{label}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
@@ -241,14 +278,23 @@ def bench_database(url_arg: str, args) -> list[dict]:
     run = f"r{int(time.time())}"
     warm = [delivery(i, args.services, run + "w") for i in range(args.warmup)]
     bodies = [delivery(i, args.services, run) for i in range(args.requests)]
-    rows = []
+    rows, per_delivery = [], float("nan")
     for target, path, headers in (("blametrail", f"/webhooks/alertmanager/{uid}", {"Authorization": f"Bearer {secret}"}),
                                   ("ceiling", "/ingest", {})):
         proc, port = start_server(target, database_url, data_dir)
+        profiler = None
         try:
             load(port, path, headers, warm, args.concurrency)
+            if target == "blametrail":
+                profiler = _profile(args.profile_dir, proc.pid, label)
+            before = _statements(port) if target == "blametrail" else 0
             wall, latencies, errors = load(port, path, headers, bodies, args.concurrency)
+            if target == "blametrail":
+                per_delivery = (_statements(port) - before) / len(bodies)
         finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes what it recorded and exits
+                profiler.wait(timeout=60)
             stop_server(proc)
         rows.append({"database": label, "target": target, "requests": len(bodies), "errors": errors,
                      "throughput": len(bodies) / wall, "p50": statistics.median(latencies),
@@ -257,7 +303,8 @@ def bench_database(url_arg: str, args) -> list[dict]:
     rows[0]["ratio"] = rows[0]["throughput"] / rows[1]["throughput"]
     rows[1]["ratio"] = 1.0
     expected = args.requests + args.warmup
-    rows[0]["check"] = f"{counts['alerts']} alerts, {counts['incidents']} incidents, {counts['timeline']} timeline rows"
+    rows[0]["check"] = f"{counts['alerts']} alerts, {counts['incidents']} incidents, {counts['timeline']} timeline rows, " \
+                       f"{per_delivery:.1f} SQL statements per delivery"
     rows[1]["check"] = f"{counts['ceiling_rows']} rows"
     if counts["alerts"] != expected or counts["ceiling_rows"] != expected:
         print(f"WARNING: expected {expected} rows each, stored {counts}", file=sys.stderr)
@@ -271,6 +318,7 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--services", type=int, default=50)
+    p.add_argument("--profile-dir", default=None, help="profile the BlameTrail server with py-spy into this directory")
     p.add_argument("--serve", choices=("blametrail", "ceiling"), help=argparse.SUPPRESS)
     p.add_argument("--data-dir", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -23,3 +23,20 @@ def test_rotation():
 
 def test_same():
     assert same("a", "a") and not same("a", "b")
+
+
+def test_a_box_remembers_what_it_opened_and_still_refuses_what_it_cannot(monkeypatch):
+    import blametrail.crypto as crypto
+
+    box = SecretBox("k1")
+    ciphertexts = [box.encrypt(f"s{i}") for i in range(5)]
+    assert [box.decrypt(c) for c in ciphertexts] == [f"s{i}" for i in range(5)]
+    monkeypatch.setattr(box, "_fernet", None)  # a second decrypt must not need Fernet at all
+    assert [box.decrypt(c) for c in ciphertexts] == [f"s{i}" for i in range(5)]
+    with pytest.raises(ValueError, match="BLAMETRAIL_SECRET_KEY"):
+        SecretBox("k1").decrypt(SecretBox("k2").encrypt("x"))
+    monkeypatch.setattr(crypto, "OPENED_MAX", 3)
+    small = SecretBox("k1")
+    for c in ciphertexts:
+        small.decrypt(c)
+    assert len(small._opened) <= 3  # bounded: it starts over instead of growing

@@ -23,6 +23,9 @@ def signing_keys(secret_key: str) -> list[str]:
     return key_list(secret_key)[::-1]
 
 
+OPENED_MAX = 4096  # decrypted secrets a box remembers (webhook secrets, credentials); past it, it starts over
+
+
 class SecretBox:
     """Encrypt and decrypt short secrets (webhook secrets, provider credentials)."""
 
@@ -30,6 +33,9 @@ class SecretBox:
         fernets = [Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest())) for k in key_list(secret_key)]
         self._newest = fernets[0]
         self._fernet = MultiFernet(fernets)
+        # why: every webhook delivery decrypts its webhook's secret (an HMAC and an AES block each time); a ciphertext
+        # always opens to the same plaintext, and whoever can read this process's memory also holds the keys
+        self._opened: dict[str, str] = {}
 
     def encrypt(self, plaintext: str) -> str:
         """Return the ciphertext of a secret (with the newest key)."""
@@ -37,10 +43,17 @@ class SecretBox:
 
     def decrypt(self, ciphertext: str) -> str:
         """Return the plaintext, or raise ValueError if no configured key opens it."""
+        opened = self._opened.get(ciphertext)
+        if opened is not None:
+            return opened
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            opened = self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
             raise ValueError("stored secret cannot be decrypted with the configured BLAMETRAIL_SECRET_KEY") from exc
+        if len(self._opened) >= OPENED_MAX:
+            self._opened.clear()
+        self._opened[ciphertext] = opened
+        return opened
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt a secret with the newest key, or raise ValueError if no configured key opens it."""

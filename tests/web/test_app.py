@@ -38,6 +38,14 @@ def test_docs_page_uses_only_local_assets(client):
     assert "script-src 'self';" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
 
 
+def test_csrf_free_paths_skip_the_csrf_layer_and_pages_keep_it(client):
+    # why: the CSRF layer minted and signed a token for every API call and webhook delivery that nothing read
+    assert "csrftoken" not in client.get("/api/v1/incidents").cookies
+    assert "csrftoken" not in client.post("/webhooks/alertmanager/nope", content=b"{}").cookies
+    assert client.get("/login").cookies.get("csrftoken")
+    assert client.post("/login", data={"email": "a@b.test", "password": "x"}).status_code == 403  # no token: refused
+
+
 def test_security_headers_on_api_responses(client):
     r = client.get("/api/v1/incidents")
     assert r.status_code == 401

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, inspect, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
+from blametrail import db
 from blametrail.alerts.models import Alert
 from blametrail.alerts.parsers import NormalizedAlert
-from blametrail.clock import iso
+from blametrail.clock import as_utc, iso
 from blametrail.errors import InvalidState, ValidationFailed
 from blametrail.incidents import service as incidents
 from blametrail.incidents.models import Incident, IncidentService
@@ -120,39 +120,35 @@ def _new_row(hook: Webhook, a: NormalizedAlert, now: datetime) -> Alert:
 
 
 def _insert_all(session: Session, hook: Webhook, rows: list[Alert]) -> list[tuple[Alert, bool]]:
-    """Insert new instances in one batch; return (row, created), where a row a concurrent delivery stored first
-    comes back as that delivery's row with created=False."""
+    """Insert new instances (built by _new_row, distinct fingerprints) in one statement; return (row, created), where
+    an instance a concurrent delivery stored first comes back as that delivery's row with created=False."""
     if not rows:
         return []
-    if session.get_bind().dialect.name == "sqlite":  # why: BEGIN IMMEDIATE serializes transactions: no race here
-        session.add_all(rows)
-        session.flush()
-        return [(row, True) for row in rows]
-    try:
-        with session.begin_nested():
-            session.add_all(rows)
-            session.flush()
-        return [(row, True) for row in rows]
-    except IntegrityError:  # why: some instance arrived in two deliveries at once; redo one by one to find which
-        pass
+    values = [{attr.key: getattr(row, attr.key) for attr in _ALERT_COLUMNS} for row in rows]
+    db.refuse_unstorable_rows(Alert, values)
+    # why: one multi-row INSERT … RETURNING (the ORM's flush inserts row by row on SQLite), and no savepoint: an
+    # instance stored meanwhile by another transaction is skipped here and read below
+    statement = (db.dialect_insert(session, Alert)
+                 .on_conflict_do_nothing(index_elements=["webhook_id", "fingerprint", "starts_at"]).returning(Alert))
+    stored = {(row.fingerprint, as_utc(row.starts_at)): row for row in session.scalars(statement, values)}
+    missing = [row for row in rows if (row.fingerprint, as_utc(row.starts_at)) not in stored]
+    existing = {}
+    if missing:
+        existing = {(row.fingerprint, as_utc(row.starts_at)): row for row in session.scalars(select(Alert).where(
+            Alert.webhook_id == hook.id, Alert.fingerprint.in_({row.fingerprint for row in missing})))}
     out = []
     for row in rows:
-        fresh = Alert(**{attr.key: getattr(row, attr.key) for attr in _ALERT_COLUMNS})
-        try:
-            with session.begin_nested():
-                session.add(fresh)
-                session.flush()
-            out.append((fresh, True))
-        except IntegrityError:
-            existing = session.scalar(select(Alert).where(Alert.webhook_id == hook.id, Alert.fingerprint == row.fingerprint,
-                                                          Alert.starts_at == row.starts_at))
-            if existing is None:
-                raise
-            out.append((existing, False))
+        key = (row.fingerprint, as_utc(row.starts_at))
+        if key in stored:
+            out.append((stored[key], True))
+        elif key in existing:
+            out.append((existing[key], False))
+        else:
+            raise RuntimeError(f"alert {row.fingerprint} starting {row.starts_at} was neither stored nor found")
     return out
 
 
-_ALERT_COLUMNS = [attr for attr in inspect(Alert).column_attrs if attr.key != "id"]  # copied by the retry above
+_ALERT_COLUMNS = [attr for attr in inspect(Alert).column_attrs if attr.key != "id"]
 
 
 def _close_superseded(older: list[Alert], row: Alert, now: datetime) -> None:
@@ -175,8 +171,8 @@ def _record(session: Session, incident: Incident, row: Alert, source: str, now: 
         body, at = f"Alert {row.name} firing{on}" + (f": {row.summary}" if row.summary else ""), row.starts_at
     else:
         body, at = f"Alert {row.name} resolved{on}", row.ends_at or now
-    incidents.add_entry(session=session, incident=incident, kind="alert", at=at, body=body, now=now,
-                        author=f"alert:{row.name}", data=_entry_data(row, source), flush=False)
+    incidents.stage_entry(session=session, incident=incident, kind="alert", at=at, body=body, now=now,
+                          author=f"alert:{row.name}", data=_entry_data(row, source))
 
 
 def _open_incident_for(session: Session, hook: Webhook, service: str | None) -> Incident | None:
@@ -255,16 +251,19 @@ class _OpenIncidents:
         self._by_service[service] = incident
 
 
-def _waves(alerts: list[NormalizedAlert]) -> list[list[NormalizedAlert]]:
-    """Split a delivery so no fingerprint repeats within a wave (the k-th mention of each goes to wave k)."""
+Owned = tuple[NormalizedAlert, IngestSummary]  # an alert and the summary of the delivery that carried it
+
+
+def _waves(alerts: list[Owned]) -> list[list[Owned]]:
+    """Split deliveries so no fingerprint repeats within a wave (the k-th mention of each goes to wave k)."""
     seen: dict[str, int] = {}
-    waves: list[list[NormalizedAlert]] = []
-    for a in alerts:
-        k = seen.get(a.fingerprint, 0)
-        seen[a.fingerprint] = k + 1
+    waves: list[list[Owned]] = []
+    for item in alerts:
+        k = seen.get(item[0].fingerprint, 0)
+        seen[item[0].fingerprint] = k + 1
         if k == len(waves):
             waves.append([])
-        waves[k].append(a)
+        waves[k].append(item)
     return waves
 
 
@@ -283,30 +282,30 @@ def _resolves(row: Alert, a: NormalizedAlert, now: datetime) -> bool:
     return True
 
 
-def _ingest_wave(session: Session, hook: Webhook, wave: list[NormalizedAlert], now: datetime, *,
-                 known: dict[str, list[Alert]], open_incidents: _OpenIncidents, summary: IngestSummary,
-                 to_check: list[int]) -> None:
+def _ingest_wave(session: Session, hook: Webhook, wave: list[Owned], now: datetime, *,
+                 known: dict[str, list[Alert]], open_incidents: _OpenIncidents,
+                 to_check: list[tuple[int, IngestSummary]]) -> None:
     """Apply alerts with distinct fingerprints: batch-insert the new instances, then record every transition."""
-    fresh: list[tuple[NormalizedAlert, Alert, list[Alert], Incident | None]] = []
-    resolved: list[tuple[NormalizedAlert, Alert]] = []
-    for a in wave:
+    fresh: list[tuple[NormalizedAlert, IngestSummary, Alert, list[Alert], Incident | None]] = []
+    resolved: list[tuple[NormalizedAlert, IngestSummary, Alert]] = []
+    for a, summary in wave:
         row, older = _lookup(session, hook, a, known)
         if row is None:
             # why: look for the incident before inserting, so a joining alert is inserted with it (no extra UPDATE)
             incident = open_incidents.get(a.service) if a.status == "firing" or a.service else None
             row = _new_row(hook, a, now)
             row.incident_id = incident.id if incident else None
-            fresh.append((a, row, older, incident))
+            fresh.append((a, summary, row, older, incident))
         elif _resolves(row, a, now):
-            resolved.append((a, row))
+            resolved.append((a, summary, row))
         else:
             summary.unchanged += 1
-    inserted = _insert_all(session, hook, [row for _, row, _, _ in fresh])
-    for (a, _, older, incident), (row, created) in zip(fresh, inserted, strict=True):
+    inserted = _insert_all(session, hook, [row for _, _, row, _, _ in fresh])
+    for (a, summary, _, older, incident), (row, created) in zip(fresh, inserted, strict=True):
         known.setdefault(a.fingerprint, []).append(row)
         if not created:  # a concurrent delivery stored this instance first: apply this one as a repeat of it
             if _resolves(row, a, now):
-                resolved.append((a, row))
+                resolved.append((a, summary, row))
             else:
                 summary.unchanged += 1
             continue
@@ -322,34 +321,45 @@ def _ingest_wave(session: Session, hook: Webhook, wave: list[NormalizedAlert], n
         else:
             summary.resolved += 1
             if incident is not None:
-                to_check.append(incident.id)
+                to_check.append((incident.id, summary))
         if incident is not None:
             _touched(summary, incident.id)
             _record(session, incident, row, a.source, now)
-    attached = _incidents_by_id(session, {row.incident_id for _, row in resolved if row.incident_id is not None})
-    for a, row in resolved:
+    attached = _incidents_by_id(session, {row.incident_id for _, _, row in resolved if row.incident_id is not None})
+    for a, summary, row in resolved:
         summary.resolved += 1
         incident = attached.get(row.incident_id)
         if incident is not None:
             _record(session, incident, row, a.source, now)
             _touched(summary, incident.id)
-            to_check.append(incident.id)
+            to_check.append((incident.id, summary))
     incidents.flush_entries(session=session, now=now)
 
 
 def ingest(*, session: Session, hook: Webhook, alerts: list[NormalizedAlert], now: datetime) -> IngestSummary:
     """Apply one delivery's alerts: dedupe, record transitions on incidents, open or resolve incidents."""
-    summary = IngestSummary(received=len(alerts))
-    to_check: list[int] = []
-    known = _prefetch(session, hook, alerts)
-    open_incidents = _OpenIncidents(session, hook, {a.service for a in alerts if a.status == "firing" or a.service})
-    for wave in _waves(alerts):
-        _ingest_wave(session, hook, wave, now, known=known, open_incidents=open_incidents, summary=summary,
-                     to_check=to_check)
+    return ingest_many(session=session, hook=hook, deliveries=[alerts], now=now)[0]
+
+
+def ingest_many(*, session: Session, hook: Webhook, deliveries: list[list[NormalizedAlert]],
+                now: datetime) -> list[IngestSummary]:
+    """Apply several deliveries of one webhook, in order, with the reads and writes of all of them batched; return
+    each delivery's summary. The incidents their resolutions may have emptied are checked once, at the end (as if
+    the deliveries that fired arrived before those that resolved), and one resolved that way is counted by the
+    last delivery that resolved one of its alerts."""
+    summaries = [IngestSummary(received=len(alerts)) for alerts in deliveries]
+    owned = [(a, summary) for alerts, summary in zip(deliveries, summaries, strict=True) for a in alerts]
+    to_check: list[tuple[int, IngestSummary]] = []
+    everything = [a for a, _ in owned]
+    known = _prefetch(session, hook, everything)
+    open_incidents = _OpenIncidents(session, hook, {a.service for a in everything if a.status == "firing" or a.service})
+    for wave in _waves(owned):
+        _ingest_wave(session, hook, wave, now, known=known, open_incidents=open_incidents, to_check=to_check)
     if hook.auto_resolve:
-        for incident_id in dict.fromkeys(to_check):
+        last = dict(to_check)  # incident id → the last delivery that resolved one of its alerts
+        for incident_id, summary in last.items():
             _auto_resolve(session, hook, incident_id, now, summary)
-    return summary
+    return summaries
 
 
 def list_alerts(

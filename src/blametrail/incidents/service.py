@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from blametrail import db
@@ -27,10 +27,31 @@ MAX_PAGE = 200
 
 
 def flush_entries(*, session: Session, now: datetime) -> None:
-    """Write the entries added with add_entry(flush=False), then fire the evidence-changed hook once for the batch."""
-    pending = db.memo(session).pop("entries_pending", {})
+    """Write the entries added with add_entry(flush=False) or stage_entry(), then fire the evidence-changed hook once
+    for the batch."""
+    memo = db.memo(session)
+    pending = memo.pop("entries_pending", {})
+    staged = memo.pop("entries_staged", [])
     session.flush()
+    if staged:
+        db.refuse_unstorable_rows(TimelineEntry, staged)
+        session.execute(insert(TimelineEntry), staged)  # why: one executemany, not a flush's INSERT per row
     hooks.evidence_changed(session, list(pending.values()), now)
+
+
+def stage_entry(
+    *, session: Session, incident: Incident, kind: str, at: datetime, body: str, now: datetime,
+    author: str | None = None, data: dict | None = None,
+) -> None:
+    """Add a system entry that nothing reads back in this transaction and search does not index (an alert's
+    transition): written by the next flush_entries() in one statement with the others staged."""
+    if kind == "update":
+        raise ValueError("updates are indexed for search: use add_entry")
+    db.memo(session).setdefault("entries_staged", []).append({
+        "org_id": incident.org_id, "incident_id": incident.id, "kind": kind, "at": at, "body": _fit_body(body),
+        "status": None, "author_user_id": None, "author": author, "data": data, "created_at": now})
+    incident.updated_at = now
+    db.memo(session).setdefault("entries_pending", {})[incident.id] = incident
 
 
 def _emit(session: Session, incident: Incident, event: str, now: datetime) -> None:

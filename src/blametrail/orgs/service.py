@@ -9,10 +9,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from blametrail import db
 from blametrail.errors import (
     Conflict,
     Forbidden,
@@ -348,9 +347,8 @@ def consume_quota(*, session: Session, org: Organization, now: datetime) -> None
     limit = PLAN_LIMITS[org.plan]
     month = month_of(now)
     check_quota(org=org, used=0, now=now)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        insert(MonthlyUsage).values(org_id=org.id, month=month, used=0)
+        db.dialect_insert(session, MonthlyUsage).values(org_id=org.id, month=month, used=0)
         .on_conflict_do_nothing(index_elements=["org_id", "month"])
     )
     result = session.execute(

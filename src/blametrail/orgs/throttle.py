@@ -16,10 +16,9 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import delete, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from blametrail import db
 from blametrail.errors import RateLimited
 from blametrail.orgs.models import LoginAttempt, LoginThrottle
 
@@ -199,8 +198,7 @@ def purge_stale(*, session: Session, now: datetime, limits: Limits, limit: int =
 
 
 def _locked_row(session: Session, subject: str, now: datetime) -> LoginThrottle:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(LoginThrottle).values(subject=subject, updated_at=now).on_conflict_do_nothing(
+    statement = db.dialect_insert(session, LoginThrottle).values(subject=subject, updated_at=now).on_conflict_do_nothing(
         index_elements=["subject"])
     query = (select(LoginThrottle).where(LoginThrottle.subject == subject).with_for_update()
              .execution_options(populate_existing=True))

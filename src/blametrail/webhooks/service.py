@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from blametrail import db
 from blametrail.crypto import SecretBox, new_secret, same
 from blametrail.errors import NotFound, SecretUndecryptable, Unauthenticated, ValidationFailed
 from blametrail.orgs.permissions import Action, require
@@ -82,7 +83,8 @@ def rotate_secret(*, session: Session, actor: Actor, box: SecretBox, webhook_id:
 
 def by_uid(*, session: Session, uid: str, kind: str) -> Webhook:
     """Return the active webhook behind a receiver URL, or raise NotFound (unknown, wrong kind or disabled)."""
-    hook = session.scalar(select(Webhook).where(Webhook.uid == uid))
+    known = db.memo(session).setdefault("webhooks_by_uid", {})  # why: a batch of deliveries reads each webhook once
+    hook = known[uid] if uid in known else known.setdefault(uid, session.scalar(select(Webhook).where(Webhook.uid == uid)))
     if hook is None or hook.kind != kind or hook.disabled_at is not None:
         raise NotFound("No active webhook at this URL.")
     return hook
@@ -113,17 +115,39 @@ def record_delivery(
     summary: str = "",
 ) -> bool:
     """Record a delivery once; return False when this exact delivery was already accepted (a replay)."""
-    if session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == hook.id,
-                                                       WebhookDelivery.delivery_key == key)):
-        return False
-    try:
-        with session.begin_nested():
-            session.add(WebhookDelivery(org_id=hook.org_id, webhook_id=hook.id, delivery_key=key, received_at=now,
-                                        event=event, items=items, summary=summary[:2000]))
-            session.flush()
-    except IntegrityError:  # why: the same delivery arrived twice at once; the other one won
-        return False
-    return True
+    return record_deliveries(session=session, now=now, deliveries=[
+        DeliveryRecord(hook=hook, key=key, event=event, items=items, summary=summary)])[0]
+
+
+@dataclass
+class DeliveryRecord:
+    """A delivery to record once (record_deliveries)."""
+
+    hook: Webhook
+    key: str
+    event: str | None = None
+    items: int = 0
+    summary: str = ""
+
+
+def record_deliveries(*, session: Session, deliveries: list[DeliveryRecord], now: datetime) -> list[bool]:
+    """Record deliveries once each, in one statement; False marks a replay (accepted before, by a concurrent
+    transaction that committed, or earlier in this list)."""
+    first: dict[tuple[int, str], int] = {}
+    for i, d in enumerate(deliveries):
+        first.setdefault((d.hook.id, d.key), i)
+    stored: set[tuple[int, str]] = set()
+    rows = [{"org_id": d.hook.org_id, "webhook_id": d.hook.id, "delivery_key": d.key, "received_at": now,
+             "event": d.event[:64] if d.event else None, "items": d.items, "summary": d.summary[:2000]}
+            for i, d in enumerate(deliveries) if first[(d.hook.id, d.key)] == i]
+    # why: one statement (SQLAlchemy sends the rows as multi-row VALUES), no savepoint: a key already stored (or being
+    # stored by a concurrent transaction, which PostgreSQL waits for) is skipped, and RETURNING names the ones stored
+    statement = (db.dialect_insert(session, WebhookDelivery)
+                 .on_conflict_do_nothing(index_elements=["webhook_id", "delivery_key"])
+                 .returning(WebhookDelivery.webhook_id, WebhookDelivery.delivery_key))
+    if rows:
+        stored.update((hook_id, key) for hook_id, key in session.execute(statement, rows))
+    return [first[(d.hook.id, d.key)] == i and (d.hook.id, d.key) in stored for i, d in enumerate(deliveries)]
 
 
 def recent_deliveries(*, session: Session, org_id: int, webhook_id: int, limit: int = 50) -> list[WebhookDelivery]:
