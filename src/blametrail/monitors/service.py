@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -272,20 +272,21 @@ def claim_due(*, session: Session, now: datetime, owner: str, limit: int) -> lis
                or_(Monitor.lease_until.is_(None), Monitor.lease_until < now))
         .order_by(Monitor.next_check_at, Monitor.id).limit(max(0, limit))
     ).all()
-    claimed = []
+    groups: dict[tuple[int, float], list[int]] = {}  # monitors sharing an interval and a timeout: one UPDATE
     for monitor_id, interval, timeout in candidates:
-        # why: the WHERE re-checks the lease inside the UPDATE, so of several replicas exactly one gets rowcount 1
-        result = session.execute(
+        groups.setdefault((interval, timeout), []).append(monitor_id)
+    claimed: set[int] = set()
+    for (interval, timeout), ids in groups.items():
+        # why: the WHERE re-checks the lease inside the UPDATE, so of several replicas exactly one claims each
+        # monitor, and RETURNING says which
+        claimed.update(session.scalars(
             sql_update(Monitor)
-            .where(Monitor.id == monitor_id, Monitor.enabled.is_(True), Monitor.next_check_at <= now,
+            .where(Monitor.id.in_(ids), Monitor.enabled.is_(True), Monitor.next_check_at <= now,
                    or_(Monitor.lease_until.is_(None), Monitor.lease_until < now))
             .values(lease_owner=owner, lease_until=now + timedelta(seconds=timeout + LEASE_MARGIN_SECONDS),
                     next_check_at=now + timedelta(seconds=interval))
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
-            claimed.append(monitor_id)
-    return claimed
+            .returning(Monitor.id).execution_options(synchronize_session=False)))
+    return [monitor_id for monitor_id, _, _ in candidates if monitor_id in claimed]
 
 
 def targets(*, session: Session, monitor_ids: list[int]) -> list[CheckTarget]:
@@ -332,27 +333,60 @@ def _store_state(monitor: Monitor, state: MonitorState) -> None:
 
 def trim_results(*, session: Session, monitor_id: int, keep: int) -> None:
     """Delete the monitor's check results beyond the newest `keep`."""
-    cutoff = session.execute(
-        select(CheckResult.id, CheckResult.checked_at).where(CheckResult.monitor_id == monitor_id)
-        .order_by(CheckResult.checked_at.desc(), CheckResult.id.desc()).offset(max(1, keep) - 1).limit(1)
-    ).first()
-    if cutoff is None:
-        return
-    cut_id, cut_at = cutoff
-    session.execute(
-        delete(CheckResult)
-        .where(CheckResult.monitor_id == monitor_id,
-               or_(CheckResult.checked_at < cut_at, and_(CheckResult.checked_at == cut_at, CheckResult.id < cut_id)))
-        .execution_options(synchronize_session=False)
-    )
+    trim_many(session=session, keep={monitor_id: keep})
+
+
+_TRIM = delete(CheckResult).where(CheckResult.monitor_id == bindparam("m"), CheckResult.id.in_(
+    select(CheckResult.id).where(CheckResult.monitor_id == bindparam("m"))
+    .order_by(CheckResult.checked_at.desc(), CheckResult.id.desc()).offset(bindparam("keep"))
+)).execution_options(synchronize_session=False)
+
+
+def trim_many(*, session: Session, keep: dict[int, int]) -> None:
+    """Delete each monitor's check results beyond its newest keep[monitor id], in one executemany."""
+    if keep:
+        session.flush()  # why: a Core statement on the session's connection does not autoflush
+        session.connection().execute(_TRIM, [{"m": monitor_id, "keep": max(1, n)}
+                                             for monitor_id, n in sorted(keep.items())])
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A check's outcome, to apply with apply_results."""
+
+    monitor_id: int
+    outcome: CheckOutcome
+    checked_at: datetime
+
+
+def apply_results(*, session: Session, checks: list[Checked], now: datetime, owner: str | None = None,
+                  retention: int = 1000) -> None:
+    """apply_result for several checks in one transaction: the monitors are locked and read in one statement (in id
+    order, so two schedulers never deadlock), and the writes go out together."""
+    ids = sorted({c.monitor_id for c in checks})
+    for i in range(0, len(ids), 500):
+        session.scalars(select(Monitor).where(Monitor.id.in_(ids[i:i + 500])).order_by(Monitor.id).with_for_update()
+                        .execution_options(populate_existing=True)).all()
+    keep: dict[int, int] = {}
+    for c in checks:
+        if apply_result(session=session, monitor_id=c.monitor_id, outcome=c.outcome, checked_at=c.checked_at, now=now,
+                        owner=owner, retention=retention, locked=True, batch=True) is not None:
+            keep[c.monitor_id] = max(retention, session.get(Monitor, c.monitor_id).recovery_threshold)
+    session.flush()
+    trim_many(session=session, keep=keep)
 
 
 def apply_result(
     *, session: Session, monitor_id: int, outcome: CheckOutcome, checked_at: datetime, now: datetime,
-    owner: str | None = None, retention: int = 1000,
+    owner: str | None = None, retention: int = 1000, locked: bool = False, batch: bool = False,
 ) -> CheckResult | None:
-    """Store a check result, keep the newest `retention`, advance the state machine and open/resolve incidents."""
-    monitor = session.get(Monitor, monitor_id, with_for_update=True, populate_existing=True)
+    """Store a check result, keep the newest `retention`, advance the state machine and open/resolve incidents.
+    `locked`: this transaction has already locked and read the monitor; `batch`: the caller flushes and trims
+    (apply_results)."""
+    if locked:
+        monitor = session.get(Monitor, monitor_id)
+    else:
+        monitor = session.get(Monitor, monitor_id, with_for_update=True, populate_existing=True)
     if monitor is None:  # deleted while its check ran
         return None
     if owner is None or monitor.lease_owner == owner:
@@ -368,7 +402,6 @@ def apply_result(
                          status_code=outcome.status_code, latency_ms=outcome.latency_ms, error_kind=outcome.error_kind,
                          error=outcome.error)
     session.add(result)
-    session.flush()
     if current:
         t = step(_state_of(monitor, recovery_started_at), ok=outcome.ok, error_kind=outcome.error_kind,
                  checked_at=checked_at, failure_threshold=monitor.failure_threshold,
@@ -381,8 +414,9 @@ def apply_result(
             _went_down(session, monitor, t.outage, outcome, checked_at, now)
         elif t.event == "up":
             _came_up(session, monitor, t.outage, t.recovered_at, checked_at, now)
-    session.flush()
-    trim_results(session=session, monitor_id=monitor.id, keep=max(retention, monitor.recovery_threshold))
+    if not batch:
+        session.flush()
+        trim_results(session=session, monitor_id=monitor.id, keep=max(retention, monitor.recovery_threshold))
     return result
 
 
