@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:8000", description="The URL people and senders reach BlameTrail at, for webhook URLs and invitation links; when unset, the address each request reached is used (scheme through BLAMETRAIL_TRUSTED_PROXIES). Set it behind a proxy or when senders reach another address.")
     monitor_scheduler: bool = Field(True, description="Run the monitor scheduler inside `serve` (turn off when dedicated `blametrail scheduler` processes run it).")
     monitor_concurrency: int = Field(50, ge=1, le=1000, description="Monitor checks that may run at the same time per scheduler process.")
-    monitor_tick_seconds: float = Field(1.0, gt=0, le=60, description="How often the scheduler looks for due monitor checks.")
+    monitor_tick_seconds: float = Field(1.0, gt=0, le=60, description="How often the scheduler looks for due monitor checks (sooner while all its check slots are busy: as soon as half are free).")
     check_retention: int = Field(1000, ge=10, description="Check results kept per monitor (older ones are deleted).")
     webhook_max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest webhook body accepted (bigger ones get 413 and store nothing).")
     connector_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Timeout of one request to an observability backend (Prometheus, Loki, Datadog, CloudWatch); a connection's options may override it.")

@@ -100,6 +100,26 @@ def test_the_incident_page_lists_similar_incidents(browser, team, client, rt):
     assert alone.select_one("#similar-none") is not None
 
 
+def test_the_incident_page_reuses_its_similar_panel_for_a_while(browser, team, client, monkeypatch):
+    from blametrail.web.pages import incidents as incident_pages
+
+    t = team()
+    first = _incident(client, t["owner"], "Checkout pool exhausted", ["checkout"])
+    subject = _incident(client, t["owner"], "Checkout pool exhausted again", ["checkout"])
+    calls: list[int] = []
+    real = incident_pages.similar_incidents.similar
+    monkeypatch.setattr(incident_pages.similar_incidents, "similar",
+                        lambda session, incident, **kw: calls.append(incident.id) or real(session, incident, **kw))
+    viewer = browser(t["viewer"])
+    for _ in range(3):
+        items = soup(viewer.get(f"/incidents/{subject}")).select("#similar-panel li.similar-item")
+        assert [int(li["data-incident"]) for li in items] == [first]
+    assert calls == [subject]  # computed once, reused by the next views
+    monkeypatch.setattr(incident_pages, "SIMILAR_TTL_SECONDS", 0.0)
+    viewer.get(f"/incidents/{subject}")
+    assert calls == [subject, subject]  # and computed again once it is older than the TTL
+
+
 def test_a_new_draft_points_a_repeated_action_item_at_the_open_one(client, factory, rt, clock, browser, team):
     t = team()
     owner = t["owner"]
