@@ -6,6 +6,7 @@ Usage:
       --redis-url redis://127.0.0.1:6379/5
   options: --rate 1000 --duration 30 --users 100 --web-processes 2 --serve-workers 1 --workers 2
            --alerts-per-delivery 10 --services 20 --senders 64 --think 1.0 --baseline 5 --profile-dir DIR
+           --summary-interval SECONDS
 
 What it does, in order:
 1. `blametrail db upgrade`, then --web-processes `blametrail serve` processes (each with --serve-workers uvicorn
@@ -86,6 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--think", type=float, default=1.0, help="mean seconds between two pages of one person (default: 1)")
     p.add_argument("--baseline", type=float, default=5.0, help="seconds of browsing before the storm (default: 5)")
     p.add_argument("--drain-timeout", type=float, default=300.0, help="give up waiting for the queue after (default: 300)")
+    p.add_argument("--summary-interval", type=int, default=None,
+                   help="BLAMETRAIL_SUMMARY_MIN_INTERVAL_SECONDS for the processes (default: the product's 30 s; the "
+                        "queue drain includes the last debounced live-summary rebuild, so a short storm waits for it)")
     p.add_argument("--profile-dir", default=None,
                    help="record py-spy profiles (collapsed stacks) of every web and worker process during the storm")
     args = p.parse_args(argv)
@@ -117,6 +121,8 @@ class Cluster:
             BLAMETRAIL_EMBEDDED_WORKERS="0", BLAMETRAIL_MONITOR_SCHEDULER="false", BLAMETRAIL_LOG_LEVEL="WARNING",
             BLAMETRAIL_DATA_DIR=str(workdir / "data"),
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+        if args.summary_interval is not None:
+            self.env["BLAMETRAIL_SUMMARY_MIN_INTERVAL_SECONDS"] = str(args.summary_interval)
         self.processes: dict[str, subprocess.Popen] = {}
         self.urls: list[str] = []
 

@@ -28,7 +28,8 @@ def test_small_storm_loses_no_alert_and_the_queue_drains(bench_load, database_ur
     result = bench_load.main([
         "--database-url", database_url, "--redis-url", redis_url, "--rate", "50", "--duration", "5",
         "--users", "5", "--web-processes", "1", "--workers", "2", "--baseline", "1", "--incidents", "4",
-        "--think", "0.5", "--drain-timeout", "60"])
+        "--think", "0.5", "--drain-timeout", "60", "--services", "4",
+        "--summary-interval", "2"])  # why: the drain waits for the last debounced summary rebuild (30 s by default)
 
     planned = result["deliveries_planned"]
     assert planned >= 20 and result["deliveries_acked"] == planned
