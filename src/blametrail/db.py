@@ -103,7 +103,7 @@ def _bad_text(value: object) -> str | None:
         if isinstance(v, str):
             if "\x00" in v:
                 return "nul"
-            if not v.isascii() and not storable_text(v):
+            if not storable_text(v):
                 return "surrogate"
         elif isinstance(v, dict):
             pending.extend(v.values())

@@ -372,8 +372,7 @@ def apply_results(*, session: Session, checks: list[Checked], now: datetime, own
         if apply_result(session=session, monitor_id=c.monitor_id, outcome=c.outcome, checked_at=c.checked_at, now=now,
                         owner=owner, retention=retention, locked=True, batch=True) is not None:
             keep[c.monitor_id] = max(retention, session.get(Monitor, c.monitor_id).recovery_threshold)
-    session.flush()
-    trim_many(session=session, keep=keep)
+    trim_many(session=session, keep=keep)  # flushes the batch's writes first
 
 
 def apply_result(

@@ -84,7 +84,9 @@ def rotate_secret(*, session: Session, actor: Actor, box: SecretBox, webhook_id:
 def by_uid(*, session: Session, uid: str, kind: str) -> Webhook:
     """Return the active webhook behind a receiver URL, or raise NotFound (unknown, wrong kind or disabled)."""
     known = db.memo(session).setdefault("webhooks_by_uid", {})  # why: a batch of deliveries reads each webhook once
-    hook = known[uid] if uid in known else known.setdefault(uid, session.scalar(select(Webhook).where(Webhook.uid == uid)))
+    if uid not in known:
+        known[uid] = session.scalar(select(Webhook).where(Webhook.uid == uid))
+    hook = known[uid]
     if hook is None or hook.kind != kind or hook.disabled_at is not None:
         raise NotFound("No active webhook at this URL.")
     return hook
